@@ -1,0 +1,278 @@
+/*
+ * ublk.h - the ublk protocol: kernel ABI, the backend interface, and the
+ * functions that create, serve, recover and remove a ublk device.
+ *
+ * ublk splits a block device in two.  The kernel driver (ublk_drv) owns
+ * /dev/ublkbN and turns every block request into a small descriptor; a
+ * server process (this program) fetches those descriptors through io_uring
+ * commands on /dev/ublkcN, does the I/O however it likes, and commits the
+ * result back.  ublk.c speaks that protocol and knows nothing about where
+ * the data lives: a backend (mem_backend.c) supplies it through
+ * struct ublk_backend_ops.
+ *
+ * The ABI definitions mirror include/uapi/linux/ublk_cmd.h (Linux 6.12);
+ * the project carries its own copy so it builds without kernel headers.
+ */
+#ifndef UBLK_MEM_UBLK_H
+#define UBLK_MEM_UBLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- kernel ABI: control commands on /dev/ublk-control ---- */
+
+/* The command payload, in the 80-byte command area of a 128-byte SQE. */
+struct ublksrv_ctrl_cmd {
+	uint32_t dev_id;	/* target device, or ~0U with ADD_DEV: any */
+	uint16_t queue_id;	/* ~0 for device-wide commands */
+	uint16_t len;		/* length of the buffer at addr */
+	uint64_t addr;		/* in/out buffer */
+	uint64_t data[1];	/* inline argument */
+	uint16_t dev_path_len;	/* unprivileged devices only */
+	uint16_t pad;
+	uint32_t reserved;
+};
+
+struct ublksrv_ctrl_dev_info {
+	uint16_t nr_hw_queues;
+	uint16_t queue_depth;
+	uint16_t state;		/* UBLK_S_DEV_* */
+	uint16_t pad0;
+	uint32_t max_io_buf_bytes;
+	uint32_t dev_id;
+	int32_t ublksrv_pid;
+	uint32_t pad1;
+	uint64_t flags;		/* UBLK_F_* */
+	uint64_t ublksrv_flags;	/* the server's own; the kernel keeps it */
+	uint32_t owner_uid;
+	uint32_t owner_gid;
+	uint64_t reserved1;
+	uint64_t reserved2;
+};
+
+/*
+ * Control opcodes, ioctl-encoded: _IOR/_IOWR('u', nr, struct
+ * ublksrv_ctrl_cmd).  The kernel compares only the nr byte, except for
+ * GET_FEATURES, which it compares whole.
+ */
+#define UBLK_U_CMD_GET_QUEUE_AFFINITY	0x80207501U
+#define UBLK_U_CMD_GET_DEV_INFO		0x80207502U
+#define UBLK_U_CMD_ADD_DEV		0xC0207504U
+#define UBLK_U_CMD_DEL_DEV		0xC0207505U
+#define UBLK_U_CMD_START_DEV		0xC0207506U
+#define UBLK_U_CMD_STOP_DEV		0xC0207507U
+#define UBLK_U_CMD_SET_PARAMS		0xC0207508U
+#define UBLK_U_CMD_GET_PARAMS		0x80207509U
+#define UBLK_U_CMD_START_USER_RECOVERY	0xC0207510U
+#define UBLK_U_CMD_END_USER_RECOVERY	0xC0207511U
+#define UBLK_U_CMD_GET_DEV_INFO2	0x80207512U
+#define UBLK_U_CMD_GET_FEATURES		0x80207513U
+#define UBLK_U_CMD_DEL_DEV_ASYNC	0x80207514U
+
+/* Device flags (dev_info.flags), also the GET_FEATURES answer. */
+#define UBLK_F_SUPPORT_ZERO_COPY	(1ULL << 0)
+#define UBLK_F_URING_CMD_COMP_IN_TASK	(1ULL << 1)
+#define UBLK_F_NEED_GET_DATA		(1ULL << 2)
+#define UBLK_F_USER_RECOVERY		(1ULL << 3)
+#define UBLK_F_USER_RECOVERY_REISSUE	(1ULL << 4)
+#define UBLK_F_UNPRIVILEGED_DEV		(1ULL << 5)
+#define UBLK_F_CMD_IOCTL_ENCODE		(1ULL << 6)
+#define UBLK_F_USER_COPY		(1ULL << 7)
+#define UBLK_F_ZONED			(1ULL << 8)
+
+/* dev_info.state */
+#define UBLK_S_DEV_DEAD		0
+#define UBLK_S_DEV_LIVE		1
+#define UBLK_S_DEV_QUIESCED	2
+
+struct ublk_param_basic {
+	uint32_t attrs;			/* UBLK_ATTR_* */
+	uint8_t logical_bs_shift;
+	uint8_t physical_bs_shift;
+	uint8_t io_opt_shift;
+	uint8_t io_min_shift;
+	uint32_t max_sectors;		/* largest request, in 512-byte units */
+	uint32_t chunk_sectors;
+	uint64_t dev_sectors;		/* capacity, in 512-byte units */
+	uint64_t virt_boundary_mask;
+};
+
+#define UBLK_ATTR_READ_ONLY		(1U << 0)
+#define UBLK_ATTR_ROTATIONAL		(1U << 1)
+#define UBLK_ATTR_VOLATILE_CACHE	(1U << 2)
+#define UBLK_ATTR_FUA			(1U << 3)
+
+struct ublk_param_discard {
+	uint32_t discard_alignment;
+	uint32_t discard_granularity;
+	uint32_t max_discard_sectors;
+	uint32_t max_write_zeroes_sectors;
+	uint16_t max_discard_segments;
+	uint16_t reserved0;
+};
+
+struct ublk_param_devt {		/* read-only: filled by GET_PARAMS */
+	uint32_t char_major;
+	uint32_t char_minor;
+	uint32_t disk_major;
+	uint32_t disk_minor;
+};
+
+struct ublk_param_zoned {
+	uint32_t max_open_zones;
+	uint32_t max_active_zones;
+	uint32_t max_zone_append_sectors;
+	uint8_t reserved[20];
+};
+
+struct ublk_params {
+	uint32_t len;			/* sizeof(struct ublk_params) */
+	uint32_t types;			/* UBLK_PARAM_TYPE_*: parts present */
+	struct ublk_param_basic basic;
+	struct ublk_param_discard discard;
+	struct ublk_param_devt devt;
+	struct ublk_param_zoned zoned;
+};
+
+#define UBLK_PARAM_TYPE_BASIC	(1U << 0)
+#define UBLK_PARAM_TYPE_DISCARD	(1U << 1)
+#define UBLK_PARAM_TYPE_DEVT	(1U << 2)
+#define UBLK_PARAM_TYPE_ZONED	(1U << 3)
+
+/* ---- kernel ABI: I/O commands on /dev/ublkcN ---- */
+
+/* The payload of FETCH / COMMIT_AND_FETCH / NEED_GET_DATA (16 bytes). */
+struct ublksrv_io_cmd {
+	uint16_t q_id;
+	uint16_t tag;		/* which request slot of the queue */
+	int32_t result;		/* COMMIT: bytes done, or -errno */
+	uint64_t addr;		/* buffer the kernel copies to/from */
+};
+
+#define UBLK_U_IO_FETCH_REQ		0xC0107520U
+#define UBLK_U_IO_COMMIT_AND_FETCH_REQ	0xC0107521U
+#define UBLK_U_IO_NEED_GET_DATA		0xC0107522U
+
+/* CQE results of the I/O commands. */
+#define UBLK_IO_RES_OK			0
+#define UBLK_IO_RES_NEED_GET_DATA	1
+#define UBLK_IO_RES_ABORT		(-19)	/* -ENODEV: tag is retired */
+
+/*
+ * One request, as the kernel describes it in the read-only array mapped
+ * from /dev/ublkcN; the array is indexed by tag.
+ */
+struct ublksrv_io_desc {
+	uint32_t op_flags;	/* op in bits 0-7, UBLK_IO_F_* above */
+	uint32_t nr_sectors;	/* length, in 512-byte units */
+	uint64_t start_sector;	/* offset, in 512-byte units */
+	uint64_t addr;		/* the buffer the server gave for this tag */
+};
+
+#define UBLK_IO_OP_READ		0
+#define UBLK_IO_OP_WRITE	1
+#define UBLK_IO_OP_FLUSH	2
+#define UBLK_IO_OP_DISCARD	3
+#define UBLK_IO_OP_WRITE_SAME	4
+#define UBLK_IO_OP_WRITE_ZEROES	5
+
+#define UBLK_IO_F_FUA		(1U << 13)
+#define UBLK_IO_F_NOUNMAP	(1U << 15)
+
+/* Where queue q's descriptor array lives in the /dev/ublkcN mapping. */
+#define UBLK_MAX_QUEUE_DEPTH	4096
+#define UBLKSRV_CMD_BUF_OFFSET	0
+
+/* USER_COPY: file offset of byte @off of the request (@q, @tag). */
+#define UBLKSRV_IO_BUF_OFFSET	0x80000000ULL
+#define UBLK_TAG_OFF		25
+#define UBLK_QID_OFF		41
+
+/* ---- the backend interface ---- */
+
+/*
+ * What a backend provides.  Offsets and lengths are in bytes and always
+ * lie inside the device.  Each callback returns 0 or -errno; a failure
+ * fails that one request with an I/O error and nothing else.  Callbacks of
+ * different queues run concurrently, on different threads.
+ */
+struct ublk_backend_ops {
+	const char *name;
+	/* Required: copy @len bytes at @off into @buf. */
+	int (*read)(void *data, void *buf, uint64_t off, uint32_t len);
+	/* Required: store @len bytes from @buf at @off. */
+	int (*write)(void *data, const void *buf, uint64_t off, uint32_t len);
+	/* Optional: make written data durable (no-op when absent). */
+	int (*flush)(void *data);
+	/* Optional: forget a range; it must read back as zeros. */
+	int (*discard)(void *data, uint64_t off, uint64_t len);
+	/* Optional: make a range read as zeros (required if discard is). */
+	int (*write_zeroes)(void *data, uint64_t off, uint64_t len);
+	/*
+	 * Optional: the address where bytes [@off, @off + @len) of the device
+	 * live contiguously in this process, or NULL.  With it, the copy
+	 * modes other than "bounce" let the kernel copy straight between a
+	 * request and the backend's memory: one copy instead of two.
+	 */
+	void *(*direct)(void *data, uint64_t off, uint32_t len, bool for_write);
+};
+
+/* How request data travels between the kernel and the backend. */
+enum ublk_copy_mode {
+	UBLK_COPY_BOUNCE,	/* per-tag buffer; kernel copies, we copy */
+	UBLK_COPY_GET_DATA,	/* NEED_GET_DATA: kernel copies to backend */
+	UBLK_COPY_USER,		/* USER_COPY: pread/pwrite on /dev/ublkcN */
+};
+
+/* What the user asked for. */
+struct ublk_config {
+	uint64_t size;		/* bytes */
+	unsigned block_size;	/* logical block size */
+	unsigned nr_queues;
+	unsigned depth;
+	int dev_id;		/* -1: first free */
+	enum ublk_copy_mode copy_mode;
+	unsigned poll_us;	/* spin this long before sleeping; 0 = never */
+	bool recoverable;	/* UBLK_F_USER_RECOVERY(_REISSUE) */
+	bool trace;		/* print every command and request */
+};
+
+/* A handle on /dev/ublk-control and the ring that talks to it. */
+struct ublk_ctrl;
+
+int ublk_ctrl_open(struct ublk_ctrl **ctrl, bool trace);
+void ublk_ctrl_close(struct ublk_ctrl *ctrl);
+
+/*
+ * Create a device as @cfg describes, serve it with @ops until SIGINT or
+ * SIGTERM, then remove it.  @on_live runs once the block device exists,
+ * with its id.  Returns 0 after a clean stop or -errno (after printing
+ * why); in every case no device is left behind unless it was created
+ * recoverable and the server is going away by crash.
+ */
+int ublk_serve(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
+	       const struct ublk_backend_ops *ops, void *data,
+	       void (*on_live)(int dev_id, void *arg), void *arg);
+
+/*
+ * Take over device @dev_id, whose server died, and serve it as
+ * ublk_serve() does.  @cfg is filled from the device's own settings.
+ */
+int ublk_recover(struct ublk_ctrl *ctrl, int dev_id, struct ublk_config *cfg,
+		 const struct ublk_backend_ops *ops, void *data,
+		 void (*on_live)(int dev_id, void *arg), void *arg);
+
+/* Read a device's settings and parameters (for `list`, `recover`). */
+int ublk_get_info(struct ublk_ctrl *ctrl, int dev_id,
+		  struct ublksrv_ctrl_dev_info *info, struct ublk_params *params);
+
+/* Remove a device whatever its state; waits up to @timeout_ms for it. */
+int ublk_delete(struct ublk_ctrl *ctrl, int dev_id, unsigned timeout_ms);
+
+/* Ids of existing ublk devices, ascending; returns the count or -errno. */
+int ublk_list_ids(int *ids, int max);
+
+/* Report a failure on stderr as "ublk-mem: ...". */
+void ublk_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,349 @@
+/*
+ * uring.c - io_uring from first principles: three system calls and two
+ * shared ring buffers, no liburing.
+ *
+ * Read this file first.  ublk.c uses these rings twice: one ring with
+ * 128-byte SQEs carries control commands to /dev/ublk-control, and one
+ * ring per hardware queue carries the I/O commands that fetch block
+ * requests from the kernel and commit their results.
+ *
+ * Life of a ring:
+ *   io_uring_setup()  -> the kernel creates the rings, tells us their layout
+ *   mmap() x 2 or 3   -> SQ ring (+ CQ ring, unless SINGLE_MMAP) + SQE array
+ *   loop: fill SQEs, publish SQ tail, io_uring_enter(), read CQEs, move head
+ *   munmap() + close()
+ */
+#include "uring.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/*
+ * The io_uring system call numbers.  Since Linux 5.1 new system calls get
+ * the same number on every architecture (alpha aside), so these hold for
+ * x86_64, arm64, riscv64 and the rest.
+ */
+enum {
+	NR_io_uring_setup = 425,
+	NR_io_uring_enter = 426,
+};
+
+/*
+ * Memory ordering, in one place.
+ *
+ * The kernel and this process read and write the ring indexes concurrently,
+ * on different CPUs.  Two guarantees make that safe:
+ *   - store_release(p, v): every memory write before it (e.g. filling an
+ *     SQE) is visible to whoever later load_acquire()s *p and sees v.
+ *   - load_acquire(p): every read after it (e.g. reading a CQE) sees at
+ *     least the memory the writer had written before its release store.
+ * The kernel uses smp_load_acquire()/smp_store_release() on the other side
+ * of each index, so each of our acquires pairs with one of its releases
+ * and vice versa.  read_once() is a plain but untorn load for an index
+ * only we write, or whose staleness is harmless.
+ */
+static inline unsigned load_acquire(const unsigned *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void store_release(unsigned *p, unsigned v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+static inline unsigned read_once(const unsigned *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static int sys_io_uring_setup(unsigned entries, struct io_uring_params *p)
+{
+	long ret = syscall(NR_io_uring_setup, entries, p);
+
+	return ret < 0 ? -errno : (int)ret;
+}
+
+static int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete,
+			      unsigned flags)
+{
+	long ret = syscall(NR_io_uring_enter, fd, to_submit, min_complete,
+			   flags, NULL, 0);
+
+	return ret < 0 ? -errno : (int)ret;
+}
+
+/* Map one ring region; returns NULL (errno set) on failure. */
+static void *map_region(int fd, size_t len, unsigned long long off)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_POPULATE, fd, (off_t)off);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Byte sizes of the ring mappings, as the kernel lays them out. */
+static size_t sq_ring_bytes(const struct io_uring_params *p)
+{
+	return p->sq_off.array + p->sq_entries * sizeof(unsigned);
+}
+
+static size_t cq_ring_bytes(const struct io_uring_params *p, unsigned cqe_size)
+{
+	return p->cq_off.cqes + (size_t)p->cq_entries * cqe_size;
+}
+
+/* Point the uring_sq/uring_cq fields into the mappings. */
+static void attach_rings(struct uring *r, const struct io_uring_params *p)
+{
+	char *sq = r->sq_map, *cq = r->cq_map;
+
+	r->sq.khead = (unsigned *)(sq + p->sq_off.head);
+	r->sq.ktail = (unsigned *)(sq + p->sq_off.tail);
+	r->sq.kflags = (unsigned *)(sq + p->sq_off.flags);
+	r->sq.kdropped = (unsigned *)(sq + p->sq_off.dropped);
+	r->sq.karray = (unsigned *)(sq + p->sq_off.array);
+	/* The masks never change: read them once into plain fields. */
+	r->sq.ring_mask = *(unsigned *)(sq + p->sq_off.ring_mask);
+	r->sq.ring_entries = *(unsigned *)(sq + p->sq_off.ring_entries);
+	r->sq.sqes = r->sqe_map;
+
+	r->cq.khead = (unsigned *)(cq + p->cq_off.head);
+	r->cq.ktail = (unsigned *)(cq + p->cq_off.tail);
+	r->cq.koverflow = (unsigned *)(cq + p->cq_off.overflow);
+	r->cq.cqes = cq + p->cq_off.cqes;
+	r->cq.ring_mask = *(unsigned *)(cq + p->cq_off.ring_mask);
+	r->cq.ring_entries = *(unsigned *)(cq + p->cq_off.ring_entries);
+
+	/*
+	 * The SQ ring holds indexes into the SQE array rather than SQEs.
+	 * We always use SQE i for slot i, so fill the array once here.
+	 */
+	for (unsigned i = 0; i < r->sq.ring_entries; i++)
+		r->sq.karray[i] = i;
+	r->sq.sqe_head = r->sq.sqe_tail = read_once(r->sq.ktail);
+}
+
+int uring_init(struct uring *r, unsigned entries, unsigned flags)
+{
+	struct io_uring_params p;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	memset(&p, 0, sizeof(p));
+	p.flags = flags;
+	r->fd = -1;
+
+	ret = sys_io_uring_setup(entries, &p);
+	if (ret < 0)
+		return ret;
+	r->fd = ret;
+	r->flags = flags;
+	r->features = p.features;
+	r->sqe_size = (flags & IORING_SETUP_SQE128) ? 128 : 64;
+	r->cqe_size = (flags & IORING_SETUP_CQE32) ? 32 : 16;
+
+	r->sq_map_len = sq_ring_bytes(&p);
+	r->cq_map_len = cq_ring_bytes(&p, r->cqe_size);
+	/* With SINGLE_MMAP one mapping, as large as either ring, holds both. */
+	if (p.features & IORING_FEAT_SINGLE_MMAP) {
+		if (r->cq_map_len > r->sq_map_len)
+			r->sq_map_len = r->cq_map_len;
+		r->cq_map_len = 0;
+	}
+
+	r->sq_map = map_region(r->fd, r->sq_map_len, IORING_OFF_SQ_RING);
+	if (!r->sq_map)
+		goto err;
+	if (p.features & IORING_FEAT_SINGLE_MMAP) {
+		r->cq_map = r->sq_map;
+	} else {
+		r->cq_map = map_region(r->fd, r->cq_map_len, IORING_OFF_CQ_RING);
+		if (!r->cq_map)
+			goto err;
+	}
+	r->sqe_map_len = (size_t)p.sq_entries * r->sqe_size;
+	r->sqe_map = map_region(r->fd, r->sqe_map_len, IORING_OFF_SQES);
+	if (!r->sqe_map)
+		goto err;
+
+	attach_rings(r, &p);
+	return 0;
+err:
+	ret = -errno;
+	uring_exit(r);
+	return ret;
+}
+
+int uring_init_best(struct uring *r, unsigned entries, unsigned required,
+		    const unsigned *optional, unsigned n_optional)
+{
+	unsigned flags = required;
+	int ret;
+
+	for (unsigned i = 0; i < n_optional; i++)
+		flags |= optional[i];
+	/* Older kernels answer EINVAL to flags they do not know: drop one. */
+	for (unsigned i = 0;; i++) {
+		ret = uring_init(r, entries, flags);
+		if (ret != -EINVAL || i == n_optional)
+			return ret;
+		flags &= ~optional[i];
+	}
+}
+
+/* One unwind path for every state: fully built, half built, or zeroed. */
+void uring_exit(struct uring *r)
+{
+	if (r->sqe_map)
+		munmap(r->sqe_map, r->sqe_map_len);
+	if (r->cq_map && r->cq_map != r->sq_map)
+		munmap(r->cq_map, r->cq_map_len);
+	if (r->sq_map)
+		munmap(r->sq_map, r->sq_map_len);
+	if (r->fd >= 0)
+		close(r->fd);
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+}
+
+struct io_uring_sqe *uring_get_sqe(struct uring *r)
+{
+	struct uring_sq *sq = &r->sq;
+	/*
+	 * Acquire pairs with the kernel's release of the SQ head after it
+	 * has copied an SQE: only then may we overwrite that slot.
+	 */
+	unsigned head = load_acquire(sq->khead);
+	struct io_uring_sqe *sqe;
+
+	if (sq->sqe_tail - head >= sq->ring_entries)
+		return NULL;
+	sqe = (struct io_uring_sqe *)(sq->sqes +
+		(size_t)(sq->sqe_tail & sq->ring_mask) * r->sqe_size);
+	sq->sqe_tail++;
+	memset(sqe, 0, r->sqe_size);
+	return sqe;
+}
+
+unsigned uring_sq_pending(const struct uring *r)
+{
+	/* Only the kernel writes the head; a stale value overstates. */
+	return r->sq.sqe_tail - read_once(r->sq.khead);
+}
+
+/* Make the SQEs filled since the last call visible to the kernel. */
+static void publish_sqes(struct uring *r)
+{
+	struct uring_sq *sq = &r->sq;
+
+	if (sq->sqe_head == sq->sqe_tail)
+		return;
+	/*
+	 * Release pairs with the kernel's acquire of the SQ tail in
+	 * io_submit_sqes(): the SQE contents are written before the tail.
+	 */
+	store_release(sq->ktail, sq->sqe_tail);
+	sq->sqe_head = sq->sqe_tail;
+}
+
+/* Publish pending SQEs and enter the kernel once (retrying EINTR). */
+static int submit(struct uring *r, unsigned wait_nr, unsigned flags)
+{
+	unsigned to_submit;
+	int ret;
+
+	publish_sqes(r);
+	/* Our tail minus the kernel's head: published, not yet consumed. */
+	to_submit = r->sq.sqe_tail - load_acquire(r->sq.khead);
+	if (!to_submit && !flags)
+		return 0;
+	do {
+		ret = sys_io_uring_enter(r->fd, to_submit, wait_nr, flags);
+	} while (ret == -EINTR);
+	return ret;
+}
+
+int uring_submit_and_wait(struct uring *r, unsigned wait_nr)
+{
+	return submit(r, wait_nr, wait_nr ? IORING_ENTER_GETEVENTS : 0);
+}
+
+int uring_submit_and_poll(struct uring *r)
+{
+	return submit(r, 0, IORING_ENTER_GETEVENTS);
+}
+
+unsigned uring_cq_ready(const struct uring *r)
+{
+	/*
+	 * Acquire pairs with the kernel's release of the CQ tail when it
+	 * posts a CQE: the CQE contents are visible once we see the tail.
+	 * The head is ours alone, so a plain load is enough.
+	 */
+	return load_acquire(r->cq.ktail) - read_once(r->cq.khead);
+}
+
+struct io_uring_cqe *uring_cqe_at(const struct uring *r, unsigned i)
+{
+	unsigned head = read_once(r->cq.khead) + i;
+
+	return (struct io_uring_cqe *)(r->cq.cqes +
+		(size_t)(head & r->cq.ring_mask) * r->cqe_size);
+}
+
+void uring_cq_advance(struct uring *r, unsigned n)
+{
+	/*
+	 * Release pairs with the kernel's acquire of the CQ head before it
+	 * reuses a slot: our reads of the CQEs happen before it may
+	 * overwrite them.
+	 */
+	if (n)
+		store_release(r->cq.khead, read_once(r->cq.khead) + n);
+}
+
+int uring_wait_cqe(struct uring *r, struct io_uring_cqe **cqe)
+{
+	int ret;
+
+	for (;;) {
+		*cqe = uring_peek_cqe(r);
+		if (*cqe)
+			return 0;
+		ret = uring_submit_and_wait(r, 1);
+		if (ret < 0 && ret != -EAGAIN && ret != -EBUSY)
+			return ret;
+	}
+}
+
+void uring_prep_nop(struct io_uring_sqe *sqe, uint64_t user_data)
+{
+	sqe->opcode = IORING_OP_NOP;
+	sqe->fd = -1;
+	sqe->user_data = user_data;
+}
+
+void uring_prep_rw(struct io_uring_sqe *sqe, int op, int fd, void *buf,
+		   uint32_t len, uint64_t off, uint64_t user_data)
+{
+	sqe->opcode = (uint8_t)op;
+	sqe->fd = fd;
+	sqe->addr = (uint64_t)(uintptr_t)buf;
+	sqe->len = len;
+	sqe->off = off;
+	sqe->user_data = user_data;
+}
+
+void uring_prep_cmd(struct io_uring_sqe *sqe, int fd, uint32_t cmd_op,
+		    const void *cmd, size_t cmd_len, uint64_t user_data)
+{
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->fd = fd;
+	sqe->cmd_op = cmd_op;
+	sqe->user_data = user_data;
+	memcpy(sqe->cmd, cmd, cmd_len);
+}
