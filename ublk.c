@@ -291,6 +291,7 @@ struct ublk_queue {
 	size_t bufs_len;
 	struct ublk_tag *tags;
 	unsigned live_tags;		/* tags not yet retired */
+	unsigned errors_reported;
 	cpu_set_t affinity;
 	pthread_t thread;
 	bool started;
@@ -376,12 +377,15 @@ static inline char *tag_buf(const struct ublk_queue *q, unsigned tag)
 	return q->bufs + (size_t)tag * MAX_IO_BYTES;
 }
 
-/* USER_COPY: the /dev/ublkcN file offset of a request's first byte. */
+/*
+ * USER_COPY: the /dev/ublkcN file offset of a request's first byte.  The
+ * base must be added, not OR-ed: tag bit 6 lands on the base's bit 31.
+ */
 static inline off_t user_copy_pos(const struct ublk_queue *q, unsigned tag)
 {
-	return (off_t)(UBLKSRV_IO_BUF_OFFSET |
-		       (uint64_t)q->q_id << UBLK_QID_OFF |
-		       (uint64_t)tag << UBLK_TAG_OFF);
+	return (off_t)(UBLKSRV_IO_BUF_OFFSET +
+		       ((uint64_t)q->q_id << UBLK_QID_OFF) +
+		       ((uint64_t)tag << UBLK_TAG_OFF));
 }
 
 /* pread/pwrite the whole range on /dev/ublkcN (USER_COPY mode). */
@@ -474,6 +478,18 @@ static void queue_get_data(struct ublk_queue *q, unsigned tag,
 		     dst ? dst : tag_buf(q, tag));
 }
 
+/* Say why a request failed; a queue reports its first few failures only. */
+static void queue_report_error(struct ublk_queue *q, unsigned tag, unsigned op,
+			       uint64_t off, uint64_t len, int res)
+{
+	if (q->errors_reported >= 10)
+		return;
+	ublk_err("queue %u tag %u: %s of %llu bytes at %llu failed: %s%s",
+		 q->q_id, tag, io_op_name(op), (unsigned long long)len,
+		 (unsigned long long)off, strerror(-res),
+		 ++q->errors_reported == 10 ? " (further failures not shown)" : "");
+}
+
 /* Serve the request now owned by @tag and queue its COMMIT_AND_FETCH. */
 static void queue_serve_request(struct ublk_queue *q, unsigned tag,
 				const struct ublksrv_io_desc *iod)
@@ -508,6 +524,8 @@ static void queue_serve_request(struct ublk_queue *q, unsigned tag,
 		break;
 	}
 	q->tags[tag].data_direct = false;
+	if (res < 0 && op != UBLK_IO_OP_FLUSH)
+		queue_report_error(q, tag, op, off, len, res);
 	if (__builtin_expect(dev->trace, 0))
 		ublk_err("q%u tag %u %s off %llu len %llu -> %d (%s)",
 			 q->q_id, tag, io_op_name(op), (unsigned long long)off,
