@@ -603,11 +603,6 @@ static int cmd_recover(int argc, char **argv)
 			 id, id);
 		goto err;
 	}
-	if (info.state == UBLK_S_DEV_LIVE) {
-		ublk_err("device %d is live (server pid %d); nothing to recover", id,
-			 info.ublksrv_pid);
-		goto err;
-	}
 	if (!store_path) {
 		default_store_path(path, sizeof(path), id);
 		store_path = path;

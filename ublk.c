@@ -1050,6 +1050,51 @@ out:
 	return ret;
 }
 
+static bool pid_alive(int pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/*
+ * START_USER_RECOVERY is accepted once the old server is gone and the
+ * kernel has quiesced the device.  Right after a crash the kernel may
+ * still be tearing the old server down: wait for that, bounded.
+ */
+static int start_recovery(struct ublk_ctrl *ctrl,
+			  struct ublksrv_ctrl_dev_info *info, int dev_id)
+{
+	int ret;
+
+	for (int ms = 0;; ms += 50) {
+		if (info->state == UBLK_S_DEV_LIVE && pid_alive(info->ublksrv_pid)) {
+			ublk_err("device %d is live (server pid %d); nothing to recover",
+				 dev_id, info->ublksrv_pid);
+			return -EBUSY;
+		}
+		if (info->state == UBLK_S_DEV_DEAD) {
+			ublk_err("device %d is stopped; it cannot be recovered (remove it: ublk-mem del %d)",
+				 dev_id, dev_id);
+			return -ENODEV;
+		}
+		ret = -EBUSY;
+		if (info->state == UBLK_S_DEV_QUIESCED)
+			ret = ctrl_cmd(ctrl, UBLK_U_CMD_START_USER_RECOVERY,
+				       (uint32_t)dev_id, NULL, 0, 0);
+		if (ret != -EBUSY || ms >= 10000)
+			break;
+		usleep(50000);
+		ret = ctrl_cmd(ctrl, UBLK_U_CMD_GET_DEV_INFO, (uint32_t)dev_id,
+			       info, sizeof(*info), 0);
+		if (ret < 0)
+			break;
+	}
+	if (ret < 0)
+		ublk_err("START_USER_RECOVERY for device %d: %s%s", dev_id,
+			 strerror(-ret), ret == -EBUSY ?
+			 " (its old server has not finished exiting)" : "");
+	return ret;
+}
+
 int ublk_recover(struct ublk_ctrl *ctrl, int dev_id, struct ublk_config *cfg,
 		 const struct ublk_backend_ops *ops, void *data,
 		 void (*on_live)(int dev_id, void *arg), void *arg)
@@ -1069,28 +1114,21 @@ int ublk_recover(struct ublk_ctrl *ctrl, int dev_id, struct ublk_config *cfg,
 	dev.copy_mode = (dev.info.flags & UBLK_F_USER_COPY) ? UBLK_COPY_USER :
 			(dev.info.flags & UBLK_F_NEED_GET_DATA) ? UBLK_COPY_GET_DATA :
 			UBLK_COPY_BOUNCE;
-	ret = ctrl_cmd(ctrl, UBLK_U_CMD_START_USER_RECOVERY, (uint32_t)dev_id,
-		       NULL, 0, 0);
-	if (ret < 0) {
-		ublk_err("START_USER_RECOVERY for device %d: %s%s", dev_id,
-			 strerror(-ret), ret == -EBUSY ?
-			 " (its server is still running or still exiting)" : "");
+	ret = start_recovery(ctrl, &dev.info, dev_id);
+	if (ret < 0)
 		goto out;
-	}
 	ret = dev_start_queues(&dev);
 	if (ret == 0)
 		ret = ctrl_cmd(ctrl, UBLK_U_CMD_END_USER_RECOVERY,
 			       (uint32_t)dev_id, NULL, 0, (uint64_t)getpid());
 	if (ret < 0) {
-		ublk_err("recovering device %d: %s", dev_id, strerror(-ret));
 		/*
-		 * Leave the device recoverable: close our channel without
-		 * STOP_DEV so another attempt can take over.
+		 * No STOP_DEV: the device stays recoverable.  The caller
+		 * exits, and closing our rings and channel hands the device
+		 * back to the kernel for the next attempt.
 		 */
+		ublk_err("recovering device %d: %s", dev_id, strerror(-ret));
 		atomic_store(&dev.stopping, true);
-		for (unsigned i = 0; dev.queues && i < dev.info.nr_hw_queues; i++)
-			if (dev.queues[i].started)
-				pthread_kill(dev.queues[i].thread, SIGKILL);
 		goto out;
 	}
 	ret = dev_run(&dev, &set, on_live, arg);

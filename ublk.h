@@ -256,7 +256,10 @@ int ublk_serve(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 
 /*
  * Take over device @dev_id, whose server died, and serve it as
- * ublk_serve() does.  @cfg is filled from the device's own settings.
+ * ublk_serve() does.  @cfg supplies trace/poll settings; the rest comes
+ * from the device.  On failure the caller must exit without further ublk
+ * calls: closing this process's rings and channel leaves the device ready
+ * for another recovery attempt.
  */
 int ublk_recover(struct ublk_ctrl *ctrl, int dev_id, struct ublk_config *cfg,
 		 const struct ublk_backend_ops *ops, void *data,
