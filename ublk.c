@@ -1043,7 +1043,7 @@ del:
 	if (del == -EBUSY)
 		ublk_err("/dev/ublkb%d is removed; its id is freed when its last user lets go",
 			 dev.id);
-	else if (del < 0)
+	else if (del < 0 && del != -ENODEV)	/* ENODEV: someone removed it */
 		ublk_err("DEL_DEV for device %d: %s", dev.id, strerror(-del));
 out:
 	sem_destroy(&dev.setup_done);
