@@ -65,10 +65,6 @@ int parse_size(const char *s, uint64_t *out)
 	case 'G': case 'g': shift = 30; p++; break;
 	case 'T': case 't': shift = 40; p++; break;
 	}
-	if (*p == 'i' && shift)		/* also accept MiB-style "64Mi" */
-		p++;
-	if (*p == 'B' && shift)
-		p++;
 	if (*p || (shift && v > (UINT64_MAX >> shift)))
 		return -EINVAL;
 	*out = v << shift;
