@@ -74,24 +74,27 @@ int parse_size(const char *s, uint64_t *out)
 /* Map a file of @size bytes on tmpfs (the recoverable store). */
 static int map_file(struct mem_store *s, const char *path, unsigned flags)
 {
-	int oflags = O_RDWR | O_CLOEXEC | ((flags & MEM_STORE_CREATE) ? O_CREAT | O_EXCL : 0);
+	bool create = flags & MEM_STORE_CREATE;
 	struct stat st;
 	void *p;
+	int err;
 
-	s->fd = open(path, oflags, 0600);
+	s->fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
 	if (s->fd < 0) {
-		ublk_err("%s: %s%s", path, strerror(errno),
-			 errno == EEXIST ? " (a store of another device? remove it or pick --store)" : "");
-		return -errno;
+		err = errno;
+		ublk_err("%s: %s%s", path, strerror(err),
+			 err == EEXIST ? " (the store of another device? remove it or pick --store)" :
+			 err == ENOENT && !create ? " (the store is gone: the data cannot be recovered; ublk-mem del removes the device)" : "");
+		return -err;
 	}
-	if (flags & MEM_STORE_CREATE) {
+	if (create) {
 		if (ftruncate(s->fd, (off_t)s->size) < 0)
 			goto err;
 	} else {
 		if (fstat(s->fd, &st) < 0)
 			goto err;
 		if ((uint64_t)st.st_size != s->size) {
-			ublk_err("%s: store is %lld bytes but the device is %llu bytes",
+			ublk_err("%s: the store is %lld bytes but the device is %llu bytes",
 				 path, (long long)st.st_size, (unsigned long long)s->size);
 			close(s->fd);
 			s->fd = -1;
@@ -104,50 +107,67 @@ static int map_file(struct mem_store *s, const char *path, unsigned flags)
 	s->base = p;
 	return 0;
 err:
-	ublk_err("%s: %s", path, strerror(errno));
+	err = errno;
+	ublk_err("%s: %s", path, strerror(err));
 	close(s->fd);
 	s->fd = -1;
-	return -errno;
+	if (create)
+		unlink(path);
+	return -err;
+}
+
+/* Fault in and pin every page now: no allocation while serving. */
+static int lock_all(struct mem_store *s)
+{
+	if (mlock(s->base, s->size) < 0) {
+		int err = errno;
+
+		ublk_err("cannot allocate and lock %llu bytes of RAM: %s",
+			 (unsigned long long)s->size, strerror(err));
+		return -err;
+	}
+	s->locked = true;
+	return 0;
 }
 
 int mem_store_open(struct mem_store *s, uint64_t size, unsigned flags,
 		   const char *path)
 {
 	void *p;
+	int ret;
 
 	memset(s, 0, sizeof(*s));
 	s->size = size;
 	s->fd = -1;
 	s->page = (unsigned)sysconf(_SC_PAGESIZE);
-	if (path)
-		return map_file(s, path, flags);
-
-	/*
-	 * Reserve address space only: MAP_NORESERVE skips the overcommit
-	 * charge, and a page is allocated on its first write.
-	 */
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED) {
-		ublk_err("cannot reserve %llu bytes of address space: %s",
-			 (unsigned long long)size, strerror(errno));
-		return -errno;
-	}
-	s->base = p;
-	if (flags & MEM_STORE_PREALLOC) {
-		/* Fault in and pin every page now: no allocation while serving. */
-		if (mlock(p, size) < 0) {
-			int err = errno;
-
-			ublk_err("cannot allocate and lock %llu bytes of RAM: %s",
-				 (unsigned long long)size, strerror(err));
-			munmap(p, size);
-			s->base = NULL;
-			return -err;
+	if (path) {
+		ret = map_file(s, path, flags);
+	} else {
+		/*
+		 * Reserve address space only: MAP_NORESERVE skips the
+		 * overcommit charge, and a page is allocated on its first
+		 * write.
+		 */
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED) {
+			ret = -errno;
+			ublk_err("cannot reserve %llu bytes of address space: %s",
+				 (unsigned long long)size, strerror(-ret));
+		} else {
+			s->base = p;
+			ret = 0;
 		}
-		s->locked = true;
 	}
-	return 0;
+	if (ret == 0 && (flags & MEM_STORE_PREALLOC)) {
+		ret = lock_all(s);
+		if (ret < 0) {
+			mem_store_close(s);
+			if (path && (flags & MEM_STORE_CREATE))
+				unlink(path);
+		}
+	}
+	return ret;
 }
 
 void mem_store_close(struct mem_store *s)

@@ -127,15 +127,32 @@ static void attach_rings(struct uring *r, const struct io_uring_params *p)
 	r->sq.sqe_head = r->sq.sqe_tail = read_once(r->sq.ktail);
 }
 
+/* Unmap whatever part of the three regions is mapped. */
+static void unmap_rings(struct uring *r)
+{
+	if (r->sqe_map)
+		munmap(r->sqe_map, r->sqe_map_len);
+	if (r->cq_map && r->cq_map != r->sq_map)
+		munmap(r->cq_map, r->cq_map_len);
+	if (r->sq_map)
+		munmap(r->sq_map, r->sq_map_len);
+}
+
+/* Forget everything: a released ring reads as "no ring" (fd -1). */
+static void reset(struct uring *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+}
+
 int uring_init(struct uring *r, unsigned entries, unsigned flags)
 {
 	struct io_uring_params p;
 	int ret;
 
-	memset(r, 0, sizeof(*r));
+	reset(r);
 	memset(&p, 0, sizeof(p));
 	p.flags = flags;
-	r->fd = -1;
 
 	ret = sys_io_uring_setup(entries, &p);
 	if (ret < 0)
@@ -173,8 +190,11 @@ int uring_init(struct uring *r, unsigned entries, unsigned flags)
 	attach_rings(r, &p);
 	return 0;
 err:
+	/* The one unwind path for a half-built ring. */
 	ret = -errno;
-	uring_exit(r);
+	unmap_rings(r);
+	close(r->fd);
+	reset(r);
 	return ret;
 }
 
@@ -195,19 +215,18 @@ int uring_init_best(struct uring *r, unsigned entries, unsigned required,
 	}
 }
 
-/* One unwind path for every state: fully built, half built, or zeroed. */
+/*
+ * A ring that uring_init() completed always has its SQ mapping, so a
+ * zeroed or already released ring (no mapping) owns no descriptor: its
+ * fd field, 0 or -1, is not ours to close.
+ */
 void uring_exit(struct uring *r)
 {
-	if (r->sqe_map)
-		munmap(r->sqe_map, r->sqe_map_len);
-	if (r->cq_map && r->cq_map != r->sq_map)
-		munmap(r->cq_map, r->cq_map_len);
-	if (r->sq_map)
-		munmap(r->sq_map, r->sq_map_len);
-	if (r->fd >= 0)
+	if (r->sq_map) {
+		unmap_rings(r);
 		close(r->fd);
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
+	}
+	reset(r);
 }
 
 struct io_uring_sqe *uring_get_sqe(struct uring *r)

@@ -171,7 +171,10 @@ int uring_init(struct uring *r, unsigned entries, unsigned flags);
 int uring_init_best(struct uring *r, unsigned entries, unsigned required,
 		    const unsigned *optional, unsigned n_optional);
 
-/* Unmap the rings and close the ring descriptor. Safe on a zeroed ring. */
+/*
+ * Unmap the rings and close the ring descriptor.  Safe on a zeroed ring,
+ * after a failed uring_init(), and twice.
+ */
 void uring_exit(struct uring *r);
 
 /* Next free SQE, zeroed, or NULL when the SQ is full (submit first). */
