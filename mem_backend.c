@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -491,12 +490,9 @@ static int cmd_serve(int argc, char **argv)
 
 static const char *state_name(const struct ublksrv_ctrl_dev_info *info)
 {
-	bool server_alive = info->ublksrv_pid > 0 &&
-			    (kill(info->ublksrv_pid, 0) == 0 || errno == EPERM);
-
 	switch (info->state) {
 	case UBLK_S_DEV_LIVE:
-		return server_alive ? "live" : "live,no-server";
+		return ublk_server_running(info) ? "live" : "live,no-server";
 	case UBLK_S_DEV_QUIESCED:
 		return (info->flags & UBLK_F_USER_RECOVERY) ? "recoverable" : "quiesced";
 	default:

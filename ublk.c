@@ -1050,9 +1050,26 @@ out:
 	return ret;
 }
 
-static bool pid_alive(int pid)
+bool ublk_server_running(const struct ublksrv_ctrl_dev_info *info)
 {
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	if (info->ublksrv_pid <= 0)
+		return false;
+	/* A killed server that nobody has reaped yet is a zombie: gone. */
+	snprintf(path, sizeof(path), "/proc/%d/stat", info->ublksrv_pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* "pid (comm) S ...": comm may hold spaces */
+	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
 }
 
 /*
@@ -1066,7 +1083,9 @@ static int start_recovery(struct ublk_ctrl *ctrl,
 	int ret;
 
 	for (int ms = 0;; ms += 50) {
-		if (info->state == UBLK_S_DEV_LIVE && pid_alive(info->ublksrv_pid)) {
+		/* A server killed a moment ago may take a little to be gone. */
+		if (info->state == UBLK_S_DEV_LIVE && ublk_server_running(info) &&
+		    ms >= 1000) {
 			ublk_err("device %d is live (server pid %d); nothing to recover",
 				 dev_id, info->ublksrv_pid);
 			return -EBUSY;

@@ -269,6 +269,9 @@ int ublk_recover(struct ublk_ctrl *ctrl, int dev_id, struct ublk_config *cfg,
 int ublk_get_info(struct ublk_ctrl *ctrl, int dev_id,
 		  struct ublksrv_ctrl_dev_info *info, struct ublk_params *params);
 
+/* Is the device's server process still running (not gone, not a zombie)? */
+bool ublk_server_running(const struct ublksrv_ctrl_dev_info *info);
+
 /* Remove a device whatever its state; waits up to @timeout_ms for it. */
 int ublk_delete(struct ublk_ctrl *ctrl, int dev_id, unsigned timeout_ms);
 
