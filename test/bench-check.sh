@@ -1,0 +1,174 @@
+#!/bin/sh
+# bench-check.sh RESULTS_DIR: check that a results directory of bench.sh is
+# complete and parses; it does not judge speed.
+#
+# Checks: every file is there and not empty; summary.csv and raw.csv have
+# their header, a row for every job on every device (ublk-mem, brd,
+# null_blk, loop, and ublk-mem-q2 for the two-job run) and as many raw rows
+# as rounds, with numbers where numbers belong; memory.csv holds ublk-mem's
+# resident memory; ratio.svg is an SVG with bars; summary.md has the table.
+# On a host run (bench.sh --host) devices listed as skipped in meta.txt may
+# be missing; in the VM nothing may be skipped.
+#
+# Exit status: 0 when everything checks out, 1 otherwise (each problem is
+# printed on stderr).
+set -u
+
+JOBS="ref-seqread-4k-qd1 randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1 seqread-128k-qd8"
+JOBS="$JOBS randrw70-4k-qd16 randread-4k-qd32x2"
+DEVICES="ublk-mem brd null_blk loop"
+SCALING_JOB=randread-4k-qd32x2
+SUMMARY_HEADER="job,device,rounds,iops,iops_min,iops_max,mib_s,p50_us,p99_us,ratio_brd,cpu_us_per_io"
+RAW_HEADER="device,job,round,iops,mib_s,p50_us,p99_us,ios,write_bytes,cpu_us_per_io"
+MEM_HEADER="device,size_bytes,bytes_written,vmrss_kib,vmhwm_kib"
+
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then
+	echo "usage: test/bench-check.sh RESULTS_DIR (a directory bench.sh wrote)" >&2
+	exit 1
+fi
+DIR=$1
+PROBLEMS=0
+
+bad() {
+	echo "bench-check: $DIR: $*" >&2
+	PROBLEMS=$((PROBLEMS + 1))
+}
+
+# meta KEY: a value of meta.txt.
+meta() {
+	sed -n "s/^$1=//p" "$DIR/meta.txt" | head -n 1
+}
+
+for f in summary.csv raw.csv memory.csv meta.txt summary.md ratio.svg; do
+	[ -s "$DIR/$f" ] || bad "$f is missing or empty"
+done
+if [ "$PROBLEMS" -gt 0 ]; then
+	echo "bench-check: $DIR: FAIL ($PROBLEMS problems)" >&2
+	exit 1
+fi
+
+[ "$(head -n 1 "$DIR/summary.csv")" = "$SUMMARY_HEADER" ] || bad "summary.csv: unexpected header"
+[ "$(head -n 1 "$DIR/raw.csv")" = "$RAW_HEADER" ] || bad "raw.csv: unexpected header"
+[ "$(head -n 1 "$DIR/memory.csv")" = "$MEM_HEADER" ] || bad "memory.csv: unexpected header"
+
+ROUNDS=$(meta rounds)
+case $ROUNDS in '' | *[!0-9]*) bad "meta.txt: rounds is '$ROUNDS', not a number"; ROUNDS=1 ;; esac
+[ "$(meta failures)" = 0 ] || bad "meta.txt: $(meta failures) runs failed"
+SKIPPED=$(meta skipped)
+case $(meta machine) in
+VM*) [ -z "$SKIPPED" ] || bad "devices were skipped in the VM: $SKIPPED" ;;
+'') bad "meta.txt: no machine line" ;;
+esac
+
+# The rows there must be: "job device" lines.
+expected() {
+	for j in $JOBS; do
+		devs=$DEVICES
+		[ "$j" = "$SCALING_JOB" ] && devs="$devs ublk-mem-q2"
+		for d in $devs; do
+			case "; $SKIPPED" in *"; $d: "*) continue ;; esac
+			echo "$j $d"
+		done
+	done
+}
+EXPECTED=$(expected)
+BRD_SKIPPED=0
+case "; $SKIPPED" in *"; brd: "*) BRD_SKIPPED=1 ;; esac
+
+# summary.csv: one row per job and device, numbers in their columns.
+awk -F, -v expected="$EXPECTED" -v rounds="$ROUNDS" -v nobrd="$BRD_SKIPPED" '
+function num(x) { return x ~ /^[0-9]+(\.[0-9]+)?$/ }
+function bad(msg) { print "bench-check: summary.csv line " FNR ": " msg > "/dev/stderr"; errs++ }
+BEGIN {
+	n = split(expected, E, "\n")
+	for (i = 1; i <= n; i++)
+		want[E[i]] = 1
+}
+FNR == 1 { next }
+{
+	k = $1 " " $2
+	if (NF != 11) { bad("has " NF " fields, not 11"); next }
+	if (!(k in want)) bad("unexpected row " k)
+	if (k in seen) bad("second row for " k)
+	seen[k] = 1
+	if ($3 != rounds) bad(k ": " $3 " rounds, meta.txt says " rounds)
+	for (c = 4; c <= 9; c++)
+		if (!num($c)) bad(k ": column " c " is \"" $c "\", not a number")
+	if ($4 <= 0) bad(k ": no IOPS")
+	if ($5 > $4 || $4 > $6) bad(k ": median IOPS " $4 " outside min-max " $5 "-" $6)
+	if (!nobrd && !num($10)) bad(k ": ratio to brd is \"" $10 "\"")
+	if ($2 ~ /^ublk-mem/ && !num($11)) bad(k ": server CPU per I/O is \"" $11 "\"")
+	if ($2 !~ /^ublk-mem/ && $11 != "") bad(k ": CPU per I/O for a kernel device")
+}
+END {
+	for (k in want)
+		if (!(k in seen)) {
+			print "bench-check: summary.csv: no row for " k > "/dev/stderr"
+			errs++
+		}
+	exit errs > 0
+}' "$DIR/summary.csv" || bad "summary.csv is incomplete or malformed"
+
+# raw.csv: ROUNDS rows per job and device, numbers in their columns.
+awk -F, -v expected="$EXPECTED" -v rounds="$ROUNDS" '
+function num(x) { return x ~ /^[0-9]+(\.[0-9]+)?$/ }
+function bad(msg) { print "bench-check: raw.csv line " FNR ": " msg > "/dev/stderr"; errs++ }
+BEGIN {
+	n = split(expected, E, "\n")
+	for (i = 1; i <= n; i++)
+		want[E[i]] = 1
+}
+FNR == 1 { next }
+{
+	k = $2 " " $1
+	if (NF != 10) { bad("has " NF " fields, not 10"); next }
+	if (!(k in want)) bad("unexpected row " k)
+	count[k]++
+	for (c = 3; c <= 9; c++)
+		if (!num($c)) bad(k ": column " c " is \"" $c "\", not a number")
+	if ($1 ~ /^ublk-mem/ && !num($10)) bad(k ": server CPU per I/O is \"" $10 "\"")
+}
+END {
+	for (k in want)
+		if (count[k] != rounds) {
+			print "bench-check: raw.csv: " count[k] + 0 " rows for " k ", not " rounds > "/dev/stderr"
+			errs++
+		}
+	exit errs > 0
+}' "$DIR/raw.csv" || bad "raw.csv is incomplete or malformed"
+
+# memory.csv: ublk-mem's resident memory, a sane share of what it holds.
+awk -F, '
+function num(x) { return x ~ /^[0-9]+$/ }
+FNR == 1 { next }
+$1 == "ublk-mem" {
+	found = 1
+	if (!num($2) || !num($3) || !num($4) || !num($5)) {
+		print "bench-check: memory.csv: not numbers: " $0 > "/dev/stderr"
+		exit 1
+	}
+	if ($4 <= 0) {
+		print "bench-check: memory.csv: no resident memory for ublk-mem" > "/dev/stderr"
+		exit 1
+	}
+}
+END { exit !found }' "$DIR/memory.csv" || bad "memory.csv has no usable ublk-mem row"
+
+# ratio.svg: a whole SVG document with at least one bar and the 1.0 line.
+svg=$DIR/ratio.svg
+if ! grep -q '<svg' "$svg" || ! grep -q '</svg>' "$svg"; then
+	bad "ratio.svg is not a complete SVG document"
+fi
+if [ "$BRD_SKIPPED" = 0 ]; then
+	grep -q '<rect x="270"' "$svg" || bad "ratio.svg has no bars"
+	grep -q 'brd = 1.0' "$svg" || bad "ratio.svg has no brd = 1.0 line"
+fi
+
+grep -q '^| Job | Device | IOPS' "$DIR/summary.md" || bad "summary.md has no table"
+
+if [ "$PROBLEMS" -gt 0 ]; then
+	echo "bench-check: $DIR: FAIL ($PROBLEMS problems)" >&2
+	exit 1
+fi
+echo "bench-check: $DIR: OK ($(($(wc -l <"$DIR/summary.csv") - 1)) rows, $ROUNDS round(s))"
+exit 0
