@@ -1,0 +1,419 @@
+# shellcheck shell=sh
+# Shared helpers for the shell tests of test/suite (busybox ash, dash, bash).
+#
+# A test is a script t-NAME.sh that sources this file and exits
+#   0  passed        (reaching the end of the script)
+#   77 skipped       skip "why"
+#   1  failed        fail "what went wrong"
+# test/suite/run.sh runs every test in its own session under a timeout and
+# cleans up what a test leaves behind; a test may also run on its own:
+#   sudo sh test/suite/t-size.sh
+#
+# Variables a test may use after start_ublk: DEV (/dev/ublkbN), SRV_ID (N),
+# SRV_PID, SRV_ERR (file holding the server's stderr), and T_TMP, a private
+# scratch directory removed at exit. Sizes are in bytes unless named _kb.
+# shellcheck disable=SC2034 # variables set here are for the tests
+
+SKIP=77
+KiB=1024
+MiB=1048576
+
+# The test/ directory; outside the VM the server is the repository's ./ublk-mem.
+: "${TEST_ROOT:=$(cd "$(dirname "$0")/.." && pwd)}"
+if [ -z "${UBLK_MEM:-}" ]; then
+	if [ "${UBLKMEM_VM:-0}" = 1 ]; then
+		UBLK_MEM=ublk-mem
+	else
+		UBLK_MEM=$(cd "$TEST_ROOT/.." && pwd)/ublk-mem
+	fi
+fi
+UBLKMEM_MODULES=${UBLKMEM_MODULES:-/lib/modules}
+FIO=${FIO:-/usr/bin/fio}
+
+# Print the first of the given paths that is executable.
+first_tool() {
+	for _t in "$@"; do
+		[ -x "$_t" ] && { echo "$_t"; return 0; }
+	done
+	return 1
+}
+# util-linux and e2fsprogs by full path: busybox sh runs its own applets
+# (which lack options such as blkdiscard -z) before looking at PATH.
+BLKDISCARD=$(first_tool /usr/sbin/blkdiscard /sbin/blkdiscard /usr/bin/blkdiscard) || BLKDISCARD=
+BLOCKDEV=$(first_tool /usr/sbin/blockdev /sbin/blockdev) || BLOCKDEV=blockdev
+MKFS_EXT4=$(first_tool /usr/sbin/mkfs.ext4 /sbin/mkfs.ext4) || MKFS_EXT4=
+E2FSCK=$(first_tool /usr/sbin/e2fsck /sbin/e2fsck) || E2FSCK=
+
+STEP=
+_nsrv=0
+
+# --- reporting -------------------------------------------------------------
+
+say() { echo "# $*"; }
+
+# Name what the test is doing now; fail reports it.
+step() {
+	STEP=$*
+	echo "== [$(($(date +%s) - T_START))s] $*"
+}
+
+# Print what helps to understand a failure: the step, the servers' stderr,
+# the kernel's last words.
+context() {
+	[ -n "$STEP" ] && echo "  during: $STEP"
+	for _f in "$T_TMP"/srv*.err; do
+		[ -s "$_f" ] || continue
+		echo "  server stderr ($_f):"
+		tail -n 15 "$_f" | sed 's/^/    /'
+	done
+	if [ "${UBLKMEM_VM:-0}" = 1 ]; then
+		echo "  dmesg:"
+		dmesg | tail -n 10 | sed 's/^/    /'
+	fi
+}
+
+# fail MESSAGE: stop the test as failed. The message also goes to
+# $T_OUT/fail, so a fail inside a subshell still fails the test.
+fail() {
+	echo "FAIL: $*"
+	[ -n "${T_OUT:-}" ] && echo "$*" >>"$T_OUT/fail"
+	context
+	exit 1
+}
+
+# skip REASON: stop the test as skipped.
+skip() {
+	echo "SKIP: $*"
+	[ -n "${T_OUT:-}" ] && echo "$*" >"$T_OUT/skip"
+	exit "$SKIP"
+}
+
+# expect_eq GOT WANT WHAT
+expect_eq() {
+	[ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
+}
+
+# --- cleanup ---------------------------------------------------------------
+
+_cleanup() {
+	_rc=$?
+	trap - EXIT
+	if [ -s "$T_TMP/mounts" ]; then
+		sort -r "$T_TMP/mounts" | while read -r _m; do
+			umount "$_m" 2>/dev/null || umount -l "$_m" 2>/dev/null
+		done
+	fi
+	_pids=$(cat "$T_TMP/pids" 2>/dev/null)
+	for _p in $_pids; do
+		alive "$_p" && kill -TERM "$_p" 2>/dev/null
+	done
+	for _p in $_pids; do
+		_i=0
+		while alive "$_p" && [ $_i -lt 50 ]; do
+			sleep 0.1
+			_i=$((_i + 1))
+		done
+		alive "$_p" && kill -KILL "$_p" 2>/dev/null
+	done
+	cd /
+	rm -rf "$T_TMP"
+	exit "$_rc"
+}
+
+# --- processes and devices -------------------------------------------------
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+	_s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	_s=${_s##*) }
+	[ "${_s%% *}" != Z ]
+}
+
+# run_with_timeout SECS CMD...: CMD's status, or non-zero when it took too long.
+run_with_timeout() {
+	_secs=$1
+	shift
+	timeout "$_secs" "$@"
+}
+
+# wait_gone PATH... [-t SECS]: wait until none of the paths exist (default 10 s).
+wait_gone() {
+	_limit=100
+	_paths=
+	while [ $# -gt 0 ]; do
+		if [ "$1" = -t ]; then
+			_limit=$(($2 * 10))
+			shift 2
+		else
+			_paths="$_paths $1"
+			shift
+		fi
+	done
+	_i=0
+	while :; do
+		_left=
+		for _p in $_paths; do
+			[ -e "$_p" ] && _left="$_left $_p"
+		done
+		[ -z "$_left" ] && return 0
+		[ $_i -ge $_limit ] && return 1
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}
+
+# dev_size DEV: size in bytes.
+dev_size() {
+	"$BLOCKDEV" --getsize64 "$1"
+}
+
+# queue_attr DEV NAME: /sys/block/<dev>/queue/NAME.
+queue_attr() {
+	cat "/sys/block/${1##*/}/queue/$2"
+}
+
+# ublk_nodes: the ublk device nodes present now, one a line.
+ublk_nodes() {
+	for _n in /dev/ublkb[0-9]* /dev/ublkc[0-9]*; do
+		[ -e "$_n" ] && echo "$_n"
+	done | sort
+}
+
+# rss_kb PID / lck_kb PID: resident and locked memory of a process, in KiB.
+rss_kb() {
+	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+lck_kb() {
+	awk '/^VmLck:/ { print $2 }' "/proc/$1/status"
+}
+
+# drop_caches: forget cached pages so reads go to the device.
+drop_caches() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+}
+
+# load_module NAME [PARAM=VALUE...]: load a kernel module unless it is there.
+# In the VM modules are plain .ko files in $UBLKMEM_MODULES; elsewhere modprobe.
+load_module() {
+	_m=$1
+	shift
+	[ -d "/sys/module/$_m" ] && return 0
+	if [ -f "$UBLKMEM_MODULES/$_m.ko" ]; then
+		insmod "$UBLKMEM_MODULES/$_m.ko" "$@"
+	else
+		modprobe "$_m" "$@"
+	fi
+}
+# load_brd [rd_size=KiB rd_nr=N ...]: RAM disks /dev/ram0...
+load_brd() {
+	load_module brd "$@" || fail "cannot load brd"
+	wait_for /dev/ram0 10 || fail "brd loaded but /dev/ram0 did not appear"
+}
+# load_null_blk [PARAM=VALUE...]: /dev/nullb0 (configfs comes first).
+load_null_blk() {
+	load_module configfs 2>/dev/null
+	load_module null_blk "$@" || fail "cannot load null_blk"
+	wait_for /dev/nullb0 10 || fail "null_blk loaded but /dev/nullb0 did not appear"
+}
+
+# wait_for PATH SECS: wait until PATH exists.
+wait_for() {
+	_i=0
+	while [ ! -e "$1" ]; do
+		[ $_i -ge $(($2 * 10)) ] && return 1
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}
+
+# need_ublk: skip unless the kernel offers ublk.
+need_ublk() {
+	if [ ! -e /dev/ublk-control ] && load_module ublk_drv 2>/dev/null; then
+		wait_for /dev/ublk-control 5
+	fi
+	if [ ! -e /dev/ublk-control ]; then
+		# The VM is made for ublk: there, a missing driver is a failure.
+		[ "${UBLKMEM_VM:-0}" = 1 ] && fail "no /dev/ublk-control in the test VM"
+		skip "no /dev/ublk-control (ublk_drv not available)"
+	fi
+	command -v "$UBLK_MEM" >/dev/null 2>&1 || fail "no server binary: $UBLK_MEM (UBLK_MEM)"
+}
+
+# need_tool PATH NAME: skip unless PATH (found above) is set.
+need_tool() {
+	if [ -z "$1" ] || [ ! -x "$1" ]; then
+		skip "$2 is not installed"
+	fi
+}
+
+# --- the server ------------------------------------------------------------
+
+# start_ublk SIZE [OPTIONS...]: start ublk-mem in the background and wait up
+# to START_TIMEOUT seconds (default 30) for the line naming its device.
+# Sets DEV, SRV_ID, SRV_PID, SRV_OUT, SRV_ERR.
+start_ublk() {
+	_nsrv=$((_nsrv + 1))
+	SRV_OUT=$T_TMP/srv$_nsrv.out
+	SRV_ERR=$T_TMP/srv$_nsrv.err
+	"$UBLK_MEM" "$@" >"$SRV_OUT" 2>"$SRV_ERR" &
+	SRV_PID=$!
+	echo "$SRV_PID" >>"$T_TMP/pids"
+	_i=0
+	_limit=$((${START_TIMEOUT:-30} * 10))
+	while :; do
+		DEV=$(grep -m 1 -E '^/dev/ublkb[0-9]+$' "$SRV_OUT")
+		[ -n "$DEV" ] && break
+		if ! alive "$SRV_PID"; then
+			wait "$SRV_PID"
+			_rc=$?
+			fail "ublk-mem $* exited with status $_rc before its device was live: $(head -c 500 "$SRV_ERR")"
+		fi
+		if [ $_i -ge $_limit ]; then
+			fail "ublk-mem $* printed no /dev/ublkbN line within ${START_TIMEOUT:-30}s"
+		fi
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	SRV_ID=${DEV#/dev/ublkb}
+	[ -b "$DEV" ] || fail "ublk-mem printed $DEV, which is not a block device"
+	say "${UBLK_MEM##*/} $* -> $DEV (pid $SRV_PID)"
+}
+
+# stop_server PID DEV [SIGNAL]: stop a server (default TERM); it must exit 0
+# within 30 s and its device nodes must go.
+stop_server() {
+	_pid=$1
+	_dev=$2
+	_sig=${3:-TERM}
+	alive "$_pid" || fail "the server of $_dev (pid $_pid) is not running"
+	kill -"$_sig" "$_pid" || fail "cannot send SIG$_sig to $_pid"
+	_i=0
+	while alive "$_pid"; do
+		[ $_i -ge 300 ] && fail "ublk-mem (pid $_pid) still runs 30s after SIG$_sig"
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	wait "$_pid"
+	_rc=$?
+	[ "$_rc" = 0 ] || fail "ublk-mem of $_dev exited with status $_rc after SIG$_sig"
+	wait_gone "$_dev" "/dev/ublkc${_dev#/dev/ublkb}" ||
+		fail "$_dev or /dev/ublkc${_dev#/dev/ublkb} still exists after a clean stop"
+	say "ublk-mem pid $_pid stopped by SIG$_sig, exit 0, $_dev gone"
+}
+
+# stop_ublk: stop_server with SIGTERM for the last started server.
+stop_ublk() {
+	stop_server "$SRV_PID" "$DEV" TERM
+}
+
+# check_alive: fail unless the last started server still runs.
+check_alive() {
+	alive "$SRV_PID" || fail "ublk-mem (pid $SRV_PID, $DEV) died"
+}
+
+# --- data ------------------------------------------------------------------
+
+# sha_of FILE [BYTES]: sha256 of a file, or of its first BYTES.
+sha_of() {
+	if [ -n "${2:-}" ]; then
+		head -c "$2" "$1" | sha256sum | cut -d' ' -f1
+	else
+		sha256sum <"$1" | cut -d' ' -f1
+	fi
+}
+
+# dev_sha DEV [OFFSET LENGTH]: sha256 of a device range read with O_DIRECT
+# (default: the whole device). OFFSET and LENGTH are multiples of the
+# logical block size.
+dev_sha() {
+	if [ $# -ge 3 ]; then
+		dd if="$1" bs=1M skip="$2" count="$3" iflag=skip_bytes,count_bytes,direct 2>/dev/null |
+			sha256sum | cut -d' ' -f1
+	else
+		dd if="$1" bs=1M iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1
+	fi
+}
+
+# zero_sha BYTES: sha256 of BYTES zero bytes.
+zero_sha() {
+	head -c "$1" /dev/zero | sha256sum | cut -d' ' -f1
+}
+
+# random_file PATH BYTES
+random_file() {
+	head -c "$2" /dev/urandom >"$1" || fail "cannot write $1"
+	[ "$(stat -c %s "$1")" = "$2" ] || fail "$1 is not $2 bytes long"
+}
+
+# write_at DEV FILE OFFSET: write FILE at byte OFFSET of DEV with O_DIRECT.
+# FILE's size and OFFSET must be multiples of the logical block size.
+write_at() {
+	dd if="$2" of="$1" bs="$(stat -c %s "$2")" count=1 seek="$3" \
+		oflag=seek_bytes,direct conv=notrunc 2>"$T_TMP/dd.err" ||
+		fail "dd to $1 at $3 failed: $(cat "$T_TMP/dd.err")"
+}
+
+# mount_dev DEV DIR [OPTIONS]: mount, and unmount at exit if still mounted.
+mount_dev() {
+	mkdir -p "$2"
+	mount ${3:+-o "$3"} "$1" "$2" || fail "cannot mount $1 on $2"
+	echo "$2" >>"$T_TMP/mounts"
+}
+
+# --- fio -------------------------------------------------------------------
+
+# fio_run NAME [FIO OPTIONS...]: run one fio job against $DEV with libaio and
+# O_DIRECT (the options given override these defaults). It must exit 0 and
+# must have moved data; sets FIO_READS and FIO_WRITES (I/Os issued).
+fio_run() {
+	_name=$1
+	shift
+	_log=$T_TMP/fio-$_name.log
+	(cd "$T_TMP" && "$FIO" --name="$_name" --filename="$DEV" --ioengine=libaio \
+		--direct=1 --verify_state_save=0 --group_reporting "$@") >"$_log" 2>&1
+	_rc=$?
+	if [ $_rc -ne 0 ]; then
+		tail -n 25 "$_log"
+		fail "fio $_name $* exited with status $_rc"
+	fi
+	# "issued rwts: total=R,W,T,S" (one line with --group_reporting).
+	FIO_READS=$(awk -F'[=,]' '/issued rwts/ { r += $2 } END { print r + 0 }' "$_log")
+	FIO_WRITES=$(awk -F'[=,]' '/issued rwts/ { w += $3 } END { print w + 0 }' "$_log")
+	say "fio $_name: $FIO_READS reads, $FIO_WRITES writes"
+	[ $((FIO_READS + FIO_WRITES)) -gt 0 ] || fail "fio $_name issued no I/O"
+}
+
+# fio_verify NAME [FIO OPTIONS...]: write with crc32c checksums, then read
+# everything back and check it (defaults: 4 KiB random writes at QD32 over
+# the first 16 MiB). Both phases must have happened.
+fio_verify() {
+	_name=$1
+	shift
+	fio_run "$_name" --rw=randwrite --bs=4k --iodepth=32 --size=16M \
+		--verify=crc32c --do_verify=1 --verify_fatal=1 "$@"
+	[ "$FIO_WRITES" -gt 0 ] || fail "fio $_name wrote nothing"
+	[ "$FIO_READS" -gt 0 ] || fail "fio $_name verified nothing"
+}
+
+# fio_verify_only NAME [FIO OPTIONS...]: check data an earlier fio_verify
+# with the same options wrote, without writing.
+fio_verify_only() {
+	_name=$1
+	shift
+	fio_run "$_name" --rw=randwrite --bs=4k --iodepth=32 --size=16M \
+		--verify=crc32c --verify_only --verify_fatal=1 "$@"
+	[ "$FIO_READS" -gt 0 ] || fail "fio $_name verified nothing"
+}
+
+# --- setup -----------------------------------------------------------------
+
+# A test gets a scratch directory and the cleanup trap; run.sh, which only
+# borrows the helpers, sets UBLKMEM_LIB_ONLY=1.
+if [ "${UBLKMEM_LIB_ONLY:-0}" != 1 ]; then
+	T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ublk-test.XXXXXX") || exit 1
+	T_START=$(date +%s)
+	trap _cleanup EXIT
+	trap 'exit 143' TERM
+	trap 'exit 130' INT
+fi

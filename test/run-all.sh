@@ -1,0 +1,101 @@
+#!/bin/bash
+# Everything `make test` checks: run-all.sh [UNIT_TEST...]
+#
+#  1. each host unit test given (a program: exit 0 pass, 77 skip, else fail);
+#  2. the integration suite in the test VM with ./ublk-mem (test/vm/vm.sh test);
+#  3. when ./ublk-mem-asan exists (the AddressSanitizer + UBSan build), the
+#     data-path part of the suite again with it.
+# Ends with one line "N passed, M failed[, K skipped]" over all of them; the
+# exit status is non-zero when anything failed or the VM did not finish.
+#
+# Environment: VM_TESTS (tests for step 2, default all), ASAN_TESTS (tests for
+# step 3; "none" skips it), plus what test/vm/vm.sh reads.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+ASAN_TESTS=${ASAN_TESTS:-t-fio-rand4k t-fio-mixed t-copy-modes t-discard t-two-devices
+	t-queues t-depth t-signals t-sigkill t-recover t-list-id t-bad-args}
+UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
+
+passed=0 failed=0 skipped=0
+parts=()
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+section() {
+	echo
+	echo "################ $* ################"
+}
+
+# Count a part's "N passed, M failed[, K skipped]" line into the totals.
+add_summary() {
+	local name=$1 line=$2 p f s
+	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)?$ ]]; then
+		p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]} s=${BASH_REMATCH[4]:-0}
+	else
+		p=0 f=1 s=0
+		line="no result line (counted as 1 failure)"
+	fi
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	parts+=("$name: $line")
+}
+
+if [ $# -gt 0 ]; then
+	section "host unit tests"
+	up=0 uf=0 us=0
+	for t in "$@"; do
+		case $t in */*) bin=$t ;; *) bin=./$t ;; esac
+		start=$SECONDS
+		timeout "$UNIT_TIMEOUT" "$bin" >"$tmp/unit.log" 2>&1
+		rc=$?
+		secs=$((SECONDS - start))
+		case $rc in
+		0) up=$((up + 1)); echo "PASS $t (${secs}s)" ;;
+		77) us=$((us + 1)); echo "SKIP $t: $(tail -n 1 "$tmp/unit.log")" ;;
+		*)
+			uf=$((uf + 1))
+			if [ $rc = 124 ]; then
+				echo "FAIL $t: timed out after ${UNIT_TIMEOUT}s"
+			else
+				echo "FAIL $t: exit status $rc"
+			fi
+			tail -n 30 "$tmp/unit.log" | sed 's/^/    | /'
+			;;
+		esac
+	done
+	line="$up passed, $uf failed"
+	[ $us -gt 0 ] && line="$line, $us skipped"
+	add_summary "host unit tests" "$line"
+fi
+
+# run_vm NAME [ARGS...]: the VM suite, its summary counted as part NAME.
+run_vm() {
+	local name=$1
+	shift
+	section "$name"
+	test/vm/vm.sh test "$@" 2>&1 | tee "$tmp/vm.log"
+	local rc=${PIPESTATUS[0]}
+	local line
+	line=$(grep -a -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$tmp/vm.log" | tail -n 1)
+	add_summary "$name" "$line"
+	# vm.sh's own verdict covers what the counts may not (no summary, bad exit).
+	if [ "$rc" != 0 ] && [[ $line =~ \ 0\ failed ]]; then
+		failed=$((failed + 1))
+		parts+=("$name: vm.sh exited with status $rc")
+	fi
+}
+
+# shellcheck disable=SC2086 # the test lists are space separated
+run_vm "VM integration tests (ublk-mem)" ${VM_TESTS:-}
+if [ -f ublk-mem-asan ] && [ "$ASAN_TESTS" != none ]; then
+	# shellcheck disable=SC2086
+	UBLK_MEM_EXTRA="$PWD/ublk-mem-asan ${UBLK_MEM_EXTRA:-}" UBLK_MEM_GUEST=ublk-mem-asan \
+		run_vm "VM integration tests (ublk-mem-asan)" $ASAN_TESTS
+fi
+
+section "summary"
+for p in "${parts[@]}"; do echo "  $p"; done
+line="$passed passed, $failed failed"
+[ $skipped -gt 0 ] && line="$line, $skipped skipped"
+echo "$line"
+[ $failed -eq 0 ]

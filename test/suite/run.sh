@@ -1,0 +1,158 @@
+#!/bin/sh
+# Run the integration tests: run.sh [t-NAME...]
+#
+# Runs every test/suite/t-*.sh (sorted), or the ones named, each in a session
+# of its own under a timeout (TEST_TIMEOUT, default 240 s), and prints
+#   PASS t-NAME (Ns) | FAIL t-NAME: reason | SKIP t-NAME: reason
+# per test (a failure is followed by the end of the test's output), then one
+# line "N passed, M failed[, K skipped]". Exit status 0 when none failed.
+#
+# After each test, its leftover processes are killed, and ublk devices and
+# mounts it left are removed and reported as its failure, so one failure does
+# not spill into the next test. In the VM (UBLKMEM_VM=1) the kernel log of
+# each test is also checked for oopses and warnings.
+#
+# Works in the VM and on a host with ublk: UBLK_MEM names the server
+# (default: ublk-mem on PATH in the VM, the repository's ./ublk-mem outside).
+
+SUITE=$(cd "$(dirname "$0")" && pwd)
+TEST_ROOT=$(dirname "$SUITE")
+TEST_TIMEOUT=${TEST_TIMEOUT:-240}
+UBLKMEM_LIB_ONLY=1
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$TEST_ROOT/lib.sh"
+UBLKMEM_LIB_ONLY=0
+
+# Run the server by absolute path, whatever directory a test is in.
+case $UBLK_MEM in
+/*) ;;
+*/*) UBLK_MEM=$(cd "$(dirname "$UBLK_MEM")" && pwd)/${UBLK_MEM##*/} ;;
+*) UBLK_MEM=$(command -v "$UBLK_MEM" || echo "$UBLK_MEM") ;;
+esac
+export UBLK_MEM TEST_ROOT UBLKMEM_LIB_ONLY
+
+# The tests to run, by path.
+if [ $# -gt 0 ]; then
+	tests=
+	for t in "$@"; do
+		t=${t%.sh}
+		t=t-${t#t-}
+		[ -f "$SUITE/$t.sh" ] || { echo "run.sh: no test $t in $SUITE" >&2; exit 2; }
+		tests="$tests $SUITE/$t.sh"
+	done
+else
+	tests=$(for t in "$SUITE"/t-*.sh; do echo "$t"; done)
+fi
+
+RUN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ublk-run.XXXXXX") || exit 1
+trap 'rm -rf "$RUN_TMP"' EXIT
+
+# Kernel log lines that mean the kernel is unwell.
+KERNEL_TROUBLE='BUG:|Oops|WARNING:|Kernel panic|general protection fault|blocked for more than|hung_task|KASAN|UBSAN|kernel BUG|Unable to handle|refcount_t'
+
+# kill_session SID: end every process of the session a test ran in.
+kill_session() {
+	for sig in TERM KILL; do
+		found=
+		for st in /proc/[0-9]*/stat; do
+			s=$(cat "$st" 2>/dev/null) || continue
+			pid=${s%% *}
+			s=${s##*) }
+			# state ppid pgrp session ...
+			# shellcheck disable=SC2086
+			set -- $s
+			if [ "$4" != "$SID" ] || [ "$1" = Z ]; then
+				continue
+			fi
+			kill -"$sig" "$pid" 2>/dev/null && found="$found $pid"
+		done
+		[ -z "$found" ] && return 0
+		echo "stray processes of the test got SIG$sig:$found" >>"$OUT/leftover"
+		sleep 2
+	done
+}
+
+# remove_leftovers BEFORE: remove mounts of ublk devices and ublk devices not
+# in the list BEFORE; say what was found in $OUT/leftover.
+remove_leftovers() {
+	grep '^/dev/ublkb' /proc/mounts | while read -r _dev mnt _rest; do
+		echo "mounted $_dev on $mnt" >>"$OUT/leftover"
+		umount "$mnt" 2>/dev/null || umount -l "$mnt"
+	done
+	ids=$(ublk_nodes | while read -r node; do
+		grep -q -x -F "$node" "$1" || echo "${node#/dev/ublk?}"
+	done | sort -u)
+	for id in $ids; do
+		echo "ublk device $id" >>"$OUT/leftover"
+		timeout 60 "$UBLK_MEM" del "$id" >/dev/null 2>&1
+		wait_gone "/dev/ublkb$id" "/dev/ublkc$id" -t 30 ||
+			echo "ublk device $id could not be removed" >>"$OUT/leftover"
+	done
+}
+
+echo "run.sh: server $UBLK_MEM, kernel $(uname -r), $(nproc) CPUs"
+trouble=
+passed=0
+failed=0
+skipped=0
+for t in $tests; do
+	name=$(basename "$t" .sh)
+	OUT=$RUN_TMP/$name
+	mkdir -p "$OUT"
+	ublk_nodes >"$OUT/before"
+	[ "${UBLKMEM_VM:-0}" = 1 ] && dmesg -c >/dev/null 2>&1
+	echo "== $name"
+	start=$(date +%s)
+	# setsid: the test and all it starts share a session, killed as one.
+	# shellcheck disable=SC2016 # $$ is the test's shell
+	T_OUT=$OUT timeout -s TERM -k 10 "$TEST_TIMEOUT" \
+		setsid sh -c 'echo $$ >"$1/sid"; exec sh "$2"' sh "$OUT" "$t" \
+		>"$OUT/log" 2>&1 </dev/null
+	rc=$?
+	secs=$(($(date +%s) - start))
+	SID=$(cat "$OUT/sid" 2>/dev/null)
+	[ -n "$SID" ] && kill_session
+	remove_leftovers "$OUT/before"
+
+	reason=
+	if [ $secs -ge "$TEST_TIMEOUT" ]; then
+		reason="timed out after ${TEST_TIMEOUT}s"
+	elif [ -s "$OUT/fail" ]; then
+		reason=$(head -n 1 "$OUT/fail")
+	elif [ $rc = "$SKIP" ]; then
+		:
+	elif [ $rc != 0 ]; then
+		reason="exit status $rc: $(grep -v '^[=#]' "$OUT/log" | tail -n 1)"
+	fi
+	if [ -s "$OUT/leftover" ]; then
+		reason="${reason:+$reason; }left behind: $(awk '{ printf "%s%s", NR > 1 ? "; " : "", $0 }' "$OUT/leftover")"
+	fi
+	if [ "${UBLKMEM_VM:-0}" = 1 ]; then
+		dmesg >"$OUT/dmesg" 2>/dev/null
+		trouble=$(grep -E "$KERNEL_TROUBLE" "$OUT/dmesg" | head -n 1)
+		[ -n "$trouble" ] && reason="${reason:+$reason; }kernel: $trouble"
+	fi
+
+	if [ -n "$reason" ]; then
+		failed=$((failed + 1))
+		echo "FAIL $name: $reason"
+		echo "    --- last lines of $name's output ---"
+		tail -n 40 "$OUT/log" | sed 's/^/    | /'
+		if [ -n "$trouble" ]; then
+			echo "    --- kernel log ---"
+			tail -n 60 "$OUT/dmesg" | sed 's/^/    | /'
+		fi
+	elif [ $rc = "$SKIP" ]; then
+		skipped=$((skipped + 1))
+		echo "SKIP $name: $(cat "$OUT/skip" 2>/dev/null || echo "exit status $SKIP")"
+	else
+		passed=$((passed + 1))
+		echo "PASS $name (${secs}s)"
+	fi
+	trouble=
+done
+
+line="$passed passed, $failed failed"
+[ $skipped -gt 0 ] && line="$line, $skipped skipped"
+echo "$line"
+[ $failed -eq 0 ]

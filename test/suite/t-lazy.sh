@@ -1,0 +1,43 @@
+#!/bin/sh
+# Memory is taken only for data written: a fresh 1 GiB device and reads of
+# unwritten areas keep the server small; a size beyond RAM and swap is
+# refused before any device exists.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+need_ublk
+
+limit_kb=$((16 * 1024))
+start_ublk 1G
+step "a fresh 1 GiB device"
+rss=$(rss_kb "$SRV_PID")
+say "RSS of a fresh 1 GiB device: $rss KiB"
+[ "$rss" -lt $limit_kb ] || fail "RSS of a fresh 1 GiB device is $rss KiB"
+step "read 128 MiB that were never written"
+expect_eq "$(dev_sha "$DEV" $((512 * MiB)) $((128 * MiB)))" "$(zero_sha $((128 * MiB)))" \
+	"unwritten area"
+rss=$(rss_kb "$SRV_PID")
+[ "$rss" -lt $limit_kb ] || fail "RSS is $rss KiB after reading 128 MiB of holes"
+step "write 8 MiB"
+rss0=$rss
+dd if=/dev/urandom of="$DEV" bs=1M count=8 seek=300 oflag=direct 2>/dev/null ||
+	fail "dd failed"
+rss=$(rss_kb "$SRV_PID")
+say "RSS after writing 8 MiB: $rss KiB"
+[ $((rss - rss0)) -ge $((7 * 1024)) ] || fail "RSS grew by only $((rss - rss0)) KiB for 8 MiB written"
+[ "$rss" -lt $((limit_kb + 8 * 1024)) ] || fail "RSS is $rss KiB after writing 8 MiB"
+stop_ublk
+
+step "64G, more than RAM and swap, is refused"
+mem_kb=$(awk '/^(MemTotal|SwapTotal):/ { s += $2 } END { print s }' /proc/meminfo)
+[ "$mem_kb" -lt $((64 * 1024 * 1024)) ] || skip "this machine has 64 GiB of RAM and swap"
+before=$(ublk_nodes)
+timeout 60 "$UBLK_MEM" 64G >"$T_TMP/big.out" 2>"$T_TMP/big.err"
+rc=$?
+case $rc in
+1 | 2) ;;
+*) fail "ublk-mem 64G exited with status $rc (want 1 or 2): $(cat "$T_TMP/big.err")" ;;
+esac
+[ -s "$T_TMP/big.err" ] || fail "ublk-mem 64G said nothing on stderr"
+say "ublk-mem 64G: exit $rc: $(cat "$T_TMP/big.err")"
+grep -q ublkb "$T_TMP/big.out" && fail "ublk-mem 64G printed a device: $(cat "$T_TMP/big.out")"
+expect_eq "$(ublk_nodes)" "$before" "ublk devices after the refused 64G"

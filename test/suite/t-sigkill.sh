@@ -1,0 +1,46 @@
+#!/bin/sh
+# SIGKILL of the server under fio load: fio ends with errors instead of
+# hanging, `ublk-mem del` removes the dead device, `list` forgets it, and a
+# new server can take the same id right away.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+need_ublk
+
+start_ublk 64M
+id=$SRV_ID
+step "fio load, then SIGKILL the server"
+(cd "$T_TMP" && "$FIO" --name=load --filename="$DEV" --ioengine=libaio --direct=1 \
+	--rw=randrw --bs=4k --iodepth=32 --size=32M --time_based --runtime=120) \
+	>"$T_TMP/fio.log" 2>&1 &
+fio_pid=$!
+sleep 3
+alive $fio_pid || fail "fio did not keep running: $(tail -n 5 "$T_TMP/fio.log")"
+check_alive
+kill -KILL "$SRV_PID"
+wait "$SRV_PID" 2>/dev/null
+
+step "fio ends within 30 s"
+i=0
+while alive $fio_pid; do
+	[ $i -ge 300 ] && fail "fio still runs 30s after the server was killed"
+	sleep 0.1
+	i=$((i + 1))
+done
+wait $fio_pid
+rc=$?
+say "fio ended after $((i / 10))s with status $rc"
+[ $rc != 0 ] || fail "fio reported success although its server was killed"
+
+step "ublk-mem del $id"
+run_with_timeout 60 "$UBLK_MEM" del "$id" >"$T_TMP/del.out" 2>&1
+rc=$?
+[ $rc = 0 ] || fail "ublk-mem del $id exited with status $rc: $(cat "$T_TMP/del.out")"
+wait_gone "/dev/ublkb$id" "/dev/ublkc$id" -t 30 || fail "device $id nodes remain after del"
+run_with_timeout 30 "$UBLK_MEM" list >"$T_TMP/list" 2>&1 || fail "ublk-mem list failed: $(cat "$T_TMP/list")"
+awk -v id="$id" '$1 == id' "$T_TMP/list" | grep -q . && fail "ublk-mem list still shows $id: $(cat "$T_TMP/list")"
+
+step "a new server on the same id"
+start_ublk 64M -n "$id"
+expect_eq "$DEV" "/dev/ublkb$id" "device of the new server"
+fio_verify after --size=8M
+stop_ublk

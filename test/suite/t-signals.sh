@@ -1,0 +1,40 @@
+#!/bin/sh
+# SIGTERM and SIGINT stop the server cleanly: exit 0 and both device nodes
+# gone, also while the block device is held open and while I/O runs.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+need_ublk
+
+for sig in TERM INT; do
+	step "SIG$sig on an idle device"
+	start_ublk 64M
+	stop_server "$SRV_PID" "$DEV" $sig
+done
+
+step "SIGTERM while a process holds the block device open"
+start_ublk 64M
+(exec 3<"$DEV" && exec sleep 600) &
+holder=$!
+sleep 0.5
+alive $holder || fail "could not hold $DEV open"
+stop_server "$SRV_PID" "$DEV" TERM
+kill $holder
+wait $holder 2>/dev/null
+
+step "SIGTERM while fio writes"
+start_ublk 64M
+(cd "$T_TMP" && "$FIO" --name=busy --filename="$DEV" --ioengine=libaio --direct=1 \
+	--rw=randwrite --bs=4k --iodepth=32 --size=32M --time_based --runtime=120) \
+	>"$T_TMP/fio.log" 2>&1 &
+fio_pid=$!
+sleep 3
+alive $fio_pid || fail "fio did not keep running: $(tail -n 5 "$T_TMP/fio.log")"
+stop_server "$SRV_PID" "$DEV" TERM
+i=0
+while alive $fio_pid; do
+	[ $i -ge 300 ] && fail "fio still runs 30s after its device was removed"
+	sleep 0.1
+	i=$((i + 1))
+done
+wait $fio_pid
+say "fio ended with status $? once its device was gone"
