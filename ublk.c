@@ -725,6 +725,7 @@ static int queue_prepare(struct ublk_dev *dev, unsigned qi)
 	off_t off = UBLKSRV_CMD_BUF_OFFSET + (off_t)qi *
 		round_up(UBLK_MAX_QUEUE_DEPTH * (int)sizeof(struct ublksrv_io_desc), page);
 	uint64_t mask[16] = { 0 };	/* up to 1024 CPUs */
+	cpu_set_t allowed;
 	void *p;
 	int ret;
 
@@ -752,7 +753,11 @@ static int queue_prepare(struct ublk_dev *dev, unsigned qi)
 	if (!q->tags)
 		return -ENOMEM;
 
-	/* Run the thread on the CPUs whose I/O the kernel maps to it. */
+	/*
+	 * Run the thread on the CPUs whose I/O the kernel maps to it, within
+	 * the CPUs this process may use (taskset, cgroups).  An empty result
+	 * leaves the thread where it is.
+	 */
 	ret = ctrl_cmd(dev->ctrl, UBLK_U_CMD_GET_QUEUE_AFFINITY, (uint32_t)dev->id,
 		       mask, sizeof(mask), qi);
 	CPU_ZERO(&q->affinity);
@@ -760,6 +765,8 @@ static int queue_prepare(struct ublk_dev *dev, unsigned qi)
 		for (unsigned cpu = 0; cpu < 1024 && cpu < CPU_SETSIZE; cpu++)
 			if (mask[cpu / 64] >> (cpu % 64) & 1)
 				CPU_SET(cpu, &q->affinity);
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0)
+		CPU_AND(&q->affinity, &q->affinity, &allowed);
 	return 0;
 }
 
