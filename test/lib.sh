@@ -251,11 +251,17 @@ need_tool() {
 
 # start_ublk SIZE [OPTIONS...]: start ublk-mem in the background and wait up
 # to START_TIMEOUT seconds (default 30) for the line naming its device.
+# $UBLK_MEM_ARGS, when set, is added to the options of every new device.
 # Sets DEV, SRV_ID, SRV_PID, SRV_OUT, SRV_ERR.
 start_ublk() {
 	_nsrv=$((_nsrv + 1))
 	SRV_OUT=$T_TMP/srv$_nsrv.out
 	SRV_ERR=$T_TMP/srv$_nsrv.err
+	# UBLK_MEM_ARGS: options for every new device (e.g. a copy mode).
+	if [ "$1" != recover ] && [ -n "${UBLK_MEM_ARGS:-}" ]; then
+		# shellcheck disable=SC2086 # a list of options
+		set -- "$@" $UBLK_MEM_ARGS
+	fi
 	"$UBLK_MEM" "$@" >"$SRV_OUT" 2>"$SRV_ERR" &
 	SRV_PID=$!
 	echo "$SRV_PID" >>"$T_TMP/pids"

@@ -3,18 +3,24 @@
 #
 #  1. each host unit test given (a program: exit 0 pass, 77 skip, else fail);
 #  2. the integration suite in the test VM with ./ublk-mem (test/vm/vm.sh test);
-#  3. when ./ublk-mem-asan exists (the AddressSanitizer + UBSan build), the
-#     data-path part of the suite again with it.
+#  3. the data-integrity tests again once per other copy mode (user_copy,
+#     bounce), so every way data can travel is verified;
+#  4. when ./ublk-mem-asan exists (the AddressSanitizer + UBSan build), the
+#     data-path part of the suite again with it;
+#  5. a quick run of bench.sh, whose output must parse (speed is not judged).
 # Ends with one line "N passed, M failed[, K skipped]" over all of them; the
 # exit status is non-zero when anything failed or the VM did not finish.
 #
-# Environment: VM_TESTS (tests for step 2, default all), ASAN_TESTS (tests for
-# step 3; "none" skips it), plus what test/vm/vm.sh reads.
+# Environment: VM_TESTS (tests for step 2, default all), MODE_TESTS and
+# ASAN_TESTS (tests for steps 3 and 4; "none" skips a step), BENCH=0 skips
+# step 5, plus what test/vm/vm.sh reads.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 ASAN_TESTS=${ASAN_TESTS:-t-fio-rand4k t-fio-mixed t-copy-modes t-discard t-two-devices
 	t-queues t-depth t-signals t-sigkill t-recover t-list-id t-bad-args}
+MODE_TESTS=${MODE_TESTS:-t-fio-rand4k t-fio-mixed t-fio-seq t-fio-two-jobs t-dd-dropcache
+	t-scattered t-zero t-discard t-ext4 t-block-sizes t-queues t-recover-fio}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
 
 passed=0 failed=0 skipped=0
@@ -87,10 +93,26 @@ run_vm() {
 
 # shellcheck disable=SC2086 # the test lists are space separated
 run_vm "VM integration tests (ublk-mem)" ${VM_TESTS:-}
+if [ "$MODE_TESTS" != none ]; then
+	for mode in user_copy bounce; do
+		# shellcheck disable=SC2086
+		UBLK_MEM_ARGS="--copy-mode $mode" \
+			run_vm "VM data-integrity tests (--copy-mode $mode)" $MODE_TESTS
+	done
+fi
 if [ -f ublk-mem-asan ] && [ "$ASAN_TESTS" != none ]; then
 	# shellcheck disable=SC2086
 	UBLK_MEM_EXTRA="$PWD/ublk-mem-asan ${UBLK_MEM_EXTRA:-}" UBLK_MEM_GUEST=ublk-mem-asan \
 		run_vm "VM integration tests (ublk-mem-asan)" $ASAN_TESTS
+fi
+
+if [ "${BENCH:-1}" != 0 ]; then
+	section "benchmark smoke run (bench.sh --quick)"
+	if ./bench.sh --quick --out "$tmp/bench" && test/bench-check.sh "$tmp/bench"; then
+		add_summary "benchmark smoke run" "1 passed, 0 failed"
+	else
+		add_summary "benchmark smoke run" "0 passed, 1 failed"
+	fi
 fi
 
 section "summary"

@@ -122,6 +122,7 @@ cp "$VM_DIR/init" "$stage/init"
 chmod 755 "$stage/init"
 cp -a "$REPO/test" "$stage/test"
 [ -f "$REPO/bench.sh" ] && cp "$REPO/bench.sh" "$stage/bench.sh"
+[ -f "$REPO/README.md" ] && cp "$REPO/README.md" "$stage/README.md"
 bin=${UBLK_MEM_BIN:-$REPO/ublk-mem}
 if [ -f "$bin" ]; then
 	put_bin "$stage" "$bin" /usr/local/bin/ublk-mem

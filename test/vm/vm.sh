@@ -20,6 +20,8 @@
 #   VM_APPEND       more kernel parameters
 #   UBLK_MEM_GUEST  name of the server binary in the guest's /usr/local/bin
 #                   (default ublk-mem; see UBLK_MEM_EXTRA in initramfs.sh)
+#   UBLK_MEM_ARGS   options the tests add to every server they start
+#                   (e.g. "--copy-mode user_copy")
 #   UBLK_MEM_BIN, UBLK_MEM_EXTRA, KERNEL, MODULES, UBLK_MEM_CACHE
 # Exit status: 0 when the VM finished and everything passed, 1 otherwise.
 set -euo pipefail
@@ -71,6 +73,7 @@ done
 APPEND="console=ttyS0 quiet panic=-1 mitigations=off ublkmem.mode=$MODE"
 [ $# -gt 0 ] && APPEND="$APPEND ublkmem.args=\"$*\""
 [ -n "${UBLK_MEM_GUEST:-}" ] && APPEND="$APPEND ublkmem.bin=$UBLK_MEM_GUEST"
+[ -n "${UBLK_MEM_ARGS:-}" ] && APPEND="$APPEND ublkmem.srvargs=$(echo "$UBLK_MEM_ARGS" | tr ' ' ,)"
 [ -n "${VM_APPEND:-}" ] && APPEND="$APPEND $VM_APPEND"
 
 # shellcheck disable=SC2054 # commas belong to qemu options
