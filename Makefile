@@ -28,11 +28,11 @@ ublk-mem-asan: $(SRCS) $(HDRS)
 asan: ublk-mem-asan
 
 # Host unit tests: the ring wrapper and the RAM store, with sanitizers.
-test/uring_test: test/uring_test.c uring.c uring.h
+test/uring_test: test/uring_test.c test/check.h uring.c uring.h
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/uring_test.c uring.c $(LDLIBS)
 
 # mem_backend.c carries main(); rename it so the test brings its own.
-test/mem_test: test/mem_test.c mem_backend.c mem_backend.h ublk.c uring.c
+test/mem_test: test/mem_test.c test/check.h mem_backend.c mem_backend.h ublk.c uring.c
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -Dmain=ublk_mem_main -o $@ \
 		test/mem_test.c mem_backend.c ublk.c uring.c $(LDLIBS)
 
@@ -41,7 +41,7 @@ test-unit: $(TESTS)
 
 # Everything: host unit tests, then the VM suite against a real ublk kernel.
 test: ublk-mem ublk-mem-asan $(TESTS)
-	test/run-all.sh $(TESTS)
+	test/run-all.sh $(TESTS) test/build_test.sh
 
 # The VM suite run directly on a host whose kernel has ublk.
 test-host: ublk-mem
@@ -60,7 +60,7 @@ musl:
 	file ublk-mem
 
 lint:
-	shellcheck bench.sh test/*.sh test/vm/*.sh test/suite/*.sh
+	shellcheck -x bench.sh test/*.sh test/vm/*.sh test/vm/init test/suite/*.sh
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 		--inline-suppr $(SRCS) test/*.c
 
