@@ -129,6 +129,24 @@ alive() {
 	[ "${_s%% *}" != Z ]
 }
 
+# wait_exit PID SECS WHAT [AFTER]: wait up to SECS seconds for PID to end;
+# otherwise fail with "WHAT (pid PID) still runs SECSs after AFTER" (or
+# "... still runs after SECSs" without AFTER). The caller still reaps PID
+# with wait to learn its status.
+wait_exit() {
+	_we_i=0
+	while alive "$1"; do
+		if [ $_we_i -ge $(($2 * 10)) ]; then
+			if [ -n "${4:-}" ]; then
+				fail "$3 (pid $1) still runs ${2}s after $4"
+			fi
+			fail "$3 (pid $1) still runs after ${2}s"
+		fi
+		sleep 0.1
+		_we_i=$((_we_i + 1))
+	done
+}
+
 # run_with_timeout SECS CMD...: CMD's status, or non-zero when it took too long.
 run_with_timeout() {
 	_secs=$1
@@ -294,12 +312,7 @@ stop_server() {
 	_sig=${3:-TERM}
 	alive "$_pid" || fail "the server of $_dev (pid $_pid) is not running"
 	kill -"$_sig" "$_pid" || fail "cannot send SIG$_sig to $_pid"
-	_i=0
-	while alive "$_pid"; do
-		[ $_i -ge 300 ] && fail "ublk-mem (pid $_pid) still runs 30s after SIG$_sig"
-		sleep 0.1
-		_i=$((_i + 1))
-	done
+	wait_exit "$_pid" 30 ublk-mem "SIG$_sig"
 	wait "$_pid"
 	_rc=$?
 	[ "$_rc" = 0 ] || fail "ublk-mem of $_dev exited with status $_rc after SIG$_sig"

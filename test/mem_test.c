@@ -17,10 +17,10 @@
  */
 #define _GNU_SOURCE
 #include "mem_backend.h"
+#include "check.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,79 +29,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define KiB		(1ULL << 10)
 #define MiB		(1ULL << 20)
 #define GiB		(1ULL << 30)
 
-/* ---- checks ---- */
-
-static unsigned n_checks, n_failed;
-
-/* Print one result line; on failure @fmt says what was seen instead. */
-static bool __attribute__((format(printf, 4, 5)))
-check(int line, bool ok, const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	n_checks++;
-	if (ok) {
-		printf("ok - %s\n", name);
-		return true;
-	}
-	n_failed++;
-	printf("FAIL - %s: ", name);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf(" (line %d)\n", line);
-	return false;
-}
-
-#define CHECK(ok, name, ...)	check(__LINE__, (ok), (name), __VA_ARGS__)
-
-static const char *res_name(int res)
-{
-	return res < 0 ? strerror(-res) : "success";
-}
-
-/* A check of a 0-or-negative-errno result against the one expected. */
-static bool check_res(int line, int got, int want, const char *name)
-{
-	return check(line, got == want, name, "got %d (%s), want %d (%s)",
-		     got, res_name(got), want, res_name(want));
-}
-
-#define CHECK_RES(got, want, name)	check_res(__LINE__, (got), (want), (name))
-
-static void skip(const char *name, const char *why)
-{
-	printf("skip - %s: %s\n", name, why);
-}
-
-/*
- * Loops make many small checks; they record only the first thing that
- * went wrong, which then becomes the details of one check line.
- */
-struct first_error {
-	bool set;
-	char text[200];
-};
-
-static void __attribute__((format(printf, 2, 3)))
-note(struct first_error *e, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (e->set)
-		return;
-	e->set = true;
-	va_start(ap, fmt);
-	vsnprintf(e->text, sizeof(e->text), fmt, ap);
-	va_end(ap);
-}
-
-#define CHECK_NO_ERROR(e, name)	CHECK(!(e).set, (name), "%s", (e).text)
+/* ---- checks (the common ones are in check.h) ---- */
 
 /* Say that the next call will print an error on stderr on purpose. */
 static void expect_stderr(const char *what)
@@ -110,41 +42,6 @@ static void expect_stderr(const char *what)
 }
 
 /* ---- helpers ---- */
-
-/* xorshift64*: a fixed seed, so every run draws the same numbers. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t rand64(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dULL;
-}
-
-static uint64_t rand_below(uint64_t n)
-{
-	return rand64() % n;
-}
-
-static void fill_random(void *buf, size_t len)
-{
-	unsigned char *p = buf;
-
-	for (size_t i = 0; i < len; i++)
-		p[i] = (unsigned char)rand64();
-}
-
-/* Index of the first byte where @a and @b differ, or @len if none. */
-static size_t first_diff(const void *a, const void *b, size_t len)
-{
-	const unsigned char *x = a, *y = b;
-	size_t i = 0;
-
-	while (i < len && x[i] == y[i])
-		i++;
-	return i;
-}
 
 /* Index of the first byte of @p that is not @c, or @len if all are. */
 static size_t first_not(const void *p, size_t len, unsigned char c)
@@ -906,6 +803,5 @@ int main(void)
 	test_parse_size();
 	test_mem_total();
 
-	printf("# mem_test: %u checks, %u failed\n", n_checks, n_failed);
-	return n_failed ? 1 : 0;
+	return check_summary("mem_test");
 }

@@ -10,49 +10,19 @@
  */
 #define _GNU_SOURCE
 #include "uring.h"
+#include "check.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define BOGUS_FLAG	(1U << 31)	/* a setup flag no kernel knows */
 
-/* ---- checks ---- */
-
-static unsigned n_checks, n_failed;
-
-/* Print one result line; on failure @fmt says what was seen instead. */
-static bool __attribute__((format(printf, 4, 5)))
-check(int line, bool ok, const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	n_checks++;
-	if (ok) {
-		printf("ok - %s\n", name);
-		return true;
-	}
-	n_failed++;
-	printf("FAIL - %s: ", name);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf(" (line %d)\n", line);
-	return false;
-}
-
-#define CHECK(ok, name, ...)	check(__LINE__, (ok), (name), __VA_ARGS__)
-
-static const char *res_name(int res)
-{
-	return res < 0 ? strerror(-res) : "success";
-}
+/* ---- checks (the common ones are in check.h) ---- */
 
 /* A check of one number against the value it should have. */
 static bool check_eq(int line, long long got, long long want, const char *name)
@@ -60,83 +30,8 @@ static bool check_eq(int line, long long got, long long want, const char *name)
 	return check(line, got == want, name, "got %lld, want %lld", got, want);
 }
 
-/* A check of a result that is >= 0 or -errno against the one expected. */
-static bool check_res(int line, int got, int want, const char *name)
-{
-	return check(line, got == want, name, "got %d (%s), want %d (%s)",
-		     got, res_name(got), want, res_name(want));
-}
-
 #define CHECK_EQ(got, want, name) \
 	check_eq(__LINE__, (long long)(got), (long long)(want), (name))
-#define CHECK_RES(got, want, name) \
-	check_res(__LINE__, (got), (want), (name))
-
-static void skip(const char *name, const char *why)
-{
-	printf("skip - %s: %s\n", name, why);
-}
-
-/*
- * Loops make thousands of small checks; they record only the first thing
- * that went wrong, which then becomes the details of one check line.
- */
-struct first_error {
-	bool set;
-	char text[200];
-};
-
-static void __attribute__((format(printf, 2, 3)))
-note(struct first_error *e, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (e->set)
-		return;
-	e->set = true;
-	va_start(ap, fmt);
-	vsnprintf(e->text, sizeof(e->text), fmt, ap);
-	va_end(ap);
-}
-
-#define CHECK_NO_ERROR(e, name)	CHECK(!(e).set, (name), "%s", (e).text)
-
-/* ---- helpers ---- */
-
-/* xorshift64*: a fixed seed, so every run draws the same numbers. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t rand64(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dULL;
-}
-
-static uint64_t rand_below(uint64_t n)
-{
-	return rand64() % n;
-}
-
-static void fill_random(void *buf, size_t len)
-{
-	unsigned char *p = buf;
-
-	for (size_t i = 0; i < len; i++)
-		p[i] = (unsigned char)rand64();
-}
-
-/* Index of the first byte where @a and @b differ, or @len if none. */
-static size_t first_diff(const void *a, const void *b, size_t len)
-{
-	const unsigned char *x = a, *y = b;
-	size_t i = 0;
-
-	while (i < len && x[i] == y[i])
-		i++;
-	return i;
-}
 
 /* Compare @len bytes and check they match, naming the first difference. */
 static bool check_bytes(int line, const void *got, const void *want,
@@ -152,6 +47,8 @@ static bool check_bytes(int line, const void *got, const void *want,
 
 #define CHECK_BYTES(got, want, len, name) \
 	check_bytes(__LINE__, (got), (want), (len), (name))
+
+/* ---- helpers ---- */
 
 /* An index the kernel shares with us, read while the ring is idle. */
 static unsigned peek_index(const unsigned *k)
@@ -1138,7 +1035,7 @@ int main(void)
 	if (ret == -ENOSYS || ret == -EPERM) {
 		printf("skip - io_uring_setup: %s (io_uring is disabled here; see sysctl kernel.io_uring_disabled)\n",
 		       strerror(-ret));
-		return 77;
+		return CHECK_EXIT_SKIP;
 	}
 	uring_exit(&probe);
 
@@ -1160,6 +1057,5 @@ int main(void)
 	test_submit_and_poll();
 	test_exit();
 
-	printf("# uring_test: %u checks, %u failed\n", n_checks, n_failed);
-	return n_failed ? 1 : 0;
+	return check_summary("uring_test");
 }

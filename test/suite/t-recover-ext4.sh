@@ -25,12 +25,7 @@ random_file "$T_TMP/b" $((3 * MiB))
 writer=$!
 sleep 1
 start_ublk recover "$id"
-i=0
-while alive $writer; do
-	[ $i -ge 600 ] && fail "a write issued during the crash did not finish 60s after the recovery"
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_exit $writer 60 "a write issued during the crash" "the recovery"
 wait $writer || fail "the write issued during the crash failed"
 
 step "files intact, then e2fsck"

@@ -36,12 +36,7 @@ alive $reader || fail "a read of the quiesced device did not wait: $(cat "$T_TMP
 step "ublk-mem recover $id"
 start_ublk recover "$id"
 expect_eq "$DEV" "$dev" "device of the recovered server"
-i=0
-while alive $reader; do
-	[ $i -ge 300 ] && fail "the waiting read did not finish 30s after the recovery"
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_exit $reader 30 "the waiting read" "the recovery"
 wait $reader
 expect_eq "$(cat "$T_TMP/waiting")" "$want" "data read while the server was down"
 expect_eq "$(dev_sha "$DEV" $((4 * MiB)) $((8 * MiB)))" "$want" "data after the recovery"
