@@ -393,8 +393,12 @@ fio_run() {
 		--direct=1 --verify_state_save=0 --group_reporting "$@") >"$_log" 2>&1
 	_rc=$?
 	if [ $_rc -ne 0 ]; then
-		tail -n 25 "$_log"
-		fail "fio $_name $* exited with status $_rc"
+		# What went wrong first (a verify mismatch names offset and
+		# checksums), then how the job ended.
+		grep -m 10 -iE 'verify|bad magic|crc|error|err=' "$_log"
+		tail -n 12 "$_log"
+		_why=$(grep -m 1 -iE 'verify.*fail|bad magic|crc32c|error' "$_log")
+		fail "fio $_name exited with status $_rc${_why:+: $_why}"
 	fi
 	# "issued rwts: total=R,W,T,S" (one line with --group_reporting).
 	FIO_READS=$(awk -F'[=,]' '/issued rwts/ { r += $2 } END { print r + 0 }' "$_log")
