@@ -84,7 +84,7 @@ remove_leftovers() {
 	done | sort -u)
 	for id in $ids; do
 		echo "ublk device $id" >>"$OUT/leftover"
-		timeout 60 "$UBLK_MEM" del "$id" >/dev/null 2>&1
+		timeout -k 5 60 "$UBLK_MEM" del "$id" >/dev/null 2>&1
 		wait_gone "/dev/ublkb$id" "/dev/ublkc$id" -t 30 ||
 			echo "ublk device $id could not be removed" >>"$OUT/leftover"
 	done
@@ -110,6 +110,14 @@ for t in $tests; do
 		>"$OUT/log" 2>&1 </dev/null
 	rc=$?
 	secs=$(($(date +%s) - start))
+	if [ $secs -ge "$TEST_TIMEOUT" ]; then
+		# Say it now: the clean-up below may itself hang on a stuck device.
+		echo "TIMEOUT $name after ${secs}s; requests still in flight (read write):"
+		for f in /sys/block/ublkb*/inflight; do
+			[ -e "$f" ] && echo "    ${f#/sys/block/}: $(cat "$f")"
+		done
+		tail -n 15 "$OUT/log" | sed 's/^/    | /'
+	fi
 	SID=$(cat "$OUT/sid" 2>/dev/null)
 	[ -n "$SID" ] && kill_session
 	remove_leftovers "$OUT/before"
