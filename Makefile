@@ -57,7 +57,7 @@ demo: ublk-mem
 musl:
 	$(MAKE) clean-bin
 	$(MAKE) CC=musl-gcc ublk-mem
-	file ublk-mem
+	! readelf -d ublk-mem | grep -q NEEDED && echo "ublk-mem: static, built with musl-gcc"
 
 lint:
 	shellcheck -x bench.sh test/*.sh test/vm/*.sh test/vm/init test/suite/*.sh
