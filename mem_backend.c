@@ -231,11 +231,6 @@ int mem_store_zero(void *store, uint64_t off, uint64_t len)
 	return release_pages(s, first, last - first);
 }
 
-static int mem_discard(void *store, uint64_t off, uint64_t len)
-{
-	return mem_store_zero(store, off, len);
-}
-
 static void *mem_direct(void *store, uint64_t off, uint32_t len, bool for_write)
 {
 	const struct mem_store *s = store;
@@ -250,7 +245,7 @@ const struct ublk_backend_ops mem_backend_ops = {
 	.name = "mem",
 	.read = mem_store_read,
 	.write = mem_store_write,
-	.discard = mem_discard,
+	.discard = mem_store_zero,	/* forgotten data reads as zeros */
 	.write_zeroes = mem_store_zero,
 	.direct = mem_direct,
 };

@@ -274,7 +274,6 @@ int ublk_list_ids(int *ids, int max)
  * and forth, and at any moment exactly one side owns it.
  */
 struct ublk_tag {
-	bool retired;		/* got UBLK_IO_RES_ABORT: no more requests */
 	bool data_direct;	/* NEED_GET_DATA gave the backend's memory */
 };
 
@@ -553,7 +552,6 @@ static int queue_handle_cqe(struct ublk_queue *q,
 		return -EPROTO;
 	if (cqe->res == UBLK_IO_RES_ABORT) {
 		/* The device is going away: this tag gets no more requests. */
-		q->tags[tag].retired = true;
 		q->live_tags--;
 		return 0;
 	}
