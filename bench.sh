@@ -7,6 +7,8 @@
 #   --quick             a smoke run: 1 round of 1 s per job
 #   --rounds N          rounds over the whole matrix (default 3; medians)
 #   --runtime SECONDS   length of each timed job run (default 5)
+#   --jobs LIST         run only these jobs (names as in summary.csv; spaces
+#                       or commas between them), e.g. "randread-4k-qd32"
 #   --ublk-args "ARGS"  options for the ublk-mem server (e.g. "--copy-mode
 #                       user_copy" or "--poll"); spaces or commas between words
 #   --out DIR           results directory (default results/bench-DATE-TIME)
@@ -45,6 +47,7 @@ SIZE_MB=64
 ROUNDS=3
 RUNTIME=5
 UBLK_ARGS=
+JOBS_ASKED=
 OUT=
 OUT_MADE=
 MODE=vm
@@ -968,14 +971,20 @@ main_vm() {
 		make -s -C "$HERE" ublk-mem >&2 || die "make ublk-mem failed"
 	fi
 	[ -f "$HERE/test/vm/vm.sh" ] || die "no test/vm/vm.sh: the VM harness is missing"
-	_mv_args="--rounds=$ROUNDS --runtime=$RUNTIME"
+	_mv_args="--rounds=$ROUNDS --runtime=$RUNTIME --jobs=$(printf '%s' "$JOBS" | tr -s ' ' ',')"
 	if [ -n "$UBLK_ARGS" ]; then
 		case $UBLK_ARGS in *\"*) die "--ublk-args may not hold double quotes" ;; esac
 		_mv_args="$_mv_args --ublk-args=$(printf '%s' "$UBLK_ARGS" | tr -s ' \t' ',,')"
 	fi
 	# Allow the VM the run's length, twice over, and at least vm.sh's default.
 	# Under TCG each fio run costs about 2 s besides its runtime.
-	_mv_runs=$(((6 * 4 + 1 + 4) * ROUNDS))
+	_mv_runs=0
+	for _mv_j in $JOBS; do
+		for _mv_d in $(devices_of "$_mv_j"); do
+			_mv_runs=$((_mv_runs + 1))
+		done
+	done
+	_mv_runs=$((_mv_runs * ROUNDS))
 	_mv_estimate=$((_mv_runs * (RUNTIME + 2) + 60))
 	[ -z "${VM_TIMEOUT:-}" ] && [ $((_mv_estimate * 2)) -gt 1500 ] && VM_TIMEOUT=$((_mv_estimate * 2))
 	[ -n "${VM_TIMEOUT:-}" ] && export VM_TIMEOUT
@@ -1050,7 +1059,7 @@ while [ $# -gt 0 ]; do
 		_val=${_opt#*=}
 		_opt=${_opt%%=*}
 		;;
-	--rounds | --runtime | --ublk-args | --out | --report)
+	--rounds | --runtime | --jobs | --ublk-args | --out | --report)
 		need_value "$1" "${2:-}"
 		_val=$2
 		shift
@@ -1063,6 +1072,7 @@ while [ $# -gt 0 ]; do
 		;;
 	--rounds) ROUNDS=$_val ;;
 	--runtime) RUNTIME=$_val ;;
+	--jobs) JOBS_ASKED=$(printf '%s' "$_val" | tr ',' ' ') ;;
 	--ublk-args) UBLK_ARGS=$_val ;;
 	--out) OUT=$_val ;;
 	--report)
@@ -1086,6 +1096,13 @@ if ! is_uint "$RUNTIME" || [ "$RUNTIME" -lt 1 ]; then
 	die "--runtime takes whole seconds >= 1, not '$RUNTIME'"
 fi
 
+if [ -n "$JOBS_ASKED" ]; then
+	for _j in $JOBS_ASKED; do
+		job_args "$_j" >/dev/null || die "--jobs: no job named '$_j' (jobs: $JOBS)"
+	done
+	JOBS=$JOBS_ASKED
+fi
+
 if [ "$MODE" = in-vm ]; then
 	main_in_vm
 	exit $?
@@ -1095,6 +1112,7 @@ if [ "$MODE" = report ]; then
 	if [ ! -s "$OUT/raw.csv" ] || [ ! -s "$OUT/meta.txt" ]; then
 		die "$OUT has no raw.csv and meta.txt from an earlier run"
 	fi
+	JOBS=$(meta jobs)
 	report
 	exit $?
 fi
