@@ -1025,7 +1025,7 @@ int ublk_serve(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 		       &dev.params, sizeof(dev.params), 0);
 	if (ret < 0) {
 		ublk_err("SET_PARAMS for /dev/ublkb%d: %s", dev.id, strerror(-ret));
-		goto err_del;
+		goto del;
 	}
 	ret = dev_start_queues(&dev);
 	if (ret < 0)
@@ -1041,7 +1041,6 @@ int ublk_serve(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 
 err_stop:
 	dev_stop_queues(&dev);
-err_del:
 del:
 	/* A recoverable device's crash leaves it; any exit through here does not. */
 	del = ublk_delete(ctrl, dev.id, 5000);
