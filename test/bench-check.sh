@@ -75,16 +75,22 @@ EXPECTED=$(expected)
 BRD_SKIPPED=0
 case "; $SKIPPED" in *"; brd: "*) BRD_SKIPPED=1 ;; esac
 
-# summary.csv: one row per job and device, numbers in their columns.
-awk -F, -v expected="$EXPECTED" -v rounds="$ROUNDS" -v nobrd="$BRD_SKIPPED" '
+# The start of both CSV checks: num(), bad() naming the file and line, the
+# expected "job device" rows in want[], and the header skipped.
+CSV_CHECK_START='
 function num(x) { return x ~ /^[0-9]+(\.[0-9]+)?$/ }
-function bad(msg) { print "bench-check: summary.csv line " FNR ": " msg > "/dev/stderr"; errs++ }
+function bad(msg) { print "bench-check: " file " line " FNR ": " msg > "/dev/stderr"; errs++ }
 BEGIN {
 	n = split(expected, E, "\n")
 	for (i = 1; i <= n; i++)
 		want[E[i]] = 1
 }
 FNR == 1 { next }
+'
+
+# summary.csv: one row per job and device, numbers in their columns.
+awk -F, -v file=summary.csv -v expected="$EXPECTED" -v rounds="$ROUNDS" \
+	-v nobrd="$BRD_SKIPPED" "$CSV_CHECK_START"'
 {
 	k = $1 " " $2
 	if (NF != 11) { bad("has " NF " fields, not 11"); next }
@@ -110,15 +116,8 @@ END {
 }' "$DIR/summary.csv" || bad "summary.csv is incomplete or malformed"
 
 # raw.csv: ROUNDS rows per job and device, numbers in their columns.
-awk -F, -v expected="$EXPECTED" -v rounds="$ROUNDS" '
-function num(x) { return x ~ /^[0-9]+(\.[0-9]+)?$/ }
-function bad(msg) { print "bench-check: raw.csv line " FNR ": " msg > "/dev/stderr"; errs++ }
-BEGIN {
-	n = split(expected, E, "\n")
-	for (i = 1; i <= n; i++)
-		want[E[i]] = 1
-}
-FNR == 1 { next }
+awk -F, -v file=raw.csv -v expected="$EXPECTED" -v rounds="$ROUNDS" \
+	"$CSV_CHECK_START"'
 {
 	k = $2 " " $1
 	if (NF != 10) { bad("has " NF " fields, not 10"); next }
