@@ -429,6 +429,22 @@ fio_verify_only() {
 	[ "$FIO_READS" -gt 0 ] || fail "fio $_name verified nothing"
 }
 
+# fio_background NAME [FIO OPTIONS...]: start a two-minute 4 KiB QD32 fio
+# load on $DEV in the background (the options given override these),
+# check after 3 s that it still runs, and set FIO_PID. The test ends it by
+# taking the device away; fio's output is in $T_TMP/fio-NAME.log.
+fio_background() {
+	_name=$1
+	shift
+	_log=$T_TMP/fio-$_name.log
+	(cd "$T_TMP" && "$FIO" --name="$_name" --filename="$DEV" --ioengine=libaio \
+		--direct=1 --bs=4k --iodepth=32 --size=32M --time_based --runtime=120 \
+		"$@") >"$_log" 2>&1 &
+	FIO_PID=$!
+	sleep 3
+	alive $FIO_PID || fail "fio $_name did not keep running: $(tail -n 5 "$_log")"
+}
+
 # --- setup -----------------------------------------------------------------
 
 # A test gets a scratch directory and the cleanup trap; run.sh, which only

@@ -9,20 +9,15 @@ need_ublk
 start_ublk 64M
 id=$SRV_ID
 step "fio load, then SIGKILL the server"
-(cd "$T_TMP" && "$FIO" --name=load --filename="$DEV" --ioengine=libaio --direct=1 \
-	--rw=randrw --bs=4k --iodepth=32 --size=32M --time_based --runtime=120) \
-	>"$T_TMP/fio.log" 2>&1 &
-fio_pid=$!
-sleep 3
-alive $fio_pid || fail "fio did not keep running: $(tail -n 5 "$T_TMP/fio.log")"
+fio_background load --rw=randrw
 check_alive
 kill -KILL "$SRV_PID"
 wait "$SRV_PID" 2>/dev/null
 
 step "fio ends within 30 s"
 killed=$(date +%s)
-wait_exit $fio_pid 30 fio "the server was killed"
-wait $fio_pid
+wait_exit $FIO_PID 30 fio "the server was killed"
+wait $FIO_PID
 rc=$?
 say "fio ended after $(($(date +%s) - killed))s with status $rc"
 [ $rc != 0 ] || fail "fio reported success although its server was killed"

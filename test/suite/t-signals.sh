@@ -23,13 +23,8 @@ wait $holder 2>/dev/null
 
 step "SIGTERM while fio writes"
 start_ublk 64M
-(cd "$T_TMP" && "$FIO" --name=busy --filename="$DEV" --ioengine=libaio --direct=1 \
-	--rw=randwrite --bs=4k --iodepth=32 --size=32M --time_based --runtime=120) \
-	>"$T_TMP/fio.log" 2>&1 &
-fio_pid=$!
-sleep 3
-alive $fio_pid || fail "fio did not keep running: $(tail -n 5 "$T_TMP/fio.log")"
+fio_background busy --rw=randwrite
 stop_server "$SRV_PID" "$DEV" TERM
-wait_exit $fio_pid 30 fio "its device was removed"
-wait $fio_pid
+wait_exit $FIO_PID 30 fio "its device was removed"
+wait $FIO_PID
 say "fio ended with status $? once its device was gone"
