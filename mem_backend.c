@@ -279,8 +279,11 @@ static const char usage_text[] =
 "  -n, --id N            device id (default: first free)\n"
 "      --prealloc        allocate and lock all memory up front\n"
 "      --copy-mode MODE  how data moves: get_data (default), user_copy, bounce\n"
-"      --poll[=US]       spin up to US microseconds (default 1000) before sleeping:\n"
-"                        lower latency at the cost of CPU time\n"
+"      --poll[=US]       spin up to US microseconds (default 1000) for the next\n"
+"                        request before sleeping, even at queue depth 1: lower\n"
+"                        latency for CPU time.  Without it the server spins\n"
+"                        only while several requests are in flight; --poll=0\n"
+"                        never spins\n"
 "      --recoverable     survive a server crash: keep data in a tmpfs file and\n"
 "                        let `ublk-mem recover ID` take over\n"
 "      --store PATH      the recoverable store (default /dev/shm/ublk-mem-ID)\n"
@@ -397,7 +400,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_POLL:
 			o->cfg.poll_us = optarg ? (unsigned)parse_num(optarg,
-					"poll time (us)", 1, 1000000) : POLL_US_DEFAULT;
+					"poll time (us)", 0, 1000000) : POLL_US_DEFAULT;
+			if (o->cfg.poll_us == 0)
+				o->cfg.poll_us = UBLK_POLL_OFF;
 			break;
 		case OPT_RECOVERABLE:
 			o->cfg.recoverable = true;

@@ -62,6 +62,7 @@
 #define SYSFS_CHAR_DIR		"/sys/class/ublk-char"
 #define MAX_IO_BYTES		(512U << 10)	/* largest request we accept */
 #define SIG_QUEUE_EXIT		SIGUSR1		/* a queue thread has ended */
+#define BUSY_SPIN_US		100		/* see spin_time() */
 
 /* ---- messages ---- */
 
@@ -596,31 +597,56 @@ static int queue_fetch_all(struct ublk_queue *q)
 }
 
 /*
- * Submit queued commits and wait for at least one CQE.  With poll_us set,
- * first spin for up to that long: entering the kernel without sleeping
- * runs its pending work and catches a completion that arrives soon, at
- * the cost of a busy CPU.
+ * How long to spin before the next sleep.  @busy: the last batch held more
+ * than one request, or the last spin caught one.
+ *
+ * By default the thread spins only while the device is busy: with several
+ * requests in flight more arrive within microseconds, and catching them
+ * without sleeping spares the submitting CPU a wakeup of this thread.
+ * Under TCG at QD32 the thread slept 0.3-0.5 times per request without
+ * spinning and 0.06-0.14 times with it, and the median of six interleaved
+ * runs rose from 14.1k to 18.2k IOPS, for a quarter more server CPU time
+ * while busy.  A spin that catches nothing ends the busy spell, so an idle
+ * device costs nothing.  Lone requests (queue depth 1) never start one;
+ * --poll spins for them too.
  */
-static int queue_wait(struct ublk_queue *q)
+static unsigned spin_time(unsigned poll_us, bool busy)
 {
-	if (q->dev->poll_us) {
+	if (poll_us == UBLK_POLL_OFF)
+		return 0;
+	if (poll_us)
+		return poll_us;
+	return busy ? BUSY_SPIN_US : 0;
+}
+
+/*
+ * Submit queued commits and wait for at least one CQE, first spinning for
+ * up to @spin_us: entering the kernel without sleeping runs its pending
+ * work and catches a request that arrives soon, at the cost of a busy CPU.
+ * Returns 1 when the spin caught a CQE, 0 after a sleep, or -errno.
+ */
+static int queue_wait(struct ublk_queue *q, unsigned spin_us)
+{
+	int ret;
+
+	if (spin_us) {
 		struct timespec t0, t;
 		long spent_us;
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		do {
-			int ret = uring_submit_and_poll(&q->ring);
-
+			ret = uring_submit_and_poll(&q->ring);
 			if (ret < 0 && ret != -EAGAIN && ret != -EBUSY)
 				return ret;
 			if (uring_cq_ready(&q->ring))
-				return 0;
+				return 1;
 			clock_gettime(CLOCK_MONOTONIC, &t);
 			spent_us = (t.tv_sec - t0.tv_sec) * 1000000L +
 				   (t.tv_nsec - t0.tv_nsec) / 1000;
-		} while (spent_us < (long)q->dev->poll_us);
+		} while (spent_us < (long)spin_us);
 	}
-	return uring_submit_and_wait(&q->ring, 1);
+	ret = uring_submit_and_wait(&q->ring, 1);
+	return ret < 0 && ret != -EAGAIN && ret != -EBUSY ? ret : 0;
 }
 
 /*
@@ -631,13 +657,16 @@ static int queue_wait(struct ublk_queue *q)
  */
 static int queue_loop(struct ublk_queue *q)
 {
+	bool busy = false;
+
 	while (q->live_tags) {
 		unsigned n;
-		int ret = queue_wait(q);
+		int ret = queue_wait(q, spin_time(q->dev->poll_us, busy));
 
-		if (ret < 0 && ret != -EAGAIN && ret != -EBUSY)
+		if (ret < 0)
 			return ret;
 		n = uring_cq_ready(&q->ring);
+		busy = ret == 1 || n > 1;
 		for (unsigned i = 0; i < n; i++) {
 			ret = queue_handle_cqe(q, uring_cqe_at(&q->ring, i));
 			if (ret < 0) {

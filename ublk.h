@@ -16,6 +16,7 @@
 #ifndef UBLK_MEM_UBLK_H
 #define UBLK_MEM_UBLK_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -224,6 +225,9 @@ enum ublk_copy_mode {
 	UBLK_COPY_USER,		/* USER_COPY: pread/pwrite on /dev/ublkcN */
 };
 
+/* ublk_config.poll_us: never spin, not even while the device is busy. */
+#define UBLK_POLL_OFF	UINT_MAX
+
 /* What the user asked for. */
 struct ublk_config {
 	uint64_t size;		/* bytes */
@@ -232,7 +236,12 @@ struct ublk_config {
 	unsigned depth;
 	int dev_id;		/* -1: first free */
 	enum ublk_copy_mode copy_mode;
-	unsigned poll_us;	/* spin this long before sleeping; 0 = never */
+	/*
+	 * Spin for the next request before sleeping: 0 spins briefly while
+	 * the device is busy, UBLK_POLL_OFF never, other values always spin
+	 * up to that many microseconds.
+	 */
+	unsigned poll_us;
 	bool recoverable;	/* UBLK_F_USER_RECOVERY(_REISSUE) */
 	bool trace;		/* print every command and request */
 };
