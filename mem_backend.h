@@ -3,7 +3,8 @@
  *
  * The store is one contiguous mapping as large as the device.  Pages are
  * allocated by the kernel when first written (a fresh device costs almost
- * nothing) and given back when discarded.  With a file path the mapping
+ * nothing) and given back when discarded.  Anonymous stores ask for
+ * transparent huge pages: one fault then fills 2 MiB instead of 4 KiB.  With a file path the mapping
  * is a shared mapping of a file on tmpfs, so the data outlives the process
  * (used by --recoverable).
  */
@@ -19,6 +20,7 @@ struct mem_store {
 	char *base;		/* the device's bytes, [0, size) */
 	uint64_t size;
 	bool locked;		/* prealloc: populated and mlock()ed */
+	bool huge;		/* the kernel took the MADV_HUGEPAGE advice */
 	int fd;			/* backing file, or -1 for anonymous memory */
 	unsigned page;		/* system page size */
 };
@@ -26,6 +28,7 @@ struct mem_store {
 enum mem_store_flags {
 	MEM_STORE_PREALLOC = 1 << 0,	/* populate and lock everything now */
 	MEM_STORE_CREATE = 1 << 1,	/* with a path: create (else: reuse) */
+	MEM_STORE_SMALL_PAGES = 1 << 2,	/* no huge pages: allocate 4 KiB at a time */
 };
 
 /*

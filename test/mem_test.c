@@ -167,6 +167,72 @@ static void test_open_anonymous(void)
 	      "base %p, fd %d", (void *)s.base, s.fd);
 }
 
+/* The kernel's transparent huge page mode, "" when it has none. */
+static const char *thp_mode(char *buf, size_t len)
+{
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	char *l, *r;
+
+	buf[0] = 0;
+	if (!f)
+		return buf;
+	if (fgets(buf, (int)len, f) && (l = strchr(buf, '[')) && (r = strchr(l, ']'))) {
+		*r = 0;
+		memmove(buf, l + 1, (size_t)(r - l));
+	} else {
+		buf[0] = 0;
+	}
+	fclose(f);
+	return buf;
+}
+
+/*
+ * Huge pages: the store starts on a 2 MiB boundary and, where the kernel
+ * has THP, is advised so; a 2 MiB write then makes one huge page resident.
+ * --small-pages (MEM_STORE_SMALL_PAGES) asks for none.
+ */
+static void test_huge_pages(void)
+{
+	const uint64_t huge = 2 * MiB;
+	char mode[64], *buf = malloc(huge);
+	struct mem_store s;
+	long long res;
+
+	if (!buf || open_anon(&s, 8 * MiB, 0, "mem_store_open: 8 MiB, huge pages") < 0)
+		goto out;
+	CHECK(((uintptr_t)s.base & (huge - 1)) == 0, "the store starts on a 2 MiB boundary",
+	      "base %p", (void *)s.base);
+	thp_mode(mode, sizeof(mode));
+	if (!mode[0] || !strcmp(mode, "never")) {
+		skip("the store is advised MADV_HUGEPAGE", "this kernel has THP off");
+	} else {
+		CHECK(s.huge, "the store is advised MADV_HUGEPAGE", "THP mode %s", mode);
+		memset(buf, 0x3c, 4096);
+		mem_store_write(&s, buf, 2 * MiB, 4096);
+		res = resident_bytes(s.base + 2 * MiB, huge);
+		if (res == 4096)	/* no free 2 MiB block: the kernel fell back */
+			skip("a 4 KiB write faults in its whole 2 MiB page",
+			     "the kernel gave a small page (memory fragmented?)");
+		else
+			CHECK(res == (long long)huge,
+			      "a 4 KiB write faults in its whole 2 MiB page",
+			      "%lld bytes resident", res);
+	}
+	mem_store_close(&s);
+	if (open_anon(&s, 8 * MiB, MEM_STORE_SMALL_PAGES,
+		      "mem_store_open: 8 MiB, small pages") < 0)
+		goto out;
+	CHECK(!s.huge, "MEM_STORE_SMALL_PAGES: not advised MADV_HUGEPAGE", "huge %d", s.huge);
+	memset(buf, 0x3c, 4096);
+	mem_store_write(&s, buf, 2 * MiB, 4096);
+	res = resident_bytes(s.base + 2 * MiB, huge);
+	CHECK(res == 4096, "MEM_STORE_SMALL_PAGES: a 4 KiB write faults in 4 KiB",
+	      "%lld bytes resident", res);
+	mem_store_close(&s);
+out:
+	free(buf);
+}
+
 /* Never-written space reads as zeros: 4 KiB here and there, then 16 MiB. */
 static void test_unwritten_reads_zero(void)
 {
@@ -791,6 +857,7 @@ int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	test_open_anonymous();
+	test_huge_pages();
 	test_unwritten_reads_zero();
 	test_write_read_back();
 	test_zero_ranges();
