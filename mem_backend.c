@@ -173,8 +173,7 @@ static int map_anonymous(struct mem_store *s, bool huge)
 	end = start + len;
 	if (start > p)
 		munmap(p, (size_t)(start - p));
-	if (p + len + align > end)
-		munmap(end, (size_t)(p + len + align - end));
+	munmap(end, (size_t)(p + len + align - end));	/* never empty: start < p + align */
 	s->base = start;
 	/*
 	 * Say which either way: a kernel whose THP mode is "always" would

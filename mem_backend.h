@@ -4,9 +4,9 @@
  * The store is one contiguous mapping as large as the device.  Pages are
  * allocated by the kernel when first written (a fresh device costs almost
  * nothing) and given back when discarded.  Anonymous stores ask for
- * transparent huge pages: one fault then fills 2 MiB instead of 4 KiB.  With a file path the mapping
- * is a shared mapping of a file on tmpfs, so the data outlives the process
- * (used by --recoverable).
+ * transparent huge pages: one fault then fills 2 MiB instead of 4 KiB.
+ * With a file path the mapping is a shared mapping of a file on tmpfs, so
+ * the data outlives the process (used by --recoverable).
  */
 #ifndef UBLK_MEM_MEM_BACKEND_H
 #define UBLK_MEM_MEM_BACKEND_H
