@@ -1,7 +1,8 @@
 #!/bin/sh
 # Memory is taken only for data written: a fresh 1 GiB device and reads of
-# unwritten areas keep the server small; a size beyond RAM and swap is
-# refused before any device exists.
+# unwritten areas keep the server small, and with --small-pages a 4 KiB
+# write takes 4 KiB (and, where the kernel has THP, 2 MiB by default); a
+# size beyond RAM and swap is refused before any device exists.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
 need_ublk
@@ -26,6 +27,26 @@ say "RSS after writing 8 MiB: $rss KiB"
 [ $((rss - rss0)) -ge $((7 * 1024)) ] || fail "RSS grew by only $((rss - rss0)) KiB for 8 MiB written"
 [ "$rss" -lt $((limit_kb + 8 * 1024)) ] || fail "RSS is $rss KiB after writing 8 MiB"
 stop_ublk
+
+# A 4 KiB write at a 2 MiB boundary: with huge pages (the default, where
+# the kernel has them) it takes a whole 2 MiB page; --small-pages takes 4 KiB.
+thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)
+for opt in "" --small-pages; do
+	step "a 4 KiB write, ${opt:-default pages}"
+	# shellcheck disable=SC2086 # no option for the default
+	start_ublk 64M $opt
+	rss0=$(rss_kb "$SRV_PID")
+	dd if=/dev/urandom of="$DEV" bs=4k count=1 seek=$((32 * 256)) oflag=direct 2>/dev/null ||
+		fail "dd failed"
+	grown=$(($(rss_kb "$SRV_PID") - rss0))
+	say "RSS grew by $grown KiB"
+	if [ -n "$opt" ]; then
+		[ "$grown" -lt 1024 ] || fail "with $opt a 4 KiB write grew RSS by $grown KiB"
+	elif [ -n "$thp" ] && [ "$thp" != never ]; then
+		[ "$grown" -ge 2048 ] || fail "THP is '$thp', but a 4 KiB write grew RSS by only $grown KiB"
+	fi
+	stop_ublk
+done
 
 step "64G, more than RAM and swap, is refused"
 mem_kb=$(awk '/^(MemTotal|SwapTotal):/ { s += $2 } END { print s }' /proc/meminfo)
