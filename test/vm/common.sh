@@ -10,6 +10,22 @@ REPO=$(cd "$VM_DIR/../.." && pwd)
 log() { echo "${0##*/}: $*" >&2; }
 die() { log "$*"; exit 1; }
 
+# The guest's architecture, ARCH (default x86_64): Debian's name for it, the
+# kernel flavour the VM boots and the qemu that runs it. Only x86_64 is done;
+# arm64 would add DEB_ARCH=arm64, KFLAVOUR cloud-arm64 (or arm64, arm64-16k)
+# and qemu-system-aarch64 here.
+ARCH=${ARCH:-x86_64}
+case $ARCH in
+x86_64 | amd64 | x86)
+	ARCH=x86_64
+	DEB_ARCH=amd64
+	QEMU_SYSTEM=qemu-system-x86_64
+	QEMU_PKG=qemu-system-x86
+	;;
+*) die "ARCH=$ARCH: the test VM runs x86_64 guests only (for now)" ;;
+esac
+KFLAVOUR=${KFLAVOUR:-cloud-$DEB_ARCH}
+
 # ensure_pkgs CMD:PACKAGE...: install the packages whose command is missing.
 # The package lists are refreshed first, as a fresh machine has none.
 ensure_pkgs() {

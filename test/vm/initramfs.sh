@@ -2,11 +2,13 @@
 # Build the test VM's initramfs: initramfs.sh OUT
 #
 # OUT is two gzip'd cpio archives back to back (the kernel unpacks both):
-#  - a base holding busybox, fio, e2fsprogs, util-linux tools and the kernel
-#    modules, cached in $UBLK_MEM_CACHE/initramfs and rebuilt only when one of
-#    its inputs changes;
-#  - an overlay, rebuilt every time (a second or two): /init, the test/ tree
-#    at /test, bench.sh, and ublk-mem at /usr/local/bin.
+#  - a base holding busybox, fio, e2fsprogs, util-linux tools, nbdkit with
+#    its memory plugin and nbd-client (for bench.sh), cached in
+#    $UBLK_MEM_CACHE/initramfs and rebuilt only when one of its inputs
+#    changes; it does not depend on the kernel;
+#  - an overlay, rebuilt every time (a second or two): /init, the kernel's
+#    modules at /lib/modules, the test/ tree at /test, bench.sh, and
+#    ublk-mem at /usr/local/bin.
 #
 # Environment:
 #   UBLK_MEM_BIN    the server binary (default: ublk-mem at the repository root)
@@ -21,15 +23,19 @@ set -euo pipefail
 OUT=$1
 
 ensure_pkgs /bin/busybox:busybox-static fio:fio mke2fs:e2fsprogs e2fsck:e2fsprogs \
-	blkdiscard:util-linux blockdev:util-linux cpio:cpio gzip:gzip ldd:libc-bin
+	blkdiscard:util-linux blockdev:util-linux cpio:cpio gzip:gzip ldd:libc-bin \
+	/usr/bin/nbdkit:nbdkit /usr/sbin/nbd-client:nbd-client
 
 if [ -z "${MODULES:-}" ]; then
 	eval "$("$VM_DIR/kernel.sh")"
 fi
 
 # Tools in the base image, by absolute path on this machine.
+# nbdkit loads its plugins from the directory it was built with.
+NBDKIT_PLUGINS=$(/usr/bin/nbdkit --dump-config | sed -n 's/^plugindir=//p')
 TOOLS="/bin/busybox /usr/bin/fio /usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck
-       /usr/sbin/blkdiscard /usr/sbin/blockdev"
+       /usr/sbin/blkdiscard /usr/sbin/blockdev /usr/bin/nbdkit /usr/sbin/nbd-client
+       $NBDKIT_PLUGINS/nbdkit-memory-plugin.so"
 CONFIGS="/etc/mke2fs.conf"
 
 # The shared libraries a binary needs, one absolute path a line.
@@ -85,8 +91,6 @@ build_base() {
 			ln -s /bin/busybox "$stage/$applet"
 		}
 	done
-	mkdir -p "$stage/usr/lib/modules"
-	cp "$MODULES"/*.ko "$stage/usr/lib/modules/"
 }
 
 # Everything the base is made of, with sizes and times: its cache key.
@@ -98,7 +102,6 @@ base_inputs() {
 		libs_of "$t" | xargs -r stat -L -c '%n %s %Y'
 	done
 	stat -L -c '%n %s %Y' $CONFIGS 2>/dev/null || true
-	sha256sum "$MODULES"/*.ko
 }
 
 mkdir -p "$CACHE/initramfs"
@@ -110,7 +113,9 @@ if [ ! -f "$base" ]; then
 	build_base "$stage"
 	pack "$stage" "$stage.cpio.gz"
 	rm -rf "$stage"
-	find "$CACHE/initramfs" -name 'base-*.cpio.gz' ! -name "${base##*/}" -delete
+	# Keep the three newest bases: checkouts of other versions may share the cache.
+	find "$CACHE/initramfs" -name 'base-*.cpio.gz' -printf '%T@ %p\n' | sort -rn | tail -n +4 |
+		cut -d' ' -f2- | xargs -r rm -f
 	mv "$stage.cpio.gz" "$base"
 fi
 
@@ -120,6 +125,9 @@ stage=$tmp/root
 mkdir -p "$stage/usr/local/bin"
 cp "$VM_DIR/init" "$stage/init"
 chmod 755 "$stage/init"
+mkdir -p "$stage/usr/lib/modules"
+cp "$MODULES"/*.ko "$stage/usr/lib/modules/"
+[ -f "$MODULES/preload" ] && cp "$MODULES/preload" "$stage/usr/lib/modules/"
 cp -a "$REPO/test" "$stage/test"
 [ -f "$REPO/bench.sh" ] && cp "$REPO/bench.sh" "$stage/bench.sh"
 [ -f "$REPO/README.md" ] && cp "$REPO/README.md" "$stage/README.md"

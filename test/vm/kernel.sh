@@ -1,36 +1,91 @@
 #!/bin/bash
-# Make a kernel with the ublk driver available for the test VM.
+# Make a Debian kernel with the ublk driver available for the test VM.
 #
-# Prints two shell assignments on stdout, for eval:
-#   KERNEL=/path/to/vmlinuz
-#   MODULES=/path/to/dir/with/decompressed/*.ko
+# usage: kernel.sh              fetch the kernel KVER names (once) and print, for eval:
+#                                 KERNEL=/path/to/vmlinuz
+#                                 MODULES=/path/to/dir/of/decompressed/*.ko
+#                                 KVERSION=its release, as uname -r prints it
+#        kernel.sh --resolve    print the release KVER names, without fetching it
+#        kernel.sh --series     the newest bootable release of each series from the
+#                               LTS up, one "SERIES RELEASE" a line, oldest first
+#        kernel.sh --list       every cloud kernel the package indexes offer,
+#                               bootable or not and why
 #
-# With KERNEL and MODULES already set in the environment, those are used
+# KVER (default lts) is one of
+#   lts      the newest Debian 12 6.12 cloud kernel, from this machine's own apt
+#   newest   the newest Debian cloud kernel that boots with its modules
+#   7.3      the newest bootable point release of a series
+#   7.3.4    a version (or a whole release: 7.3.4+deb13-cloud-amd64)
+#
+# Kernels other than the LTS come from Debian's sid and trixie-backports
+# suites through an apt configuration of our own under $UBLK_MEM_CACHE/apt:
+# its own sources list (naming the Debian archive this machine's apt uses),
+# package lists and cache, so the machine's apt set-up is left as it is.
+# A kernel is bootable when its packages hold both the kernel and its
+# modules: one self-contained linux-image-RELEASE, or the linux-binary- and
+# linux-modules-RELEASE packages a linux-image-RELEASE depends on, all of
+# them in the archive. Once unpacked, vmlinuz and ublk_drv.ko must be there.
+#
+# Each kernel is cached by release in $UBLK_MEM_CACHE/kernels/RELEASE:
+# vmlinuz, and modules/ with the decompressed .ko files the VM loads (a
+# file "preload" there lists the dependencies to load first). Several are
+# kept. With KERNEL and MODULES set in the environment, those are used
 # (MODULES may be a flat directory of .ko/.ko.xz files or a lib/modules tree).
-# Otherwise the newest Debian linux-image-6.12.*-cloud-amd64-unsigned is
-# fetched with apt-get download into the cache (UBLK_MEM_CACHE, default
-# /var/cache/ublk-mem) and unpacked once; later runs reuse it.
+#
+# Environment: KVER, KERNEL, MODULES, UBLK_MEM_CACHE, ARCH (see common.sh),
+# UBLK_MEM_SUITES (default "sid trixie-backports"), UBLK_MEM_MIRROR (the
+# Debian archive's URI, when this machine's apt configuration names none),
+# UBLK_MEM_INDEX_HOURS (refresh our package lists when older, default 24).
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
 
-# Modules the VM needs (drivers/block/..., fs/configfs/configfs), by name.
-WANTED="ublk_drv brd loop null_blk configfs"
+# Modules the VM needs, by name (drivers/block/..., fs/configfs), plus nbd
+# for the benchmark's nbdkit device. Their dependencies come along.
+WANTED="ublk_drv brd loop null_blk configfs nbd"
+# The series "lts" names; it comes from this machine's own apt sources.
+LTS_SERIES=6.12
+SUITES=${UBLK_MEM_SUITES:-sid trixie-backports}
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+KVER=${KVER:-lts}
+KDIR=$CACHE/kernels
+APT_DIR=$CACHE/apt/$DEB_ARCH
 
-# Copy each wanted module found below $1 into $2, decompressed.
+# ---- modules -----------------------------------------------------------------
+
+# find_module SRC NAME: the file of module NAME below SRC ("" when none).
+find_module() {
+	local alt=${2//_/-}
+	find "$1" \( -name "$2.ko" -o -name "$2.ko.xz" -o -name "$2.ko.zst" -o -name "$2.ko.gz" \
+		-o -name "$alt.ko" -o -name "$alt.ko.xz" -o -name "$alt.ko.zst" -o -name "$alt.ko.gz" \) \
+		-print -quit
+}
+
+# module_deps KO: the modules KO depends on, from its .modinfo section.
+module_deps() {
+	tr '\0' '\n' <"$1" | sed -n 's/^depends=//p' | head -n 1 | tr , ' '
+}
+
+# collect_modules SRC DST: copy each wanted module found below SRC, and the
+# modules those depend on, into DST decompressed. DST/preload lists the
+# dependencies that are not wanted themselves, in an order insmod accepts.
+# Fails when ublk_drv is neither a module nor built in.
 collect_modules() {
-	local src=$1 dst=$2 name f
+	local src=$1 dst=$2 queue name f d seen=" " order=()
 	mkdir -p "$dst"
-	for name in $WANTED; do
-		f=$(find "$src" \( -name "$name.ko" -o -name "$name.ko.xz" \
-			-o -name "$name.ko.zst" -o -name "$name.ko.gz" \) -print -quit)
+	queue=$WANTED
+	while [ -n "${queue// /}" ]; do
+		read -r name queue <<<"$queue"
+		case $seen in *" $name "*) continue ;; esac
+		seen="$seen$name "
+		f=$(find_module "$src" "$name")
 		if [ -z "$f" ]; then
 			# Built into the kernel: nothing to load.
-			if find "$src" -name modules.builtin -exec grep -q "/$name.ko$" {} + 2>/dev/null; then
+			if find "$src" -name modules.builtin -exec grep -q -E "/${name//_/[_-]}\.ko$" {} + 2>/dev/null; then
 				continue
 			fi
-			[ "$name" = ublk_drv ] && die "ublk_drv.ko not found below $src"
+			[ "$name" = ublk_drv ] && { log "no ublk_drv module below $src"; return 1; }
 			log "warning: $name.ko not found below $src"
 			continue
 		fi
@@ -40,16 +95,31 @@ collect_modules() {
 		*.gz) gzip -dc "$f" >"$dst/$name.ko" ;;
 		*) cp "$f" "$dst/$name.ko" ;;
 		esac
+		order+=("$name")
+		for d in $(module_deps "$dst/$name.ko"); do
+			queue="$queue $d"
+		done
+	done
+	# A dependency found after the module needing it: list it deepest first.
+	: >"$dst/preload"
+	for ((d = ${#order[@]} - 1; d >= 0; d--)); do
+		case " $WANTED " in *" ${order[d]} "*) ;; *) echo "${order[d]}" >>"$dst/preload" ;; esac
 	done
 }
 
-# Newest linux-image-6.12.*-cloud-amd64-unsigned package known to apt.
-newest_package() {
-	apt-cache search --names-only '^linux-image-6\.12\..*-cloud-amd64-unsigned$' 2>/dev/null |
-		awk '{ print $1 }' | sort -V | tail -n 1
+# bzimage_release FILE: the release string an x86 bzImage carries ("" if none).
+bzimage_release() {
+	local off
+	[ "$(dd if="$1" bs=1 skip=$((0x202)) count=4 2>/dev/null)" = HdrS ] || return 0
+	off=$(od -An -tu2 -j $((0x20E)) -N2 "$1" | tr -d ' ')
+	dd if="$1" bs=1 skip=$((off + 0x200)) count=256 2>/dev/null | tr '\0' '\n' | head -n 1 |
+		awk '{ print $1 }'
 }
 
-if [ -n "${KERNEL:-}" ] || [ -n "${MODULES:-}" ]; then
+# ---- KERNEL and MODULES given ---------------------------------------------------
+
+use_given() {
+	local key flat release
 	[ -f "${KERNEL:-}" ] || die "KERNEL=${KERNEL:-} is not a file"
 	[ -d "${MODULES:-}" ] || die "MODULES=${MODULES:-} is not a directory"
 	if ! find "$MODULES" -maxdepth 1 -name 'ublk_drv.ko' | grep -q .; then
@@ -58,54 +128,325 @@ if [ -n "${KERNEL:-}" ] || [ -n "${MODULES:-}" ]; then
 		flat=$CACHE/modules-$key
 		if [ ! -f "$flat/.done" ]; then
 			rm -rf "$flat"
-			collect_modules "$MODULES" "$flat"
+			collect_modules "$MODULES" "$flat" || die "MODULES=$MODULES has no ublk_drv module"
 			touch "$flat/.done"
 		fi
 		MODULES=$flat
 	fi
-	printf 'KERNEL=%q\nMODULES=%q\n' "$(readlink -f "$KERNEL")" "$(readlink -f "$MODULES")"
+	release=$(bzimage_release "$KERNEL")
+	printf 'KERNEL=%q\nMODULES=%q\nKVERSION=%q\n' "$(readlink -f "$KERNEL")" \
+		"$(readlink -f "$MODULES")" "${release:-custom}"
+}
+
+# ---- the package indexes -------------------------------------------------------
+
+# Our own apt configuration: sources, lists and cache under $APT_DIR, the
+# machine's preferences (pins) ignored.
+PAPT=(-o "Dir::Etc::sourcelist=$APT_DIR/sources.list" -o Dir::Etc::sourceparts=/nonexistent
+	-o "Dir::State::Lists=$APT_DIR/lists" -o "Dir::Cache=$APT_DIR/cache"
+	-o Dir::Etc::preferences=/nonexistent -o "Dir::Etc::preferencesparts=$APT_DIR/preferences.d"
+	-o "APT::Architecture=$DEB_ARCH" -o "APT::Architectures=$DEB_ARCH"
+	-o Acquire::Languages=none)
+
+# debian_uri: the URI of the Debian archive this machine's apt takes "main"
+# from, as apt itself reads its sources (sources.list and deb822 files).
+debian_uri() {
+	if [ -n "${UBLK_MEM_MIRROR:-}" ]; then
+		echo "$UBLK_MEM_MIRROR"
+		return
+	fi
+	apt-get indextargets 'Identifier: Packages' 'Component: main' 2>/dev/null | awk '
+		/^Repo-URI: / { uri = $2 }
+		/^Release: / { rel = $2 }
+		/^Label: / { label = $2 }
+		/^$/ { flush() }
+		END { flush(); print best != "" ? best : fallback }
+		function flush() {
+			if (uri != "") {
+				if (label == "Debian" && best == "") best = uri
+				if (rel !~ /-security$/ && uri !~ /security/ && fallback == "") fallback = uri
+			}
+			uri = rel = label = ""
+		}'
+}
+
+# private_index: make our package lists exist and be no older than
+# UBLK_MEM_INDEX_HOURS; with "force", refresh them now. Returns non-zero
+# when there are none.
+private_index() {
+	local uri suite age
+	mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" "$APT_DIR/preferences.d"
+	if [ ! -s "$APT_DIR/sources.list" ] || [ "${1:-}" = force ]; then
+		uri=$(debian_uri)
+		[ -n "$uri" ] || { log "this machine's apt names no Debian archive: set UBLK_MEM_MIRROR"; return 1; }
+		[ -f "$KEYRING" ] || ensure_pkgs "$KEYRING:debian-archive-keyring"
+		for suite in $SUITES; do
+			echo "deb [signed-by=$KEYRING] $uri $suite main"
+		done >"$APT_DIR/sources.list.tmp"
+		mv "$APT_DIR/sources.list.tmp" "$APT_DIR/sources.list"
+	fi
+	age=$(find "$APT_DIR/lists" -maxdepth 1 -name '*_Packages*' -mmin "-$((${UBLK_MEM_INDEX_HOURS:-24} * 60))" |
+		head -n 1)
+	if [ -z "$age" ] || [ "${1:-}" = force ]; then
+		log "updating the package lists of $SUITES (in $APT_DIR)"
+		apt-get "${PAPT[@]}" update -qq >&2 || log "warning: apt-get update of $SUITES failed"
+	fi
+	find "$APT_DIR/lists" -maxdepth 1 -name '*_Packages*' | grep -q .
+}
+
+# host_catalogue: "RELEASE host ok PACKAGE" for each LTS cloud kernel this
+# machine's apt offers. A fresh machine has no package lists: update them.
+host_catalogue() {
+	local series=${LTS_SERIES//./\\.} found
+	found=$(apt-cache search --names-only "^linux-image-$series\..*-$KFLAVOUR-unsigned\$" 2>/dev/null)
+	if [ -z "$found" ]; then
+		log "updating the apt package lists"
+		apt-get update -qq >&2 </dev/null || log "warning: apt-get update failed"
+		found=$(apt-cache search --names-only "^linux-image-$series\..*-$KFLAVOUR-unsigned\$" 2>/dev/null)
+	fi
+	[ -n "$found" ] || return 0
+	awk '{ r = $1; sub(/^linux-image-/, "", r); sub(/-unsigned$/, "", r); print r, "host ok", $1 }' <<<"$found"
+}
+
+# debian_catalogue: one line per kernel release our package lists offer:
+#   RELEASE debian ok PACKAGE...        (the packages that make it)
+#   RELEASE debian no REASON...
+# from the packages' records: which exist, and what linux-image depends on.
+debian_catalogue() {
+	local names
+	names=$(apt-cache "${PAPT[@]}" pkgnames linux- 2>/dev/null |
+		grep -E "^linux-(image|binary|modules)-[0-9][^ ]*-$KFLAVOUR\$" || true)
+	[ -n "$names" ] || return 0
+	# shellcheck disable=SC2086 # one name a word
+	apt-cache "${PAPT[@]}" show --no-all-versions $names 2>/dev/null | awk -v flavour="$KFLAVOUR" '
+		/^Package: / { pkg = $2; real[pkg] = 1 }
+		/^Depends: / { deps[pkg] = substr($0, 10) }
+		END {
+			for (p in real) {
+				r = p
+				if (!sub(/^linux-(image|binary)-/, "", r)) continue
+				if (r in done) continue
+				done[r] = 1
+				img = "linux-image-" r; bin = "linux-binary-" r; mod = "linux-modules-" r
+				if (img in real) {
+					# What the image package pulls in that holds the kernel or modules.
+					need = ""
+					n = split(deps[img], D, /[ ,|()=]+/)
+					for (i = 1; i <= n; i++)
+						if (D[i] ~ /^linux-(binary|modules)-[0-9]/ && index(" " need " ", " " D[i] " ") == 0)
+							need = need " " D[i]
+					if (need == "") { print r, "debian ok", img; continue }
+					miss = ""
+					m = split(need, N, " ")
+					for (i = 1; i <= m; i++)
+						if (!(N[i] in real)) miss = miss " " N[i]
+					if (miss == "") print r, "debian ok" need
+					else print r, "debian no" miss, "(needed by " img ") not in the archive"
+				} else if (mod in real) {
+					print r, "debian ok", bin, mod
+				} else {
+					print r, "debian no", mod, "not in the archive"
+				}
+			}
+		}'
+}
+
+# catalogue: both, newest release first.
+catalogue() {
+	{
+		host_catalogue
+		[ "$KVER" = lts ] || ! private_index || debian_catalogue
+	} | sort -V -r -k1,1
+}
+
+# matches KVER RELEASE: RELEASE is one KVER names (lts is handled apart).
+matches() {
+	local want=$1 r=$2
+	case $want in
+	newest) return 0 ;;
+	*+* | *-*) [ "$r" = "$want" ] ;;
+	*.*.*) case $r in "$want"+* | "$want"-*) return 0 ;; *) return 1 ;; esac ;;
+	*.*) case $r in "$want".*) return 0 ;; *) return 1 ;; esac ;;
+	*) return 1 ;;
+	esac
+}
+
+# candidates: the bootable catalogue lines KVER names, best first.
+candidates() {
+	local r src ok rest
+	catalogue | while read -r r src ok rest; do
+		[ "$ok" = ok ] || continue
+		if [ "$KVER" = lts ]; then
+			[ "$src" = host ] || continue
+		else
+			matches "$KVER" "$r" || continue
+		fi
+		echo "$r $src $rest"
+	done
+}
+
+# cached_release: the newest cached kernel KVER names, for offline use.
+cached_release() {
+	local r
+	find "$KDIR" -mindepth 2 -maxdepth 2 -name .done -printf '%h\n' 2>/dev/null |
+		xargs -r -n1 basename | sort -V -r | while read -r r; do
+		if [ "$KVER" = lts ]; then
+			case $r in "$LTS_SERIES".*) ;; *) continue ;; esac
+		fi
+		if matches "${KVER/#lts/newest}" "$r"; then
+			echo "$r"
+			break
+		fi
+	done
+}
+
+# ---- fetching ------------------------------------------------------------------
+
+# download SRC DIR PACKAGE...: the .deb files into DIR, with this machine's
+# apt (host) or ours (debian); on failure refresh the lists once and retry.
+download() {
+	local src=$1 dir=$2 opts=()
+	shift 2
+	[ "$src" = debian ] && opts=("${PAPT[@]}")
+	# apt drops privileges to _apt for downloads when it can write there.
+	chown _apt "$dir" 2>/dev/null || true
+	(cd "$dir" && apt-get "${opts[@]}" download -q "$@" >&2) && return 0
+	# Stale package lists name a file the mirror no longer has.
+	log "apt-get download $* failed; updating the package lists"
+	if [ "$src" = debian ]; then
+		private_index force || true
+	else
+		apt-get update -qq >&2 || true
+	fi
+	(cd "$dir" && apt-get "${opts[@]}" download -q "$@" >&2)
+}
+
+# fetch RELEASE SRC PACKAGE...: unpack the packages into the cache as
+# $KDIR/RELEASE/{vmlinuz,modules}. Fails when they hold no kernel or no
+# ublk_drv.
+fetch() {
+	local release=$1 src=$2 dir tmp deb vmlinuz
+	shift 2
+	dir=$KDIR/$release
+	[ -f "$dir/.done" ] && [ "$(cat "$dir/.done")" = "$WANTED" ] && return 0
+	log "fetching $release ($*) into $dir"
+	tmp=$(mktemp -d "$KDIR/.fetch.XXXXXX")
+	chmod 755 "$tmp"
+	mkdir -p "$tmp/dl"
+	if ! download "$src" "$tmp/dl" "$@"; then
+		rm -rf "$tmp"
+		die "apt-get download $* failed"
+	fi
+	for deb in "$tmp"/dl/*.deb; do
+		dpkg-deb -x "$deb" "$tmp/root"
+	done
+	vmlinuz=$(find "$tmp/root" \( -path '*/boot/vmlinuz-*' -o -path '*/lib/modules/*/vmlinuz' \) \
+		-type f -print -quit)
+	if [ -z "$vmlinuz" ]; then
+		rm -rf "$tmp"
+		log "$*: no vmlinuz in the package(s)"
+		return 1
+	fi
+	cp "$vmlinuz" "$tmp/vmlinuz"
+	if ! collect_modules "$tmp/root" "$tmp/modules"; then
+		rm -rf "$tmp"
+		log "$*: no ublk_drv module in the package(s): not bootable for ublk-mem"
+		return 1
+	fi
+	(cd "$tmp/dl" && ls) >"$tmp/packages"
+	rm -rf "$tmp/root" "$tmp/dl"
+	echo "$WANTED" >"$tmp/.done"
+	rm -rf "$dir"
+	mv "$tmp" "$dir"
+}
+
+# retire_old_layout: the cache once kept one kernel in $CACHE/kernel/PACKAGE
+# (without nbd.ko). Remove it once no VM boots from it.
+retire_old_layout() {
+	[ -d "$CACHE/kernel" ] || return 0
+	if grep -qsF "$CACHE/kernel/" /proc/[0-9]*/cmdline; then
+		return 0
+	fi
+	rm -rf "$CACHE/kernel"
+}
+
+# ---- main ------------------------------------------------------------------------
+
+case ${1:-} in
+'' | --resolve | --series | --list) ;;
+*) sed -n '2,13s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+esac
+
+if [ -z "${1:-}" ] && { [ -n "${KERNEL:-}" ] || [ -n "${MODULES:-}" ]; }; then
+	use_given
 	exit 0
 fi
 
+case $KVER in
+lts | newest | [0-9]*.[0-9]*) ;;
+*) die "KVER=$KVER: use lts, newest, a series (7.3), a version (7.3.4) or a release (7.3.4+deb13-$KFLAVOUR)" ;;
+esac
 command -v apt-get >/dev/null || die "apt-get not found: set KERNEL and MODULES"
-ensure_pkgs dpkg-deb:dpkg xz:xz-utils
-mkdir -p "$CACHE/kernel"
-pkg=$(newest_package)
-if [ -z "$pkg" ]; then
-	log "updating the apt package lists"
-	apt-get update -qq >&2 || log "warning: apt-get update failed"
-	pkg=$(newest_package)
-fi
-if [ -z "$pkg" ]; then
-	# Offline: fall back to the newest kernel already in the cache.
-	pkg=$(find "$CACHE/kernel" -mindepth 2 -maxdepth 2 -name .done -printf '%h\n' 2>/dev/null |
-		xargs -r -n1 basename | sort -V | tail -n 1)
-	[ -n "$pkg" ] || die "no linux-image-6.12.*-cloud-amd64-unsigned package in apt and none cached"
-	log "apt knows no 6.12 cloud kernel; using cached $pkg"
-fi
+ensure_pkgs dpkg-deb:dpkg xz:xz-utils zstd:zstd
+mkdir -p "$KDIR"
 
-dir=$CACHE/kernel/$pkg
-if [ ! -f "$dir/.done" ]; then
-	log "fetching $pkg into $dir"
-	rm -rf "$dir"
-	mkdir -p "$dir/dl"
-	# apt drops privileges to _apt for downloads when it can write there.
-	chown _apt "$dir/dl" 2>/dev/null || true
-	if ! (cd "$dir/dl" && apt-get download -q "$pkg" >&2); then
-		# Stale package lists name a file the mirror no longer has.
-		log "apt-get download $pkg failed; updating the package lists"
-		apt-get update -qq >&2 || true
-		(cd "$dir/dl" && apt-get download -q "$pkg" >&2) || die "apt-get download $pkg failed"
+case ${1:-} in
+--list)
+	printf '%-32s %-7s %-9s %s\n' RELEASE SOURCE BOOTABLE 'PACKAGES, OR WHY NOT'
+	KVER=newest catalogue | while read -r r src ok rest; do
+		[ -f "$KDIR/$r/.done" ] && rest="$rest (cached)"
+		printf '%-32s %-7s %-9s %s\n' "$r" "$src" "${ok/ok/yes}" "$rest"
+	done
+	exit 0
+	;;
+--series)
+	# Newest first: the first release seen of a series is its newest.
+	KVER=newest candidates | awk -v lts="$LTS_SERIES" '
+		function key(v,    a) { split(v, a, "."); return a[1] * 1000 + a[2] }
+		{
+			split($1, a, /[.+-]/)
+			s = a[1] "." a[2]
+			if (key(s) < key(lts) || (s in seen)) next
+			seen[s] = 1
+			out[++n] = s " " $1
+		}
+		END { for (i = n; i >= 1; i--) print out[i] }'
+	exit 0
+	;;
+esac
+
+# Try the candidates best first: one whose packages turn out not to hold a
+# bootable kernel gives way to the next.
+release=
+while read -r r src pkgs; do
+	if [ -n "${1:-}" ]; then
+		release=$r
+		break
 	fi
-	deb=$(find "$dir/dl" -name '*.deb' -print -quit)
-	dpkg-deb -x "$deb" "$dir/root"
-	vmlinuz=$(find "$dir/root/boot" -name 'vmlinuz-*' -print -quit)
-	[ -n "$vmlinuz" ] || die "no boot/vmlinuz-* in $deb"
-	cp "$vmlinuz" "$dir/vmlinuz"
-	collect_modules "$dir/root/lib/modules" "$dir/modules"
-	rm -rf "$dir/root" "$dir/dl"
-	touch "$dir/.done"
-	# Keep only this kernel.
-	find "$CACHE/kernel" -mindepth 1 -maxdepth 1 -type d ! -name "$pkg" -exec rm -rf {} +
+	# shellcheck disable=SC2086 # one package a word
+	if (exec 9>"$KDIR/.lock-$r" && flock 9 && fetch "$r" "$src" $pkgs) </dev/null; then
+		release=$r
+		break
+	fi
+done < <(candidates)
+
+if [ -z "$release" ]; then
+	release=$(cached_release)
+	if [ -z "$release" ]; then
+		# Name what is there but cannot boot, if anything.
+		why=$(catalogue | while read -r r src ok rest; do
+			if [ "$ok" = no ] && matches "$KVER" "$r"; then
+				echo "$r: $rest"
+				break
+			fi
+		done)
+		die "KVER=$KVER: no bootable $KFLAVOUR kernel in the package indexes and none cached${why:+ ($why)}; kernel.sh --list shows what there is"
+	fi
+	log "KVER=$KVER: the package indexes offer none; using the cached $release"
 fi
-printf 'KERNEL=%q\nMODULES=%q\n' "$dir/vmlinuz" "$dir/modules"
+if [ "${1:-}" = --resolve ]; then
+	echo "$release"
+	exit 0
+fi
+retire_old_layout
+printf 'KERNEL=%q\nMODULES=%q\nKVERSION=%q\n' "$KDIR/$release/vmlinuz" "$KDIR/$release/modules" "$release"

@@ -6,13 +6,14 @@
 #   vm.sh demo               create, format, use and remove a device
 #   vm.sh bench [OPTIONS]    run bench.sh --in-vm OPTIONS
 #
-# The VM is qemu under TCG (this machine's KVM cannot run it) with a Debian
-# 6.12 kernel (kernel.sh) and an initramfs built by initramfs.sh; test/vm/init
-# runs the mode. The console goes to the terminal and to a log file in
+# The VM is qemu under TCG (this machine's KVM cannot run it) with the Debian
+# kernel KVER names (kernel.sh: lts, newest, 7.3, 7.3.4...) and an initramfs
+# built by initramfs.sh; test/vm/init runs the mode. The console goes to the terminal and to a log file in
 # $UBLK_MEM_CACHE/logs/. Afterwards the log is checked for the guest's
 # results and for kernel oopses, warnings and hangs.
 #
 # Environment:
+#   KVER            the kernel (default lts, Debian 12's 6.12; see kernel.sh)
 #   VM_TIMEOUT      seconds the whole VM may run (default 1500)
 #   VM_SILENCE      seconds the console may stay quiet before the VM is
 #                   killed as hung (default 420)
@@ -45,9 +46,10 @@ VM_SILENCE=${VM_SILENCE:-420}
 VM_MEM=${VM_MEM:-2048}
 VM_SMP=${VM_SMP:-2}
 
-ensure_pkgs qemu-system-x86_64:qemu-system-x86
+ensure_pkgs "$QEMU_SYSTEM:$QEMU_PKG"
+KVERSION=
 eval "$("$VM_DIR/kernel.sh")"
-export KERNEL MODULES
+export KERNEL MODULES KVERSION
 
 LOGDIR=$CACHE/logs
 mkdir -p "$LOGDIR" "$CACHE/initramfs"
@@ -77,7 +79,7 @@ APPEND="console=ttyS0 quiet panic=-1 mitigations=off ublkmem.mode=$MODE"
 [ -n "${VM_APPEND:-}" ] && APPEND="$APPEND $VM_APPEND"
 
 # shellcheck disable=SC2054 # commas belong to qemu options
-QEMU=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m "$VM_MEM" -smp "$VM_SMP"
+QEMU=("$QEMU_SYSTEM" -accel tcg,thread=multi -cpu max -m "$VM_MEM" -smp "$VM_SMP"
 	-no-reboot -display none -kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND")
 
 if [ "$MODE" = shell ]; then
@@ -97,7 +99,7 @@ clean() {
 }
 
 log "console log: $LOG"
-log "booting: $APPEND"
+log "booting $KVERSION: $APPEND"
 : >"$LOG"
 "${QEMU[@]}" -monitor none -serial "file:$LOG" </dev/null &
 QEMU_PID=$!
@@ -138,7 +140,7 @@ end_line=$(grep -a -m1 "^UBLKMEM-$TAG-END rc=" <<<"$CLEAN" || true)
 guest_rc=${end_line##*rc=}
 
 echo
-echo "======== VM $MODE: results (console log: $LOG) ========"
+echo "======== VM $MODE on $KVERSION: results (console log: $LOG) ========"
 failed_extra=0
 
 # Kernel trouble anywhere in the log. Kernel lines carry a [ seconds.micro ]
