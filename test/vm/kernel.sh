@@ -141,9 +141,11 @@ use_given() {
 # ---- the package indexes -------------------------------------------------------
 
 # Our own apt configuration: sources, lists and cache under $APT_DIR, the
-# machine's preferences (pins) ignored.
+# machine's preferences (pins) ignored. The binary package cache is kept
+# (some machines turn it off): it makes apt-cache fast.
 PAPT=(-o "Dir::Etc::sourcelist=$APT_DIR/sources.list" -o Dir::Etc::sourceparts=/nonexistent
 	-o "Dir::State::Lists=$APT_DIR/lists" -o "Dir::Cache=$APT_DIR/cache"
+	-o Dir::Cache::pkgcache=pkgcache.bin -o Dir::Cache::srcpkgcache=
 	-o Dir::Etc::preferences=/nonexistent -o "Dir::Etc::preferencesparts=$APT_DIR/preferences.d"
 	-o "APT::Architecture=$DEB_ARCH" -o "APT::Architectures=$DEB_ARCH"
 	-o Acquire::Languages=none)
@@ -174,22 +176,26 @@ debian_uri() {
 # UBLK_MEM_INDEX_HOURS; with "force", refresh them now. Returns non-zero
 # when there are none.
 private_index() {
-	local uri suite age
+	local uri suite sources fresh force=${1:-}
 	mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" "$APT_DIR/preferences.d"
-	if [ ! -s "$APT_DIR/sources.list" ] || [ "${1:-}" = force ]; then
-		uri=$(debian_uri)
-		[ -n "$uri" ] || { log "this machine's apt names no Debian archive: set UBLK_MEM_MIRROR"; return 1; }
-		[ -f "$KEYRING" ] || ensure_pkgs "$KEYRING:debian-archive-keyring"
-		for suite in $SUITES; do
-			echo "deb [signed-by=$KEYRING] $uri $suite main"
-		done >"$APT_DIR/sources.list.tmp"
+	uri=$(debian_uri)
+	[ -n "$uri" ] || { log "this machine's apt names no Debian archive: set UBLK_MEM_MIRROR"; return 1; }
+	[ -f "$KEYRING" ] || ensure_pkgs "$KEYRING:debian-archive-keyring"
+	sources=$(for suite in $SUITES; do echo "deb [signed-by=$KEYRING] $uri $suite main"; done)
+	if [ "$sources" != "$(cat "$APT_DIR/sources.list" 2>/dev/null)" ]; then
+		echo "$sources" >"$APT_DIR/sources.list.tmp"
 		mv "$APT_DIR/sources.list.tmp" "$APT_DIR/sources.list"
+		force=force
 	fi
-	age=$(find "$APT_DIR/lists" -maxdepth 1 -name '*_Packages*' -mmin "-$((${UBLK_MEM_INDEX_HOURS:-24} * 60))" |
-		head -n 1)
-	if [ -z "$age" ] || [ "${1:-}" = force ]; then
+	# The lists' own times are the archive's: "updated" keeps ours.
+	fresh=$(find "$APT_DIR/updated" -mmin "-$((${UBLK_MEM_INDEX_HOURS:-24} * 60))" 2>/dev/null || true)
+	if [ -z "$fresh" ] || [ "$force" = force ]; then
 		log "updating the package lists of $SUITES (in $APT_DIR)"
-		apt-get "${PAPT[@]}" update -qq >&2 || log "warning: apt-get update of $SUITES failed"
+		if apt-get "${PAPT[@]}" update -qq >&2; then
+			touch "$APT_DIR/updated"
+		else
+			log "warning: apt-get update of $SUITES failed"
+		fi
 	fi
 	find "$APT_DIR/lists" -maxdepth 1 -name '*_Packages*' | grep -q .
 }
