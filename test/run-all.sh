@@ -2,18 +2,24 @@
 # Everything `make test` checks: run-all.sh [UNIT_TEST...]
 #
 #  1. each host unit test given (a program: exit 0 pass, 77 skip, else fail);
-#  2. the integration suite in the test VM with ./ublk-mem (test/vm/vm.sh test);
+#  then, for each kernel of KVERS (default "lts newest": Debian 12's 6.12 and
+#  the newest Debian cloud kernel that boots with ublk_drv, see
+#  test/vm/kernel.sh), in the test VM:
+#  2. the integration suite with ./ublk-mem (test/vm/vm.sh test);
 #  3. the data-integrity tests again once per other copy mode (user_copy,
 #     bounce), so every way data can travel is verified;
+#  and on the first kernel only:
 #  4. when ./ublk-mem-asan exists (the AddressSanitizer + UBSan build), the
 #     data-path part of the suite again with it;
 #  5. a quick run of bench.sh, whose output must parse (speed is not judged).
-# Ends with one line "N passed, M failed[, K skipped]" over all of them; the
-# exit status is non-zero when anything failed or the VM did not finish.
+# Ends with one line per part, its kernel in its name, then one line
+# "N passed, M failed[, K skipped]" over all of them and the time taken; the
+# exit status is non-zero when anything failed or a VM did not finish.
 #
-# Environment: VM_TESTS (tests for step 2, default all), MODE_TESTS and
-# ASAN_TESTS (tests for steps 3 and 4; "none" skips a step), BENCH=0 skips
-# step 5, plus what test/vm/vm.sh reads.
+# Environment: KVERS (the kernels, in order), or KVER (one kernel), or
+# KERNEL and MODULES (one kernel of your own); VM_TESTS (tests for step 2,
+# default all), MODE_TESTS and ASAN_TESTS (tests for steps 3 and 4; "none"
+# skips a step), BENCH=0 skips step 5, plus what test/vm/vm.sh reads.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -22,6 +28,7 @@ ASAN_TESTS=${ASAN_TESTS:-t-fio-rand4k t-fio-mixed t-copy-modes t-discard t-two-d
 MODE_TESTS=${MODE_TESTS:-t-fio-rand4k t-fio-mixed t-fio-seq t-fio-two-jobs t-dd-dropcache
 	t-scattered t-zero t-discard t-ext4 t-block-sizes t-queues t-recover-fio}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
+KVERS=${KVERS:-${KVER:-lts newest}}
 
 passed=0 failed=0 skipped=0
 parts=()
@@ -33,9 +40,15 @@ section() {
 	echo "################ $* ################"
 }
 
-# Count a part's "N passed, M failed[, K skipped]" line into the totals.
+# duration SECONDS: "12m34s".
+duration() {
+	printf '%dm%02ds' $(($1 / 60)) $(($1 % 60))
+}
+
+# Count a part's "N passed, M failed[, K skipped]" line into the totals;
+# START is when the part began.
 add_summary() {
-	local name=$1 line=$2 p f s
+	local name=$1 line=$2 start=$3 p f s
 	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)?$ ]]; then
 		p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]} s=${BASH_REMATCH[4]:-0}
 	else
@@ -43,11 +56,12 @@ add_summary() {
 		line="no result line (counted as 1 failure)"
 	fi
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
-	parts+=("$name: $line")
+	parts+=("$name: $line ($(duration $((SECONDS - start))))")
 }
 
 if [ $# -gt 0 ]; then
 	section "host unit tests"
+	ustart=$SECONDS
 	up=0 uf=0 us=0
 	for t in "$@"; do
 		case $t in */*) bin=$t ;; *) bin=./$t ;; esac
@@ -71,19 +85,19 @@ if [ $# -gt 0 ]; then
 	done
 	line="$up passed, $uf failed"
 	[ $us -gt 0 ] && line="$line, $us skipped"
-	add_summary "host unit tests" "$line"
+	add_summary "host unit tests" "$line" "$ustart"
 fi
 
 # run_vm NAME [ARGS...]: the VM suite, its summary counted as part NAME.
 run_vm() {
-	local name=$1
+	local name=$1 start=$SECONDS
 	shift
 	section "$name"
 	test/vm/vm.sh test "$@" 2>&1 | tee "$tmp/vm.log"
 	local rc=${PIPESTATUS[0]}
 	local line
 	line=$(grep -a -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$tmp/vm.log" | tail -n 1)
-	add_summary "$name" "$line"
+	add_summary "$name" "$line" "$start"
 	# vm.sh's own verdict covers what the counts may not (no summary, bad exit).
 	if [ "$rc" != 0 ] && [[ $line =~ \ 0\ failed ]]; then
 		failed=$((failed + 1))
@@ -91,33 +105,76 @@ run_vm() {
 	fi
 }
 
-# shellcheck disable=SC2086 # the test lists are space separated
-run_vm "VM integration tests (ublk-mem)" ${VM_TESTS:-}
-if [ "$MODE_TESTS" != none ]; then
-	for mode in user_copy bounce; do
-		# shellcheck disable=SC2086
-		UBLK_MEM_ARGS="--copy-mode $mode" \
-			run_vm "VM data-integrity tests (--copy-mode $mode)" $MODE_TESTS
-	done
-fi
-if [ -f ublk-mem-asan ] && [ "$ASAN_TESTS" != none ]; then
-	# shellcheck disable=SC2086
-	UBLK_MEM_EXTRA="$PWD/ublk-mem-asan ${UBLK_MEM_EXTRA:-}" UBLK_MEM_GUEST=ublk-mem-asan \
-		run_vm "VM integration tests (ublk-mem-asan)" $ASAN_TESTS
-fi
-
-if [ "${BENCH:-1}" != 0 ]; then
-	section "benchmark smoke run (bench.sh --quick)"
-	if ./bench.sh --quick --out "$tmp/bench" && test/bench-check.sh "$tmp/bench"; then
-		add_summary "benchmark smoke run" "1 passed, 0 failed"
+# use_kernel KVER: fetch the kernel KVER names and make the parts boot it
+# (KERNEL, MODULES, KVERSION exported); a kernel of one's own when KVER is
+# "custom". Sets KSHORT, the version part names carry.
+use_kernel() {
+	local out
+	if [ "$1" = custom ]; then
+		out=$(test/vm/kernel.sh) || return 1
 	else
-		add_summary "benchmark smoke run" "0 passed, 1 failed"
+		out=$(KERNEL='' MODULES='' KVER=$1 test/vm/kernel.sh) || return 1
 	fi
+	eval "$out"
+	export KERNEL MODULES KVERSION
+	KSHORT=${KVERSION%%[+-]*}
+}
+
+if [ -n "${KERNEL:-}" ] || [ -n "${MODULES:-}" ]; then
+	KVERS=custom
 fi
+first=1
+seen=" "
+for kv in $KVERS; do
+	kstart=$SECONDS
+	if ! use_kernel "$kv"; then
+		section "kernel $kv"
+		echo "FAIL kernel $kv: test/vm/kernel.sh cannot provide it (see above)"
+		add_summary "kernel $kv" "0 passed, 1 failed" "$kstart"
+		continue
+	fi
+	# lts and newest are the same kernel when nothing newer can be had.
+	case $seen in *" $KVERSION "*)
+		echo "run-all.sh: KVER=$kv is $KVERSION again; not repeating it" >&2
+		continue
+		;;
+	esac
+	seen="$seen$KVERSION "
+	echo
+	echo "======== kernel $KVERSION (KVER=$kv) ========"
+
+	# shellcheck disable=SC2086 # the test lists are space separated
+	run_vm "VM integration tests (ublk-mem, $KSHORT)" ${VM_TESTS:-}
+	if [ "$MODE_TESTS" != none ]; then
+		for mode in user_copy bounce; do
+			# shellcheck disable=SC2086
+			UBLK_MEM_ARGS="--copy-mode $mode" \
+				run_vm "VM data-integrity tests (--copy-mode $mode, $KSHORT)" $MODE_TESTS
+		done
+	fi
+	if [ $first = 1 ] && [ -f ublk-mem-asan ] && [ "$ASAN_TESTS" != none ]; then
+		# shellcheck disable=SC2086
+		UBLK_MEM_EXTRA="$PWD/ublk-mem-asan ${UBLK_MEM_EXTRA:-}" UBLK_MEM_GUEST=ublk-mem-asan \
+			run_vm "VM integration tests (ublk-mem-asan, $KSHORT)" $ASAN_TESTS
+	fi
+	if [ $first = 1 ] && [ "${BENCH:-1}" != 0 ]; then
+		name="benchmark smoke run (bench.sh --quick, $KSHORT)"
+		section "$name"
+		bstart=$SECONDS
+		if KVER=$kv ./bench.sh --quick --out "$tmp/bench" && test/bench-check.sh "$tmp/bench"; then
+			add_summary "$name" "1 passed, 0 failed" "$bstart"
+		else
+			add_summary "$name" "0 passed, 1 failed" "$bstart"
+		fi
+	fi
+	first=0
+done
 
 section "summary"
 for p in "${parts[@]}"; do echo "  $p"; done
 line="$passed passed, $failed failed"
 [ $skipped -gt 0 ] && line="$line, $skipped skipped"
 echo "$line"
+kernels=${seen# }
+echo "total time: $(duration "$SECONDS"), kernels: ${kernels% }"
 [ $failed -eq 0 ]
