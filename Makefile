@@ -14,7 +14,7 @@ TESTS   := test/uring_test test/mem_test
 # Sanitizer builds cannot be static.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 
-.PHONY: all clean test test-unit test-host vm-shell demo lint musl asan
+.PHONY: all clean test test-unit test-host test-kernels vm-shell demo lint musl asan
 
 all: ublk-mem
 
@@ -39,9 +39,15 @@ test/mem_test: test/mem_test.c test/check.h mem_backend.c mem_backend.h ublk.c u
 test-unit: $(TESTS)
 	@for t in $(TESTS); do ./$$t; echo "$$t: exit $$?"; done
 
-# Everything: host unit tests, then the VM suite against a real ublk kernel.
+# Everything: host unit tests, then the VM suite against real ublk kernels:
+# Debian 12's 6.12 and the newest Debian cloud kernel, or KVER=... alone
+# (lts, newest, 7.3, 7.3.4; see test/vm/kernel.sh).
 test: ublk-mem ublk-mem-asan $(TESTS)
 	test/run-all.sh $(TESTS) test/build_test.sh
+
+# The core tests on every bootable kernel series, and a compatibility table.
+test-kernels: ublk-mem
+	test/kernels.sh
 
 # The VM suite run directly on a host whose kernel has ublk.
 test-host: ublk-mem

@@ -23,6 +23,7 @@
 #                   (default ublk-mem; see UBLK_MEM_EXTRA in initramfs.sh)
 #   UBLK_MEM_ARGS   options the tests add to every server they start
 #                   (e.g. "--copy-mode user_copy")
+#   VM_PROBE=1      first print what the kernel's ublk offers (see init)
 #   UBLK_MEM_BIN, UBLK_MEM_EXTRA, KERNEL, MODULES, UBLK_MEM_CACHE
 # Exit status: 0 when the VM finished and everything passed, 1 otherwise.
 set -euo pipefail
@@ -76,6 +77,7 @@ APPEND="console=ttyS0 quiet panic=-1 mitigations=off ublkmem.mode=$MODE"
 [ $# -gt 0 ] && APPEND="$APPEND ublkmem.args=\"$*\""
 [ -n "${UBLK_MEM_GUEST:-}" ] && APPEND="$APPEND ublkmem.bin=$UBLK_MEM_GUEST"
 [ -n "${UBLK_MEM_ARGS:-}" ] && APPEND="$APPEND ublkmem.srvargs=$(echo "$UBLK_MEM_ARGS" | tr ' ' ,)"
+[ "${VM_PROBE:-0}" = 1 ] && APPEND="$APPEND ublkmem.probe=1"
 [ -n "${VM_APPEND:-}" ] && APPEND="$APPEND $VM_APPEND"
 
 # shellcheck disable=SC2054 # commas belong to qemu options
