@@ -4,6 +4,9 @@
 # usage: ./bench.sh [OPTIONS]          boot the test VM and benchmark there
 #        ./bench.sh --host [OPTIONS]   benchmark on this machine (root, ublk)
 #
+#   --kernel KVER       the VM's kernel: lts (default; Debian 12's 6.12),
+#                       newest, a series (7.3) or a version (7.3.4); see
+#                       test/vm/kernel.sh. KVER in the environment works too
 #   --quick             a smoke run: 1 round of 1 s per job
 #   --rounds N          rounds over the whole matrix (default 3; medians)
 #   --runtime SECONDS   length of each timed job run (default 5)
@@ -17,15 +20,20 @@
 #
 # Devices, 64 MiB each and filled once before measuring: ublk-mem (SIZE and
 # ARGS), brd (rd_size=65536), null_blk made through configfs (size=64 MB,
-# memory_backed=1, blocksize=512) and loop over a file on tmpfs (buffered:
-# tmpfs has no O_DIRECT). The job with two fio jobs also runs on a second
+# memory_backed=1, blocksize=512), loop over a file on tmpfs (buffered:
+# tmpfs has no O_DIRECT) and nbdkit's memory plugin (nbdkit -U SOCKET memory
+# 64M, attached with nbd-client -u SOCKET /dev/nbdN: the userspace RAM disk
+# people use today). The job with two fio jobs also runs on a second
 # ublk-mem started with -q 2, to show queue scaling.
 #
 # All jobs are fio --ioengine=libaio --direct=1. A round runs every job on
-# every device, the devices interleaved (A B C D, A B C D, ...); the report
-# gives medians over the rounds, the IOPS spread (min-max), p50 and p99
-# completion latency, the ratio to brd, ublk-mem's CPU time per I/O and its
-# resident memory after the run.
+# every device, the devices interleaved (A B C D E, A B C D E, ...); the
+# report gives medians over the rounds, the IOPS spread (min-max), p50 and
+# p99 completion latency, the ratio to brd, the servers' (ublk-mem's,
+# nbdkit's) CPU time per I/O and their resident memory after the run. The
+# ratio to brd is the median of the rounds' paired ratios, each the device's
+# IOPS over brd's in the same round, with their range: the host's speed may
+# change from round to round, and it changes for every device alike.
 #
 # Results: a Markdown table on stdout and, in the results directory,
 # summary.md, summary.csv (one row per job and device), raw.csv (one row per
@@ -38,8 +46,9 @@
 # reads back from the console log. Progress lines on stderr start "bench: ".
 #
 # Environment: UBLK_MEM (the server binary), FIO (default /usr/bin/fio),
-# UBLKMEM_MODULES (directory of .ko files, used before modprobe), and for the
-# VM the variables test/vm/vm.sh documents (VM_SMP, VM_MEM, VM_TIMEOUT...).
+# NBDKIT and NBD_CLIENT (default /usr/bin/nbdkit, /usr/sbin/nbd-client),
+# UBLKMEM_MODULES (directory of .ko files, used before modprobe), KVER, and
+# for the VM the variables test/vm/vm.sh documents (VM_SMP, VM_TIMEOUT...).
 
 set -u
 
@@ -51,11 +60,12 @@ JOBS_ASKED=
 OUT=
 OUT_MADE=
 MODE=vm
+KERNEL_ASKED=
 
 JOBS="ref-seqread-4k-qd1 randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1 seqread-128k-qd8"
 JOBS="$JOBS randrw70-4k-qd16 randread-4k-qd32x2"
 # Every job runs on these, in this order, within a round.
-DEVICES="ublk-mem brd null_blk loop"
+DEVICES="ublk-mem brd null_blk loop nbdkit"
 # The job that also runs on a second server with two queues (ublk-mem-q2).
 SCALING_JOB=randread-4k-qd32x2
 # The reference job, exactly as it is usually quoted (4 MiB, not timed).
@@ -148,6 +158,7 @@ UBLK2_PID='' UBLK2_DEV='' UBLK2_WBYTES=0
 BRD_DEV='' BRD_LOADED=''
 NULLB_DEV='' NULLB_DIR='' NULLB_LOADED=''
 LOOP_DEV='' LOOP_MNT=''
+NBDKIT_PID='' NBD_DEV='' NBD_LOADED='' NBDKIT_WBYTES=0
 ACTIVE=
 SKIPPED=
 FAILURES=0
@@ -348,6 +359,69 @@ setup_loop() {
 	ACTIVE="$ACTIVE loop"
 }
 
+# tool NAME PATH: PATH when it is executable, else NAME found on PATH.
+# (The VM's busybox has applets by some of these names: the real tools are
+# called by absolute path.)
+tool() {
+	if [ -x "$2" ]; then
+		echo "$2"
+	else
+		command -v "$1"
+	fi
+}
+
+# nbdkit's memory plugin, served over a Unix socket to the kernel's nbd
+# driver: the userspace RAM disk people use today.
+setup_nbdkit() {
+	NBDKIT=$(tool nbdkit "${NBDKIT:-/usr/bin/nbdkit}") || {
+		skip_device nbdkit "nbdkit is not installed (Debian package nbdkit)"
+		return
+	}
+	NBD_CLIENT=$(tool nbd-client "${NBD_CLIENT:-/usr/sbin/nbd-client}") || {
+		skip_device nbdkit "nbd-client is not installed (Debian package nbd-client)"
+		return
+	}
+	if [ ! -d /sys/module/nbd ]; then
+		if ! load_module nbd; then
+			skip_device nbdkit "cannot load the nbd module"
+			return
+		fi
+		NBD_LOADED=1
+	fi
+	wait_for /sys/block/nbd0 5
+	# The first nbd device nothing is connected to (a connected one has a pid).
+	_snk_dev=
+	for _snk_s in /sys/block/nbd[0-9]*; do
+		if [ -e "$_snk_s" ] && [ ! -e "$_snk_s/pid" ]; then
+			_snk_dev=/dev/${_snk_s##*/}
+			break
+		fi
+	done
+	if [ -z "$_snk_dev" ] || [ ! -b "$_snk_dev" ]; then
+		skip_device nbdkit "no free nbd device"
+		return
+	fi
+	_snk_sock=$WORK/nbdkit.sock
+	"$NBDKIT" -f --exit-with-parent -U "$_snk_sock" memory "${SIZE_MB}M" \
+		>"$WORK/nbdkit.out" 2>&1 &
+	NBDKIT_PID=$!
+	if ! wait_for "$_snk_sock" 10; then
+		skip_device nbdkit "nbdkit made no socket: $(tail -n 3 "$WORK/nbdkit.out")"
+		return
+	fi
+	if ! "$NBD_CLIENT" -u "$_snk_sock" "$_snk_dev" >"$WORK/nbd-client.out" 2>&1; then
+		skip_device nbdkit "nbd-client -u $_snk_sock $_snk_dev failed: $(tail -n 3 "$WORK/nbd-client.out")"
+		return
+	fi
+	NBD_DEV=$_snk_dev
+	_snk_i=0
+	while [ "$(dev_bytes "$NBD_DEV")" != $((SIZE_MB * 1048576)) ] && [ $_snk_i -lt 50 ]; do
+		sleep 0.1
+		_snk_i=$((_snk_i + 1))
+	done
+	ACTIVE="$ACTIVE nbdkit"
+}
+
 teardown() {
 	stop_ublk "$UBLK1_PID"
 	stop_ublk "$UBLK2_PID"
@@ -363,6 +437,13 @@ teardown() {
 	[ -n "$NULLB_LOADED" ] && rmmod null_blk 2>/dev/null
 	[ -n "$BRD_LOADED" ] && rmmod brd 2>/dev/null
 	NULLB_LOADED='' BRD_LOADED=''
+	[ -n "$NBD_DEV" ] && "$NBD_CLIENT" -d "$NBD_DEV" >/dev/null 2>&1
+	if [ -n "$NBDKIT_PID" ]; then
+		kill -TERM "$NBDKIT_PID" 2>/dev/null
+		wait "$NBDKIT_PID" 2>/dev/null
+	fi
+	[ -n "$NBD_LOADED" ] && rmmod nbd 2>/dev/null
+	NBD_DEV='' NBDKIT_PID='' NBD_LOADED=''
 	[ -n "$WORK" ] && rm -rf "$WORK"
 	WORK=
 }
@@ -376,20 +457,23 @@ dev_path() {
 	brd) echo "$BRD_DEV" ;;
 	null_blk) echo "$NULLB_DEV" ;;
 	loop) echo "$LOOP_DEV" ;;
+	nbdkit) echo "$NBD_DEV" ;;
 	esac
 }
 dev_pid() {
 	case $1 in
 	ublk-mem) echo "$UBLK1_PID" ;;
 	ublk-mem-q2) echo "$UBLK2_PID" ;;
+	nbdkit) echo "$NBDKIT_PID" ;;
 	esac
 }
 
-# add_written NAME BYTES: count bytes written to a ublk-mem device.
+# add_written NAME BYTES: count bytes written to a server's device.
 add_written() {
 	case $1 in
 	ublk-mem) UBLK1_WBYTES=$((UBLK1_WBYTES + $2)) ;;
 	ublk-mem-q2) UBLK2_WBYTES=$((UBLK2_WBYTES + $2)) ;;
+	nbdkit) NBDKIT_WBYTES=$((NBDKIT_WBYTES + $2)) ;;
 	esac
 }
 
@@ -526,7 +610,7 @@ bench_one() {
 		"p50 $_bo_p50 us, p99 $_bo_p99 us${_bo_cpuio:+, server CPU $_bo_cpuio us/IO}"
 }
 
-# mem_row NAME PID BYTES: a memory.csv row for a ublk-mem server.
+# mem_row NAME PID BYTES: a memory.csv row for a server (ublk-mem, nbdkit).
 mem_row() {
 	[ -n "$2" ] && alive "$2" || return 0
 	_mr_rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$2/status")
@@ -564,11 +648,12 @@ run_matrix() {
 	trap teardown EXIT
 	trap 'exit 130' INT TERM
 
-	progress "setting up: ublk-mem ${SIZE_MB}M${UBLK_ARGS:+ $(ublk_words)}, brd, null_blk, loop on tmpfs"
+	progress "setting up: ublk-mem ${SIZE_MB}M${UBLK_ARGS:+ $(ublk_words)}, brd, null_blk, loop on tmpfs, nbdkit memory"
 	setup_ublk
 	setup_brd
 	setup_null_blk
 	setup_loop
+	setup_nbdkit
 	progress "devices:$(for _rm_d in $ACTIVE; do printf ' %s=%s' "$_rm_d" "$(dev_path "$_rm_d")"; done)"
 	for _rm_d in $ACTIVE; do
 		_rm_bytes=$(dev_bytes "$(dev_path "$_rm_d")")
@@ -605,6 +690,7 @@ run_matrix() {
 	echo "$MEM_HEADER" >"$MEMCSV"
 	mem_row ublk-mem "$UBLK1_PID" "$UBLK1_WBYTES"
 	mem_row ublk-mem-q2 "$UBLK2_PID" "$UBLK2_WBYTES"
+	mem_row nbdkit "$NBDKIT_PID" "$NBDKIT_WBYTES"
 
 	{
 		echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -612,6 +698,7 @@ run_matrix() {
 		echo "cpus=$(nproc 2>/dev/null || echo '?')"
 		echo "mem_mib=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)"
 		echo "fio=$("$FIO" --version 2>/dev/null)"
+		echo "nbdkit=$("${NBDKIT:-nbdkit}" --version 2>/dev/null | head -n 1)"
 		echo "server=$("$UBLK_MEM" -V 2>/dev/null | head -n 1), sha256 $(sha256sum <"$UBLK_MEM" | cut -c1-12)"
 		echo "size_mb=$SIZE_MB"
 		echo "rounds=$ROUNDS"
@@ -659,7 +746,8 @@ meta() {
 	sed -n "s/^$1=//p" "$OUT/meta.txt" | head -n 1
 }
 
-# Medians per job and device: summary.csv.
+# Medians per job and device: summary.csv. The ratio to brd pairs the rounds:
+# the median, min and max of this device's IOPS over brd's in each round.
 # shellcheck disable=SC2016 # awk's own $fields
 SUMMARY_AWK='
 function sort_n(a, n,    i, j, t) {
@@ -693,16 +781,23 @@ FNR == 1 { next }
 	i = ++cnt[k]
 	for (c = 4; c <= 10; c++)
 		cell[k, i, c] = $c
+	round[k, i] = $3
+	by_round[k, $3] = $4
+}
+# the paired ratios of key k to key kb, sorted into t; returns how many
+function paired(k, kb,    i, m, r) {
+	m = 0
+	for (i = 1; i <= cnt[k]; i++) {
+		r = round[k, i]
+		if ((kb, r) in by_round && by_round[kb, r] > 0)
+			t[++m] = cell[k, i, 4] / by_round[kb, r]
+	}
+	return m
 }
 END {
-	print "job,device,rounds,iops,iops_min,iops_max,mib_s,p50_us,p99_us,ratio_brd,cpu_us_per_io"
+	print "job,device,rounds,iops,iops_min,iops_max,mib_s,p50_us,p99_us,ratio_brd,ratio_brd_min,ratio_brd_max,cpu_us_per_io"
 	for (j = 1; j <= nj; j++) {
 		kb = J[j] SUBSEP "brd"
-		brd = ""
-		if (kb in cnt) {
-			m = collect(kb, 4)
-			brd = median(t, m)
-		}
 		for (d = 1; d <= nd; d++) {
 			k = J[j] SUBSEP D[d]
 			if (!(k in cnt))
@@ -712,9 +807,14 @@ END {
 			m = collect(k, 6); p50 = median(t, m)
 			m = collect(k, 7); p99 = median(t, m)
 			m = collect(k, 10); cpu = m ? sprintf("%.2f", median(t, m)) : ""
-			ratio = brd > 0 ? sprintf("%.3f", iops / brd) : ""
-			printf "%s,%s,%d,%.1f,%.1f,%.1f,%.2f,%.1f,%.1f,%s,%s\n", J[j], D[d], cnt[k],
-				iops, lo, hi, mib, p50, p99, ratio, cpu
+			ratio = rlo = rhi = ""
+			if (kb in cnt && (m = paired(k, kb)) > 0) {
+				ratio = sprintf("%.3f", median(t, m))
+				rlo = sprintf("%.3f", t[1])
+				rhi = sprintf("%.3f", t[m])
+			}
+			printf "%s,%s,%d,%.1f,%.1f,%.1f,%.2f,%.1f,%.1f,%s,%s,%s,%s\n", J[j], D[d], cnt[k],
+				iops, lo, hi, mib, p50, p99, ratio, rlo, rhi, cpu
 		}
 	}
 }'
@@ -742,8 +842,8 @@ BEGIN {
 		label[substr(L[i], 1, p - 1)] = substr(L[i], p + 1)
 	}
 	name["ublk-mem-q2"] = "ublk-mem -q 2"
-	print "| Job | Device | IOPS | IOPS min-max | MiB/s | p50 µs | p99 µs | vs brd | server CPU µs/IO |"
-	print "|---|---|--:|--:|--:|--:|--:|--:|--:|"
+	print "| Job | Device | IOPS | IOPS min-max | MiB/s | p50 µs | p99 µs | vs brd | vs brd min-max | server CPU µs/IO |"
+	print "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
 }
 FNR == 1 { next }
 {
@@ -753,13 +853,14 @@ FNR == 1 { next }
 	if ($2 ~ /^ublk-mem/)
 		dev = "**" dev "**"
 	ratio = $10 == "" ? "n/a" : sprintf("%.2f", $10)
-	cpu = $11 == "" ? "-" : sprintf("%.1f", $11)
-	printf "| %s | %s | %s | %s-%s | %.1f | %s | %s | %s | %s |\n", job, dev, group($4),
-		group($5), group($6), $7, us($8), us($9), ratio, cpu
+	range = $11 == "" ? "-" : sprintf("%.2f-%.2f", $11, $12)
+	cpu = $13 == "" ? "-" : sprintf("%.1f", $13)
+	printf "| %s | %s | %s | %s-%s | %.1f | %s | %s | %s | %s | %s |\n", job, dev, group($4),
+		group($5), group($6), $7, us($8), us($9), ratio, range, cpu
 }'
 
-# The chart: ublk-mem's median IOPS over brd's per job, whiskers for the
-# spread of the rounds, loop as a marker for scale, and the 1.0 line.
+# The chart: ublk-mem's median ratio to brd per job, whiskers for the range
+# of the rounds' ratios, loop and nbdkit as markers for scale, the 1.0 line.
 # shellcheck disable=SC2016 # awk's own $fields
 SVG_AWK='
 function esc(s) {
@@ -779,24 +880,24 @@ BEGIN {
 	}
 }
 FNR == 1 { next }
-$2 == "brd" { brd[$1] = $4 }
 $2 == "loop" && $10 != "" { loopr[$1] = $10 }
+$2 == "nbdkit" && $10 != "" { nbdr[$1] = $10 }
 $2 ~ /^ublk-mem/ && $10 != "" {
 	rows++
 	rjob[rows] = $1
 	rdev[rows] = $2
 	ratio[rows] = $10
-	rlo[rows] = $5
-	rhi[rows] = $6
+	rlo[rows] = $11
+	rhi[rows] = $12
 }
 END {
 	X0 = 270; X1 = 700; W = 800
 	TOP = 96; BAR = 22; GAP = 12
 	xmax = 1.25
 	for (i = 1; i <= rows; i++) {
-		hi = rhi[i] / brd[rjob[i]]
-		if (hi > xmax) xmax = hi
+		if (rhi[i] > xmax) xmax = rhi[i]
 		if (loopr[rjob[i]] > xmax) xmax = loopr[rjob[i]]
+		if (nbdr[rjob[i]] > xmax) xmax = nbdr[rjob[i]]
 	}
 	step = xmax > 3 ? 1 : (xmax > 1.5 ? 0.5 : 0.25)
 	xmax = int(xmax / step + 0.999) * step
@@ -823,16 +924,19 @@ END {
 		fill = rdev[i] == "ublk-mem-q2" ? "#7fa8dc" : "#2f6db5"
 		printf "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", X0 - 8, y + BAR / 2 + 5, esc(lab)
 		printf "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n", X0, y, x(ratio[i]) - X0, BAR, fill
-		lo = rlo[i] / brd[rjob[i]]; hi = rhi[i] / brd[rjob[i]]
+		lo = rlo[i]; hi = rhi[i]
 		if (hi - lo > 0.005)
 			printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#222\" stroke-width=\"1.5\"/>\n", x(lo), y + BAR / 2, x(hi), y + BAR / 2
 		if (rjob[i] in loopr) {
 			lx = x(loopr[rjob[i]]); ly = y + BAR / 2
 			printf "<path d=\"M%.1f %.1fl5 5l-5 5l-5 -5z\" fill=\"#888\" stroke=\"white\"/>\n", lx, ly - 5
 		}
+		if (rjob[i] in nbdr)
+			printf "<circle cx=\"%.1f\" cy=\"%d\" r=\"4.5\" fill=\"#e67e22\" stroke=\"white\"/>\n", x(nbdr[rjob[i]]), y + BAR / 2
 		# The value right of everything drawn on the row, clear of the 1.0 line.
 		tx = x(hi > ratio[i] ? hi : ratio[i]) + 8
 		if (rjob[i] in loopr && x(loopr[rjob[i]]) + 14 > tx) tx = x(loopr[rjob[i]]) + 14
+		if (rjob[i] in nbdr && x(nbdr[rjob[i]]) + 14 > tx) tx = x(nbdr[rjob[i]]) + 14
 		if (tx < x(1) + 4 && tx + 34 > x(1)) tx = x(1) + 6
 		printf "<text x=\"%.1f\" y=\"%d\" font-weight=\"bold\">%.2f</text>\n", tx, y + BAR / 2 + 5, ratio[i]
 	}
@@ -842,6 +946,7 @@ END {
 	printf "<rect x=\"12\" y=\"%d\" width=\"14\" height=\"12\" fill=\"#2f6db5\"/><text x=\"32\" y=\"%d\">ublk-mem median (line: min-max of the rounds)</text>\n", ly - 10, ly
 	printf "<rect x=\"350\" y=\"%d\" width=\"14\" height=\"12\" fill=\"#7fa8dc\"/><text x=\"370\" y=\"%d\">second server, -q 2</text>\n", ly - 10, ly
 	printf "<path d=\"M%d %dl5 5l-5 5l-5 -5z\" fill=\"#888\"/><text x=\"%d\" y=\"%d\">loop on tmpfs</text>\n", 530, ly - 9, 542, ly
+	printf "<circle cx=\"%d\" cy=\"%d\" r=\"4.5\" fill=\"#e67e22\"/><text x=\"%d\" y=\"%d\">nbdkit memory</text>\n", 650, ly - 4, 662, ly
 	print "</svg>"
 }'
 
@@ -854,12 +959,14 @@ job_labels() {
 
 # report: summary.csv, summary.md, ratio.svg in $OUT; the table on stdout.
 report() {
-	awk -v jobs="$JOBS" -v devs="ublk-mem ublk-mem-q2 brd null_blk loop" \
+	awk -v jobs="$JOBS" -v devs="ublk-mem ublk-mem-q2 brd null_blk loop nbdkit" \
 		"$SUMMARY_AWK" "$OUT/raw.csv" >"$OUT/summary.csv" || die "cannot write summary.csv"
 	_rep_labels=$(job_labels)
 	_rep_rounds=$(meta rounds)
 	_rep_runtime=$(meta runtime)
-	_rep_where="$(meta machine), kernel $(meta kernel), $(meta cpus) CPUs, $(meta mem_mib) MiB"
+	_rep_where="$(meta machine), kernel $(meta kernel)$(
+		[ -n "$(meta kver)" ] && echo " (KVER=$(meta kver))"
+	), $(meta cpus) CPUs, $(meta mem_mib) MiB"
 	_rep_args=$(meta ublk_args)
 	{
 		echo "## ublk-mem vs the kernel's RAM disks, $(meta date)"
@@ -867,7 +974,8 @@ report() {
 		echo "$(meta size_mb) MiB devices, fio $(meta fio | sed 's/^fio-//') libaio O_DIRECT, median of" \
 			"$_rep_rounds round(s) of $_rep_runtime s per job (devices interleaved in each round);" \
 			"IOPS min-max over the rounds; p50/p99 are completion latency;" \
-			"\"vs brd\" is median IOPS over brd's. $_rep_where." \
+			"\"vs brd\" is the median over the rounds of the device's IOPS over brd's in the same" \
+			"round, \"vs brd min-max\" the range of those ratios. $_rep_where." \
 			"Server: \`ublk-mem $(meta size_mb)M${_rep_args:+ $_rep_args}\`."
 		echo
 		awk -v labels="$_rep_labels" "$TABLE_AWK" "$OUT/summary.csv"
@@ -875,16 +983,18 @@ report() {
 		awk -F, -v size="$(meta size_mb)" 'FNR > 1 {
 			printf "- %s memory after the run: VmRSS %.1f MiB (peak %.1f MiB) for a %d MiB device;" \
 				" %.1f MiB written to it in all (the fill and the write jobs)\n",
-				$1 == "ublk-mem-q2" ? "ublk-mem -q 2" : "ublk-mem", $4 / 1024, $5 / 1024, size,
+				$1 == "ublk-mem-q2" ? "ublk-mem -q 2" : $1, $4 / 1024, $5 / 1024, size,
 				$3 / 1048576
 		}' "$OUT/memory.csv"
 		echo "- Devices: brd rd_size=$(($(meta size_mb) * 1024)); null_blk via configfs" \
 			"(size=$(meta size_mb), memory_backed=1, blocksize=512, other settings default);" \
 			"loop over a file on tmpfs (buffered; tmpfs has no O_DIRECT);" \
+			"nbdkit \`nbdkit -U SOCKET memory $(meta size_mb)M\` ($(meta nbdkit)) attached with" \
+			"\`nbd-client -u SOCKET /dev/nbdN\` (the kernel's nbd driver, default settings);" \
 			"ublk-mem -q 2 is a second server, for the 2-job run only."
 		echo "- Reference job: \`fio --name=ref --filename=DEV $REF_ARGS --ioengine=libaio --direct=1\`" \
 			"(1024 reads, not timed)."
-		echo "- Server CPU: utime+stime of the ublk-mem process over the run (/proc/PID/stat," \
+		echo "- Server CPU: utime+stime of the server process (ublk-mem, nbdkit) over the run (/proc/PID/stat," \
 			"1/$(meta clk_tck) s ticks) divided by the I/Os; coarse for short runs."
 		[ -n "$(meta server)" ] && echo "- Server build: $(meta server); $(meta source)."
 		[ -n "$(meta host)" ] && echo "- Host: $(meta host)."
@@ -992,7 +1102,9 @@ main_vm() {
 	# detector (VM_SILENCE, default 420 s) above that.
 	[ -z "${VM_SILENCE:-}" ] && [ $((RUNTIME * 4 + 180)) -gt 420 ] && VM_SILENCE=$((RUNTIME * 4 + 180))
 	[ -n "${VM_SILENCE:-}" ] && export VM_SILENCE
-	progress "booting the test VM for $_mv_runs runs (about $(((_mv_estimate + 59) / 60)) min under TCG)"
+	KVER=${KVER:-lts}
+	export KVER
+	progress "booting the test VM (KVER=$KVER) for $_mv_runs runs (about $(((_mv_estimate + 59) / 60)) min under TCG)"
 	progress "results: $OUT"
 	host_busy
 	set -f
@@ -1015,6 +1127,7 @@ main_vm() {
 	_mv_qemu=$(qemu-system-x86_64 --version 2>/dev/null | head -n 1 | sed 's/.*version \([^ ]*\).*/\1/')
 	{
 		echo "machine=VM (qemu ${_mv_qemu:-?} TCG)"
+		echo "kver=$KVER"
 		host_line
 		source_line
 	} >>"$OUT/meta.txt"
@@ -1059,7 +1172,7 @@ while [ $# -gt 0 ]; do
 		_val=${_opt#*=}
 		_opt=${_opt%%=*}
 		;;
-	--rounds | --runtime | --jobs | --ublk-args | --out | --report)
+	--rounds | --runtime | --jobs | --ublk-args | --out | --report | --kernel)
 		need_value "$1" "${2:-}"
 		_val=$2
 		shift
@@ -1074,6 +1187,7 @@ while [ $# -gt 0 ]; do
 	--runtime) RUNTIME=$_val ;;
 	--jobs) JOBS_ASKED=$(printf '%s' "$_val" | tr ',' ' ') ;;
 	--ublk-args) UBLK_ARGS=$_val ;;
+	--kernel) KVER=$_val KERNEL_ASKED=1 ;;
 	--out) OUT=$_val ;;
 	--report)
 		OUT=$_val
@@ -1101,6 +1215,10 @@ if [ -n "$JOBS_ASKED" ]; then
 		job_args "$_j" >/dev/null || die "--jobs: no job named '$_j' (jobs: $JOBS)"
 	done
 	JOBS=$JOBS_ASKED
+fi
+
+if [ -n "$KERNEL_ASKED" ] && [ "$MODE" != vm ]; then
+	die "--kernel picks the test VM's kernel; with --host the benchmark runs on this machine's"
 fi
 
 if [ "$MODE" = in-vm ]; then

@@ -4,9 +4,11 @@
 #
 # Checks: every file is there and not empty; summary.csv and raw.csv have
 # their header, a row for every job on every device (ublk-mem, brd,
-# null_blk, loop, and ublk-mem-q2 for the two-job run) and as many raw rows
-# as rounds, with numbers where numbers belong; memory.csv holds ublk-mem's
-# resident memory; ratio.svg is an SVG with bars; summary.md has the table.
+# null_blk, loop, nbdkit, and ublk-mem-q2 for the two-job run) and as many
+# raw rows as rounds, with numbers where numbers belong (the ratio to brd
+# inside its min-max range); memory.csv holds the servers' resident memory
+# (ublk-mem's, and nbdkit's when it ran); ratio.svg is an SVG with bars;
+# summary.md has the table.
 # On a host run (bench.sh --host) devices listed as skipped in meta.txt may
 # be missing; in the VM nothing may be skipped.
 #
@@ -16,9 +18,9 @@ set -u
 
 JOBS="ref-seqread-4k-qd1 randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1 seqread-128k-qd8"
 JOBS="$JOBS randrw70-4k-qd16 randread-4k-qd32x2"
-DEVICES="ublk-mem brd null_blk loop"
+DEVICES="ublk-mem brd null_blk loop nbdkit"
 SCALING_JOB=randread-4k-qd32x2
-SUMMARY_HEADER="job,device,rounds,iops,iops_min,iops_max,mib_s,p50_us,p99_us,ratio_brd,cpu_us_per_io"
+SUMMARY_HEADER="job,device,rounds,iops,iops_min,iops_max,mib_s,p50_us,p99_us,ratio_brd,ratio_brd_min,ratio_brd_max,cpu_us_per_io"
 RAW_HEADER="device,job,round,iops,mib_s,p50_us,p99_us,ios,write_bytes,cpu_us_per_io"
 MEM_HEADER="device,size_bytes,bytes_written,vmrss_kib,vmhwm_kib"
 
@@ -93,7 +95,7 @@ awk -F, -v file=summary.csv -v expected="$EXPECTED" -v rounds="$ROUNDS" \
 	-v nobrd="$BRD_SKIPPED" "$CSV_CHECK_START"'
 {
 	k = $1 " " $2
-	if (NF != 11) { bad("has " NF " fields, not 11"); next }
+	if (NF != 13) { bad("has " NF " fields, not 13"); next }
 	if (!(k in want)) bad("unexpected row " k)
 	if (k in seen) bad("second row for " k)
 	seen[k] = 1
@@ -102,9 +104,13 @@ awk -F, -v file=summary.csv -v expected="$EXPECTED" -v rounds="$ROUNDS" \
 		if (!num($c)) bad(k ": column " c " is \"" $c "\", not a number")
 	if ($4 <= 0) bad(k ": no IOPS")
 	if ($5 > $4 || $4 > $6) bad(k ": median IOPS " $4 " outside min-max " $5 "-" $6)
-	if (!nobrd && !num($10)) bad(k ": ratio to brd is \"" $10 "\"")
-	if ($2 ~ /^ublk-mem/ && !num($11)) bad(k ": server CPU per I/O is \"" $11 "\"")
-	if ($2 !~ /^ublk-mem/ && $11 != "") bad(k ": CPU per I/O for a kernel device")
+	if (!nobrd) {
+		for (c = 10; c <= 12; c++)
+			if (!num($c)) bad(k ": ratio to brd (column " c ") is \"" $c "\"")
+		if ($11 > $10 || $10 > $12) bad(k ": ratio to brd " $10 " outside min-max " $11 "-" $12)
+	}
+	if ($2 ~ /^(ublk-mem|nbdkit)/ && !num($13)) bad(k ": server CPU per I/O is \"" $13 "\"")
+	if ($2 !~ /^(ublk-mem|nbdkit)/ && $13 != "") bad(k ": CPU per I/O for a kernel device")
 }
 END {
 	for (k in want)
@@ -125,7 +131,7 @@ awk -F, -v file=raw.csv -v expected="$EXPECTED" -v rounds="$ROUNDS" \
 	count[k]++
 	for (c = 3; c <= 9; c++)
 		if (!num($c)) bad(k ": column " c " is \"" $c "\", not a number")
-	if ($1 ~ /^ublk-mem/ && !num($10)) bad(k ": server CPU per I/O is \"" $10 "\"")
+	if ($1 ~ /^(ublk-mem|nbdkit)/ && !num($10)) bad(k ": server CPU per I/O is \"" $10 "\"")
 }
 END {
 	for (k in want)
@@ -136,22 +142,29 @@ END {
 	exit errs > 0
 }' "$DIR/raw.csv" || bad "raw.csv is incomplete or malformed"
 
-# memory.csv: ublk-mem's resident memory, a sane share of what it holds.
-awk -F, '
-function num(x) { return x ~ /^[0-9]+$/ }
-FNR == 1 { next }
-$1 == "ublk-mem" {
-	found = 1
-	if (!num($2) || !num($3) || !num($4) || !num($5)) {
-		print "bench-check: memory.csv: not numbers: " $0 > "/dev/stderr"
-		exit 1
+# memory.csv: a server's resident memory, numbers and not nothing.
+# mem_row_ok NAME: memory.csv has a usable row for NAME.
+mem_row_ok() {
+	awk -F, -v name="$1" '
+	function num(x) { return x ~ /^[0-9]+$/ }
+	FNR == 1 { next }
+	$1 == name {
+		found = 1
+		if (!num($2) || !num($3) || !num($4) || !num($5)) {
+			print "bench-check: memory.csv: not numbers: " $0 > "/dev/stderr"
+			err = 1
+		} else if ($4 <= 0) {
+			print "bench-check: memory.csv: no resident memory for " name > "/dev/stderr"
+			err = 1
+		}
 	}
-	if ($4 <= 0) {
-		print "bench-check: memory.csv: no resident memory for ublk-mem" > "/dev/stderr"
-		exit 1
-	}
+	END { exit err || !found }' "$DIR/memory.csv"
 }
-END { exit !found }' "$DIR/memory.csv" || bad "memory.csv has no usable ublk-mem row"
+mem_row_ok ublk-mem || bad "memory.csv has no usable ublk-mem row"
+case "; $SKIPPED" in
+*"; nbdkit: "*) ;;
+*) mem_row_ok nbdkit || bad "memory.csv has no usable nbdkit row" ;;
+esac
 
 # ratio.svg: a whole SVG document with at least one bar and the 1.0 line.
 svg=$DIR/ratio.svg
