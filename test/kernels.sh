@@ -43,25 +43,23 @@ fi
 log "kernels: $(words "$kvers")"
 log "tests on each: $(words "$CORE_TESTS")"
 
-# The probe block of a console log: "features" (GET_FEATURES hex, then the
-# flags offered, then those not), "mode" (the default server's copy mode).
+# The probe block of a console log, as "HEX<tab>FLAGS<tab>MODE": the
+# GET_FEATURES answer, each flag `ublk-mem features` names as NAME:yes or
+# NAME:no in its order, and the copy mode of the default server ("?" for
+# what is missing).
 # shellcheck disable=SC2016 # awk's own $fields
 PROBE_AWK='
 /^probe-features: GET_FEATURES / { hex = $3 }
-/^probe-features: [A-Z0-9_]+ (yes|no)( |$)/ {
-	if ($3 == "yes") yes = yes (yes == "" ? "" : " ") $2
-	else no = no (no == "" ? "" : " ") $2
-}
+/^probe-features: [A-Za-z0-9_-]+ +(yes|no)( |$)/ { flags = flags (flags == "" ? "" : " ") $2 ":" $3 }
 /^probe-list: ID / { for (i = 1; i <= NF; i++) if ($i == "FLAGS") col = i; next }
 /^probe-list: [0-9]/ && col && mode == "" { split($col, f, ","); mode = f[1] }
 END {
-	if (hex == "") hex = "?"
-	if (hex == "?") yes = no = "?"
-	print (hex) "\t" (yes == "" ? "-" : yes) "\t" (no == "" ? "-" : no) "\t" (mode == "" ? "?" : mode)
+	if (hex == "") hex = flags = "?"
+	print hex "\t" (flags == "" ? "-" : flags) "\t" (mode == "" ? "?" : mode)
 }'
 
 csv=$OUT/table.csv
-echo "release,passed,failed,skipped,get_features,offered,not_offered,copy_mode,seconds,notes" >"$csv"
+echo "release,passed,failed,skipped,get_features,flags,copy_mode,seconds,notes" >"$csv"
 failures=0
 for kv in $kvers; do
 	kstart=$SECONDS
@@ -69,8 +67,9 @@ for kv in $kvers; do
 	echo "######## KVER=$kv ########"
 	if ! out=$(KERNEL='' MODULES='' KVER=$kv test/vm/kernel.sh 2>"$tmp/kernel.err"); then
 		cat "$tmp/kernel.err" >&2
-		why=$(tail -n 1 "$tmp/kernel.err" | sed 's/^kernel\.sh: //' | tr ',' ';')
-		echo "$kv,0,1,0,?,?,?,?,$((SECONDS - kstart)),not booted: $why" >>"$csv"
+		why=$(tail -n 1 "$tmp/kernel.err" | sed -e 's/^kernel\.sh: KVER=[^:]*: //' \
+			-e 's/; kernel\.sh --list shows what there is$//' | tr ',' ';')
+		echo "$kv,0,1,0,?,?,?,$((SECONDS - kstart)),not booted: $why" >>"$csv"
 		failures=$((failures + 1))
 		continue
 	fi
@@ -95,11 +94,11 @@ for kv in $kvers; do
 	p=${p:-0} f=${f:-1} s=${s:-0}
 	[ "$rc" != 0 ] && [ "$f" = 0 ] && f=1
 	[ "$f" != 0 ] && failures=$((failures + 1))
-	IFS=$'\t' read -r hex yes no mode < <(tr -d '\r' <"$tmp/vm.log" | awk "$PROBE_AWK")
+	IFS=$'\t' read -r hex flags mode < <(tr -d '\r' <"$tmp/vm.log" | awk "$PROBE_AWK")
 	# The tests that failed, once each, and a VM that did not finish.
 	notes=$(sed -n -E 's/^FAIL (t-[a-z0-9-]+|vm|kernel)[: ].*/\1/p' "$tmp/vm.log" | sort -u | tr '\n' ' ')
 	notes=${notes:+failed: ${notes% }}
-	echo "$KVERSION,$p,$f,$s,$hex,$yes,$no,$mode,$((SECONDS - kstart)),$notes" >>"$csv"
+	echo "$KVERSION,$p,$f,$s,$hex,$flags,$mode,$((SECONDS - kstart)),$notes" >>"$csv"
 done
 
 # The table, in Markdown.
@@ -109,14 +108,46 @@ done
 	echo "Server built from $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(
 		[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && echo ' with uncommitted changes'
 	); tests on each kernel: $(words "$CORE_TESTS")."
-	echo "Flags: GET_FEATURES by name, as \`ublk-mem features\` reports them (\"?\": no answer)."
-	echo "Copy mode: the one a default \`ublk-mem 64M\` uses there (\`ublk-mem list\`)."
+	echo "GET_FEATURES: the driver's answer (\`ublk-mem features\`; \"?\": no answer), and how many"
+	echo "of the flags ublk-mem knows it offers. Copy mode: the one a default \`ublk-mem 64M\` uses"
+	echo "there (\`ublk-mem list\`)."
 	echo
-	echo "| kernel | tests passed | failed | GET_FEATURES | flags offered | not offered | default copy mode | time | notes |"
-	echo "|---|--:|--:|---|---|---|---|--:|---|"
+	echo "| kernel | tests passed | failed | GET_FEATURES | flags offered | default copy mode | time | notes |"
+	echo "|---|--:|--:|---|--:|---|--:|---|"
 	awk -F, 'NR > 1 {
-		printf "| %s | %d | %d | %s | %s | %s | %s | %dm%02ds | %s |\n", $1, $2, $3, $5, $6, $7, $8,
-			$9 / 60, $9 % 60, $10
+		n = split($6, F, " ")
+		yes = 0
+		for (i = 1; i <= n; i++) yes += F[i] ~ /:yes$/
+		offered = $6 == "?" ? "?" : yes " of " n
+		printf "| %s | %d | %d | %s | %s | %s | %dm%02ds | %s |\n", $1, $2, $3, $5, offered, $7,
+			$8 / 60, $8 % 60, $9
+	}' "$csv"
+	# The flags kernel by kernel: one row per flag, one column per kernel.
+	awk -F, '
+	NR == 1 { next }
+	$6 != "?" {
+		k = ++nk
+		kern[k] = $1
+		sub(/[+-].*/, "", kern[k])
+		n = split($6, F, " ")
+		for (i = 1; i <= n; i++) {
+			split(F[i], nv, ":")
+			if (!(nv[1] in row)) { row[nv[1]] = ++nf; flag[nf] = nv[1] }
+			v[nv[1], k] = nv[2]
+		}
+	}
+	END {
+		if (nk == 0) exit
+		printf "\n| flag |"
+		for (k = 1; k <= nk; k++) printf " %s |", kern[k]
+		printf "\n|---|"
+		for (k = 1; k <= nk; k++) printf ":-:|"
+		printf "\n"
+		for (i = 1; i <= nf; i++) {
+			printf "| %s |", flag[i]
+			for (k = 1; k <= nk; k++) printf " %s |", ((flag[i], k) in v) ? v[flag[i], k] : "-"
+			printf "\n"
+		}
 	}' "$csv"
 } >"$OUT/table.md"
 echo
