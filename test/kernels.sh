@@ -83,6 +83,7 @@ for kv in $kvers; do
 	tail -n +1 -f --pid=$vm "$tmp/vm.log" 2>/dev/null | awk '
 		/^======== VM / { results = 1 }
 		results && /^(PASS|SKIP) / { next }
+		!results && /^[0-9]+ passed/ { next }
 		/^(vm\.sh: booting|PASS |FAIL |SKIP |vm: |[0-9]+ passed|note: |probe-)/ { print; fflush() }'
 	wait $vm
 	rc=$?

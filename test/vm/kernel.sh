@@ -380,7 +380,8 @@ retire_old_layout() {
 
 case ${1:-} in
 '' | --resolve | --series | --list) ;;
-*) sed -n '2,13s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+-h | --help) sed -n '2,19s/^# \{0,1\}//p' "$0"; exit 0 ;;
+*) sed -n '2,19s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 esac
 
 if [ -z "${1:-}" ] && { [ -n "${KERNEL:-}" ] || [ -n "${MODULES:-}" ]; }; then
