@@ -266,6 +266,8 @@ setup_ublk() {
 	else
 		die "ublk-mem did not start; nothing to compare"
 	fi
+	# The second server serves the scaling job only.
+	case " $JOBS " in *" $SCALING_JOB "*) ;; *) return 0 ;; esac
 	# shellcheck disable=SC2046
 	if start_ublk 2 $(ublk_words) -q 2; then
 		ACTIVE="$ACTIVE ublk-mem-q2"
@@ -834,6 +836,10 @@ function group(x,    s, r) {
 function us(x) {
 	return x < 100 ? sprintf("%.1f", x) : sprintf("%.0f", x)
 }
+# a ratio: two decimals, three below 0.1 so that small ones do not read 0.00
+function r2(x) {
+	return x < 0.1 ? sprintf("%.3f", x) : sprintf("%.2f", x)
+}
 BEGIN {
 	FS = ","
 	n = split(labels, L, "|")
@@ -852,8 +858,8 @@ FNR == 1 { next }
 	dev = ($2 in name) ? name[$2] : $2
 	if ($2 ~ /^ublk-mem/)
 		dev = "**" dev "**"
-	ratio = $10 == "" ? "n/a" : sprintf("%.2f", $10)
-	range = $11 == "" ? "-" : sprintf("%.2f-%.2f", $11, $12)
+	ratio = $10 == "" ? "n/a" : r2($10)
+	range = $11 == "" ? "-" : r2($11) "-" r2($12)
 	cpu = $13 == "" ? "-" : sprintf("%.1f", $13)
 	printf "| %s | %s | %s | %s-%s | %.1f | %s | %s | %s | %s | %s |\n", job, dev, group($4),
 		group($5), group($6), $7, us($8), us($9), ratio, range, cpu

@@ -3,7 +3,7 @@
 # complete and parses; it does not judge speed.
 #
 # Checks: every file is there and not empty; summary.csv and raw.csv have
-# their header, a row for every job on every device (ublk-mem, brd,
+# their header, a row for every job (of meta.txt's jobs) on every device (ublk-mem, brd,
 # null_blk, loop, nbdkit, and ublk-mem-q2 for the two-job run) and as many
 # raw rows as rounds, with numbers where numbers belong (the ratio to brd
 # inside its min-max range); memory.csv holds the servers' resident memory
@@ -53,6 +53,8 @@ fi
 [ "$(head -n 1 "$DIR/raw.csv")" = "$RAW_HEADER" ] || bad "raw.csv: unexpected header"
 [ "$(head -n 1 "$DIR/memory.csv")" = "$MEM_HEADER" ] || bad "memory.csv: unexpected header"
 
+# A run of some jobs only (bench.sh --jobs) names them in meta.txt.
+[ -n "$(meta jobs)" ] && JOBS=$(meta jobs)
 ROUNDS=$(meta rounds)
 case $ROUNDS in '' | *[!0-9]*) bad "meta.txt: rounds is '$ROUNDS', not a number"; ROUNDS=1 ;; esac
 [ "$(meta failures)" = 0 ] || bad "meta.txt: $(meta failures) runs failed"
