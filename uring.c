@@ -68,10 +68,10 @@ static int sys_io_uring_setup(unsigned entries, struct io_uring_params *p)
 }
 
 static int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete,
-			      unsigned flags)
+			      unsigned flags, const void *arg, size_t argsz)
 {
 	long ret = syscall(NR_io_uring_enter, fd, to_submit, min_complete,
-			   flags, NULL, 0);
+			   flags, arg, argsz);
 
 	return ret < 0 ? -errno : (int)ret;
 }
@@ -269,8 +269,12 @@ static void publish_sqes(struct uring *r)
 	sq->sqe_head = sq->sqe_tail;
 }
 
-/* Publish pending SQEs and enter the kernel once (retrying EINTR). */
-static int submit(struct uring *r, unsigned wait_nr, unsigned flags)
+/*
+ * Publish pending SQEs and enter the kernel once (retrying EINTR).  @arg
+ * is the extended argument that goes with IORING_ENTER_EXT_ARG, or NULL.
+ */
+static int submit(struct uring *r, unsigned wait_nr, unsigned flags,
+		  const struct io_uring_getevents_arg *arg)
 {
 	unsigned to_submit;
 	int ret;
@@ -281,19 +285,20 @@ static int submit(struct uring *r, unsigned wait_nr, unsigned flags)
 	if (!to_submit && !flags)
 		return 0;
 	do {
-		ret = sys_io_uring_enter(r->fd, to_submit, wait_nr, flags);
+		ret = sys_io_uring_enter(r->fd, to_submit, wait_nr, flags, arg,
+					 arg ? sizeof(*arg) : 0);
 	} while (ret == -EINTR);
 	return ret;
 }
 
 int uring_submit_and_wait(struct uring *r, unsigned wait_nr)
 {
-	return submit(r, wait_nr, wait_nr ? IORING_ENTER_GETEVENTS : 0);
+	return submit(r, wait_nr, wait_nr ? IORING_ENTER_GETEVENTS : 0, NULL);
 }
 
 int uring_submit_and_poll(struct uring *r)
 {
-	return submit(r, 0, IORING_ENTER_GETEVENTS);
+	return submit(r, 0, IORING_ENTER_GETEVENTS, NULL);
 }
 
 unsigned uring_cq_ready(const struct uring *r)
@@ -339,6 +344,33 @@ int uring_wait_cqe(struct uring *r, struct io_uring_cqe **cqe)
 	}
 }
 
+int uring_wait_cqe_timeout(struct uring *r, struct io_uring_cqe **cqe,
+			   unsigned timeout_ms)
+{
+	struct uring_timespec ts = {
+		.tv_sec = timeout_ms / 1000,
+		.tv_nsec = (int64_t)(timeout_ms % 1000) * 1000000,
+	};
+	struct io_uring_getevents_arg arg = { .ts = (uint64_t)(uintptr_t)&ts };
+	int ret;
+
+	if (!(r->features & IORING_FEAT_EXT_ARG))
+		return -EOPNOTSUPP;
+	*cqe = uring_peek_cqe(r);
+	if (*cqe)
+		return 0;
+	/*
+	 * One wait with a time limit.  The kernel answers -ETIME when it
+	 * expires; a signal (-EINTR, retried by submit()) restarts the full
+	 * wait, which only stretches a limit that is a safety net anyway.
+	 */
+	ret = submit(r, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg);
+	*cqe = uring_peek_cqe(r);
+	if (*cqe)
+		return 0;
+	return ret < 0 ? ret : -ETIME;
+}
+
 void uring_prep_nop(struct io_uring_sqe *sqe, uint64_t user_data)
 {
 	sqe->opcode = IORING_OP_NOP;
@@ -354,6 +386,15 @@ void uring_prep_rw(struct io_uring_sqe *sqe, int op, int fd, void *buf,
 	sqe->addr = (uint64_t)(uintptr_t)buf;
 	sqe->len = len;
 	sqe->off = off;
+	sqe->user_data = user_data;
+}
+
+void uring_prep_cancel(struct io_uring_sqe *sqe, uint64_t target,
+		       uint64_t user_data)
+{
+	sqe->opcode = IORING_OP_ASYNC_CANCEL;
+	sqe->fd = -1;
+	sqe->addr = target;	/* match on the target's user_data */
 	sqe->user_data = user_data;
 }
 

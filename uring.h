@@ -63,6 +63,7 @@ struct io_uring_cqe {
 
 enum {
 	IORING_OP_NOP = 0,
+	IORING_OP_ASYNC_CANCEL = 14,
 	IORING_OP_READ = 22,
 	IORING_OP_WRITE = 23,
 	IORING_OP_URING_CMD = 46,
@@ -80,9 +81,24 @@ enum {
 /* io_uring_params.features */
 #define IORING_FEAT_SINGLE_MMAP		(1U << 0)
 #define IORING_FEAT_NODROP		(1U << 1)
+#define IORING_FEAT_EXT_ARG		(1U << 8)
 
 /* io_uring_enter() flags */
 #define IORING_ENTER_GETEVENTS		(1U << 0)
+#define IORING_ENTER_EXT_ARG		(1U << 3)
+
+/* io_uring_enter()'s argument with IORING_ENTER_EXT_ARG (Linux 5.11+). */
+struct io_uring_getevents_arg {
+	uint64_t sigmask;	/* sigset_t *, or 0 */
+	uint32_t sigmask_sz;
+	uint32_t min_wait_usec;
+	uint64_t ts;		/* struct uring_timespec *: longest wait */
+};
+
+struct uring_timespec {		/* struct __kernel_timespec */
+	int64_t tv_sec;
+	int64_t tv_nsec;
+};
 
 /* mmap offsets of the three regions */
 #define IORING_OFF_SQ_RING		0ULL
@@ -224,12 +240,27 @@ static inline struct io_uring_cqe *uring_peek_cqe(const struct uring *r)
  */
 int uring_wait_cqe(struct uring *r, struct io_uring_cqe **cqe);
 
+/*
+ * The same, but give up after @timeout_ms milliseconds: returns -ETIME
+ * when no CQE came in time.  Needs IORING_FEAT_EXT_ARG (Linux 5.11).
+ */
+int uring_wait_cqe_timeout(struct uring *r, struct io_uring_cqe **cqe,
+			   unsigned timeout_ms);
+
 /* Helpers that fill an SQE for the operations the project uses. */
 void uring_prep_nop(struct io_uring_sqe *sqe, uint64_t user_data);
 void uring_prep_rw(struct io_uring_sqe *sqe, int op, int fd, void *buf,
 		   uint32_t len, uint64_t off, uint64_t user_data);
 void uring_prep_cmd(struct io_uring_sqe *sqe, int fd, uint32_t cmd_op,
 		    const void *cmd, size_t cmd_len, uint64_t user_data);
+/*
+ * Ask the kernel to cancel the request submitted with @target's
+ * user_data.  Its own CQE says 0 (cancelled), -ENOENT (not found: it
+ * already completed) or -EALREADY (running: it was told to stop); the
+ * target still posts a CQE of its own.
+ */
+void uring_prep_cancel(struct io_uring_sqe *sqe, uint64_t target,
+		       uint64_t user_data);
 
 /* Size of the command area of an SQE of this ring: 16 or 80 bytes. */
 static inline size_t uring_cmd_area(const struct uring *r)
