@@ -7,9 +7,9 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -D_FILE_OFFSET_BITS=64
 LDFLAGS ?= -static
 LDLIBS  += -pthread
 
-SRCS    := uring.c ublk.c mem_backend.c
+SRCS    := uring.c ublk.c mem_backend.c main.c
 HDRS    := uring.h ublk.h mem_backend.h
-TESTS   := test/uring_test test/mem_test
+TESTS   := test/uring_test test/mem_test test/cli_test
 
 # Sanitizer builds cannot be static.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -31,10 +31,14 @@ asan: ublk-mem-asan
 test/uring_test: test/uring_test.c test/check.h uring.c uring.h
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/uring_test.c uring.c $(LDLIBS)
 
-# mem_backend.c carries main(); rename it so the test brings its own.
-test/mem_test: test/mem_test.c test/check.h mem_backend.c mem_backend.h ublk.c uring.c
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -Dmain=ublk_mem_main -o $@ \
+test/mem_test: test/mem_test.c test/check.h mem_backend.c $(HDRS) ublk.c uring.c
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ \
 		test/mem_test.c mem_backend.c ublk.c uring.c $(LDLIBS)
+
+# The command line: cli_test.c includes main.c, renaming its main().
+test/cli_test: test/cli_test.c test/check.h $(SRCS) $(HDRS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ \
+		test/cli_test.c mem_backend.c ublk.c uring.c $(LDLIBS)
 
 test-unit: $(TESTS)
 	@for t in $(TESTS); do ./$$t; echo "$$t: exit $$?"; done

@@ -1,5 +1,5 @@
 /*
- * mem_backend.c - the RAM store, and ublk-mem's command line.
+ * mem_backend.c - the RAM store.
  *
  * Read uring.c and ublk.c first.  This file is what makes the device a RAM
  * disk: a struct ublk_backend_ops whose callbacks copy to and from one big
@@ -7,110 +7,421 @@
  * which lets the kernel copy request data straight into RAM (see the copy
  * modes in ublk.h).
  *
- * The second half is main(): argument parsing and the `list`, `del` and
- * `recover` subcommands.
+ * A RAM disk must also behave on the day memory runs out.  The kernel
+ * copies a WRITE into our mapping with the server's page tables; if the
+ * page it needs cannot be allocated, the driver cannot fail the request
+ * and retries it for ever, and the machine's OOM killer may pick this
+ * server - taking every byte of the device with it.  So the store
+ * allocates before the copy (mem_store_prepare_write): it keeps a map of
+ * what is allocated, and allocates a missing part only while the machine
+ * keeps more than a reserve of memory available; otherwise the write
+ * fails with ENOSPC and everything already written stays readable.
  */
 #define _GNU_SOURCE
 #include "mem_backend.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
-#define VERSION		"0.1.0"
-#define EXIT_USAGE	2
-/*
- * --poll without a value.  The spin must outlast the gap between one
- * answer and the next request at queue depth 1 - fio's completion, its
- * next submission and the kernel's dispatch - or the thread sleeps anyway
- * and nothing is won.  That gap is a few microseconds on hardware and a
- * few hundred in an emulated VM; bench.sh measured no gain at 200 us
- * under TCG and twice the IOPS at 1000 us.  A burst of I/O costs at most
- * this much CPU time after its last request.
- */
-#define POLL_US_DEFAULT	1000
-#define HUGE_PAGE	(2ULL << 20)	/* x86-64's transparent huge page */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE	23	/* Linux 5.14 */
+#endif
 
-/* ---- the store ---- */
+#define MiB			(1ULL << 20)
+#define DEFAULT_HUGE_PAGE	(2ULL << 20)	/* x86-64's, when sysfs says nothing */
+#define THP_DIR			"/sys/kernel/mm/transparent_hugepage"
+/*
+ * How often the free memory is read again while there is plenty, and how
+ * close to the reserve it is read before every allocation.
+ */
+#define AVAIL_REFRESH_NS	(50 * 1000000LL)
+#define AVAIL_MARGIN		(64 * MiB)
+
+/* ---- the machine's memory ---- */
+
+/* Read one "Name: N kB" line of /proc/meminfo text, in bytes (0 if absent). */
+static uint64_t meminfo_field(const char *text, const char *name)
+{
+	const char *p = strstr(text, name);
+	unsigned long long kb;
+
+	if (!p || sscanf(p + strlen(name), " %llu kB", &kb) != 1)
+		return 0;
+	return (uint64_t)kb * 1024;
+}
+
+/* /proc/meminfo from an open descriptor, NUL-terminated; 0 or -errno. */
+static int read_meminfo(int fd, char *buf, size_t len)
+{
+	ssize_t n = pread(fd, buf, len - 1, 0);
+
+	if (n <= 0)
+		return n < 0 ? -errno : -EIO;
+	buf[n] = '\0';
+	return 0;
+}
+
+static uint64_t meminfo_now(const char *name)
+{
+	char buf[4096];
+	uint64_t v = 0;
+	int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (read_meminfo(fd, buf, sizeof(buf)) == 0)
+		v = meminfo_field(buf, name);
+	close(fd);
+	return v;
+}
 
 uint64_t mem_total_bytes(void)
 {
-	FILE *f = fopen("/proc/meminfo", "r");
-	unsigned long long kb, total = 0;
-	char line[128];
+	uint64_t total = meminfo_now("MemTotal:") + meminfo_now("SwapTotal:");
 
-	if (!f)
-		return UINT64_MAX;	/* unknown: do not refuse */
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1 ||
-		    sscanf(line, "SwapTotal: %llu kB", &kb) == 1)
-			total += kb;
-	fclose(f);
-	return total ? (uint64_t)total * 1024 : UINT64_MAX;
+	return total ? total : UINT64_MAX;	/* unknown: do not refuse */
 }
 
-int parse_size(const char *s, uint64_t *out)
+uint64_t mem_default_reserve(void)
 {
-	uint64_t v = 0;
-	unsigned shift = 0;
-	const char *p = s;
+	uint64_t r = meminfo_now("MemTotal:") / 32;
 
-	if (*p < '0' || *p > '9')
-		return -EINVAL;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(*p - '0');
+	return r < 64 * MiB ? 64 * MiB : r > 1024 * MiB ? 1024 * MiB : r;
+}
+
+/* A small sysfs file's first line, or "" when it cannot be read. */
+static void read_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+
+	buf[0] = '\0';
+	if (f) {
+		if (!fgets(buf, (int)len, f))
+			buf[0] = '\0';
+		fclose(f);
 	}
-	switch (*p) {
-	case 'K': case 'k': shift = 10; p++; break;
-	case 'M': case 'm': shift = 20; p++; break;
-	case 'G': case 'g': shift = 30; p++; break;
-	case 'T': case 't': shift = 40; p++; break;
+}
+
+uint64_t mem_huge_page_size(void)
+{
+	char line[128];
+	unsigned long long v;
+
+	/* "always [madvise] never": the bracket marks the mode in force. */
+	read_line(THP_DIR "/enabled", line, sizeof(line));
+	if (!line[0] || strstr(line, "[never]"))
+		return 0;
+	read_line(THP_DIR "/hpage_pmd_size", line, sizeof(line));
+	return sscanf(line, "%llu", &v) == 1 && v ? v : DEFAULT_HUGE_PAGE;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/*
+ * Memory a new allocation may use: MemAvailable (free memory plus what
+ * the kernel can reclaim) and free swap, which a RAM disk may spill to.
+ */
+static int read_available(struct mem_store *s, uint64_t *avail)
+{
+	char buf[4096];
+	int ret = read_meminfo(s->meminfo_fd, buf, sizeof(buf));
+
+	if (ret < 0)
+		return ret;
+	*avail = meminfo_field(buf, "MemAvailable:") + meminfo_field(buf, "SwapFree:");
+	return 0;
+}
+
+/*
+ * Take @bytes out of the memory the machine has available, if that leaves
+ * the reserve: true, or false when the allocation must not happen.  The
+ * free memory is read again when the last reading is old or close to the
+ * reserve; in between, what was taken is subtracted from it.
+ */
+static bool take_memory(struct mem_store *s, uint64_t bytes)
+{
+	int64_t now = now_ns();
+	uint64_t avail;
+	bool ok;
+
+	if (s->meminfo_fd < 0)
+		return true;
+	pthread_mutex_lock(&s->avail_lock);
+	if (now - s->avail_ns > AVAIL_REFRESH_NS ||
+	    s->avail < s->reserve + bytes + AVAIL_MARGIN) {
+		if (read_available(s, &s->avail) == 0)
+			s->avail_ns = now;
 	}
-	if (*p || (shift && v > (UINT64_MAX >> shift)))
+	ok = s->avail >= s->reserve + bytes;
+	if (ok)
+		s->avail -= bytes;
+	avail = s->avail;
+	pthread_mutex_unlock(&s->avail_lock);
+
+	/* Say it once when memory runs out, and once when it is back. */
+	if (!ok && !atomic_exchange(&s->starved, true))
+		ublk_err("memory is running out: %llu MiB available, %llu MiB kept in reserve; writes to parts of the device not yet allocated fail with ENOSPC until memory is freed",
+			 (unsigned long long)(avail >> 20),
+			 (unsigned long long)(s->reserve >> 20));
+	else if (ok && atomic_exchange(&s->starved, false))
+		ublk_err("memory is available again (%llu MiB): writes succeed again",
+			 (unsigned long long)(avail >> 20));
+	return ok;
+}
+
+/* Memory was given back: read the free memory afresh next time. */
+static void memory_returned(struct mem_store *s)
+{
+	pthread_mutex_lock(&s->avail_lock);
+	s->avail_ns = 0;
+	pthread_mutex_unlock(&s->avail_lock);
+}
+
+/* ---- the allocation map ---- */
+
+static inline bool map_test(_Atomic uint64_t *map, uint64_t u)
+{
+	/* Acquire pairs with map_set(): the memory is allocated before. */
+	return atomic_load_explicit(&map[u / 64], memory_order_acquire) >> (u % 64) & 1;
+}
+
+static inline void map_set(_Atomic uint64_t *map, uint64_t u)
+{
+	atomic_fetch_or_explicit(&map[u / 64], 1ULL << (u % 64), memory_order_release);
+}
+
+static inline void map_clear(_Atomic uint64_t *map, uint64_t u)
+{
+	atomic_fetch_and_explicit(&map[u / 64], ~(1ULL << (u % 64)), memory_order_relaxed);
+}
+
+/* Is every unit of [off, off + len) set in @map?  (@len > 0) */
+static bool map_all(_Atomic uint64_t *map, const struct mem_store *s,
+		    uint64_t off, uint64_t len)
+{
+	for (uint64_t u = off >> s->unit_shift; u <= (off + len - 1) >> s->unit_shift; u++)
+		if (!map_test(map, u))
+			return false;
+	return true;
+}
+
+/* Is no unit of [off, off + len) set in either map? */
+static bool map_none(const struct mem_store *s, uint64_t off, uint64_t len)
+{
+	for (uint64_t u = off >> s->unit_shift; u <= (off + len - 1) >> s->unit_shift; u++)
+		if (map_test(s->backed, u) || map_test(s->used, u))
+			return false;
+	return true;
+}
+
+/* Bytes [start, end) of the store that unit @u covers. */
+static void unit_span(const struct mem_store *s, uint64_t u, uint64_t *start,
+		      uint64_t *end)
+{
+	*start = u << s->unit_shift;
+	*end = *start + s->unit;
+	if (*end > s->map_len)
+		*end = s->map_len;
+}
+
+/*
+ * Allocate units [first, last] of the store now, in this thread, so that
+ * nothing is allocated when the kernel copies into them.  Returns 0 or
+ * -ENOSPC (tmpfs full, or memory could not be had).
+ */
+static int populate(struct mem_store *s, uint64_t first, uint64_t last)
+{
+	uint64_t start, end, unused;
+	int err = 0;
+
+	unit_span(s, first, &start, &unused);
+	unit_span(s, last, &unused, &end);
+	if (s->fd >= 0) {
+		/* tmpfs allocates its pages here and says ENOSPC when full. */
+		if (fallocate(s->fd, 0, (off_t)start, (off_t)(end - start)) < 0)
+			err = errno;
+	} else if (madvise(s->base + start, end - start, MADV_POPULATE_WRITE) < 0) {
+		err = errno;
+		if (err == EINVAL) {	/* before Linux 5.14: touch each page */
+			err = 0;
+			/* Adding zero atomically is a write that changes nothing. */
+			for (uint64_t p = start; p < end; p += s->page)
+				__atomic_fetch_add(s->base + p, 0, __ATOMIC_RELAXED);
+		}
+	}
+	if (!err)
+		return 0;
+	if (!atomic_exchange(&s->starved, true))
+		ublk_err("cannot allocate memory for the store: %s; writes to parts of the device not yet allocated fail with ENOSPC%s",
+			 strerror(err), s->fd >= 0 && err == ENOSPC ?
+			 " (its tmpfs is full)" : "");
+	return -ENOSPC;
+}
+
+int mem_store_prepare_write(void *store, uint64_t off, uint32_t len)
+{
+	struct mem_store *s = store;
+	uint64_t first, last, u, run;
+	int ret;
+
+	if (off > s->size || len > s->size - off)
+		return -EIO;
+	if (!len || map_all(s->backed, s, off, len))
+		return 0;	/* the common case: written before */
+	first = off >> s->unit_shift;
+	last = (off + len - 1) >> s->unit_shift;
+	/* Allocate each run of missing units with one call. */
+	for (u = first; u <= last; u += run) {
+		run = 1;
+		if (map_test(s->backed, u))
+			continue;
+		while (u + run <= last && !map_test(s->backed, u + run))
+			run++;
+		if (!take_memory(s, run << s->unit_shift))
+			return -ENOSPC;
+		ret = populate(s, u, u + run - 1);
+		if (ret < 0)
+			return ret;
+		for (uint64_t i = u; i < u + run; i++) {
+			map_set(s->used, i);
+			map_set(s->backed, i);
+		}
+	}
+	return 0;
+}
+
+/* ---- setting up the store ---- */
+
+/* Refuse a reused store file that another user could have planted. */
+static int check_trusted(const char *path, const struct stat *st)
+{
+	const char *why = NULL;
+	char buf[96];
+
+	if (!S_ISREG(st->st_mode))
+		why = "it is not a regular file";
+	else if (st->st_uid != geteuid())
+		why = buf, snprintf(buf, sizeof(buf), "it belongs to uid %u, not to uid %u",
+				    (unsigned)st->st_uid, (unsigned)geteuid());
+	else if (st->st_mode & 077)
+		why = buf, snprintf(buf, sizeof(buf), "others may read or write it (mode %04o)",
+				    (unsigned)(st->st_mode & 07777));
+	else if (st->st_nlink != 1)
+		why = buf, snprintf(buf, sizeof(buf), "it has %u links",
+				    (unsigned)st->st_nlink);
+	if (!why)
+		return 0;
+	ublk_err("%s: refusing to use it as a store: %s (a store is a file only its owner can reach)",
+		 path, why);
+	return -EPERM;
+}
+
+/* Is there room for @need more bytes on the file system of @fd? */
+static uint64_t fs_free_bytes(int fd)
+{
+	struct statvfs v;
+
+	if (fstatvfs(fd, &v) < 0)
+		return UINT64_MAX;	/* unknown: do not refuse */
+	return (uint64_t)v.f_bavail * v.f_frsize;
+}
+
+/* Open (or create) the store file and check it can be trusted. */
+static int open_store_file(struct mem_store *s, const struct mem_store_config *cfg)
+{
+	const char *path = cfg->path;
+	struct stat st;
+	int err;
+
+	/* O_NOFOLLOW: a symbolic link planted at the path is not followed. */
+	s->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW |
+		     (cfg->create ? O_CREAT | O_EXCL : 0), 0600);
+	if (s->fd < 0) {
+		err = errno;
+		ublk_err("%s: %s%s", path, strerror(err),
+			 err == EEXIST ? " (a file is already there: the store of another device, or not ours; remove it or pick --store)" :
+			 err == ELOOP ? " (it is a symbolic link: refusing to follow it)" :
+			 err == ENOENT && !cfg->create ? " (the store is gone: the data cannot be recovered; ublk-mem del removes the device)" : "");
+		return -err;
+	}
+	if (fstat(s->fd, &st) < 0) {
+		err = -errno;
+		ublk_err("%s: %s", path, strerror(-err));
+		return err;
+	}
+	s->created = cfg->create;
+	s->st_dev = st.st_dev;
+	s->st_ino = st.st_ino;
+	if (cfg->create)
+		return 0;
+	err = check_trusted(path, &st);
+	if (err)
+		return err;
+	if ((uint64_t)st.st_size != s->size) {
+		ublk_err("%s: the store is %lld bytes but the device is %llu bytes",
+			 path, (long long)st.st_size, (unsigned long long)s->size);
 		return -EINVAL;
-	*out = v << shift;
+	}
+	return 0;
+}
+
+/*
+ * Check the store's file system has room: a new store must fit whole;
+ * for a reused one, say so when the part not yet allocated does not.
+ */
+static int check_room(struct mem_store *s, const struct mem_store_config *cfg)
+{
+	uint64_t free_bytes = fs_free_bytes(s->fd);
+	struct stat st;
+	uint64_t need = s->size;
+
+	if (!cfg->create && fstat(s->fd, &st) == 0) {
+		uint64_t have = (uint64_t)st.st_blocks * 512;
+
+		need = have < s->size ? s->size - have : 0;
+		if (need > free_bytes)
+			ublk_err("warning: %s: %llu MiB of the device are not allocated yet but its file system has %llu MiB free: writes there fail with ENOSPC when it fills",
+				 cfg->path, (unsigned long long)(need >> 20),
+				 (unsigned long long)(free_bytes >> 20));
+		return 0;
+	}
+	if (need > free_bytes) {
+		ublk_err("%s: its file system has %llu MiB free, too little for a %llu MiB store (a tmpfs grows with: mount -o remount,size=SIZE DIR)",
+			 cfg->path, (unsigned long long)(free_bytes >> 20),
+			 (unsigned long long)(s->size >> 20));
+		return -ENOSPC;
+	}
 	return 0;
 }
 
 /* Map a file of @size bytes on tmpfs (the recoverable store). */
-static int map_file(struct mem_store *s, const char *path, unsigned flags)
+static int map_file(struct mem_store *s, const struct mem_store_config *cfg)
 {
-	bool create = flags & MEM_STORE_CREATE;
-	struct stat st;
 	void *p;
 	int err;
 
-	s->fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
-	if (s->fd < 0) {
-		err = errno;
-		ublk_err("%s: %s%s", path, strerror(err),
-			 err == EEXIST ? " (the store of another device? remove it or pick --store)" :
-			 err == ENOENT && !create ? " (the store is gone: the data cannot be recovered; ublk-mem del removes the device)" : "");
-		return -err;
-	}
-	if (create) {
-		if (ftruncate(s->fd, (off_t)s->size) < 0)
-			goto err;
-	} else {
-		if (fstat(s->fd, &st) < 0)
-			goto err;
-		if ((uint64_t)st.st_size != s->size) {
-			ublk_err("%s: the store is %lld bytes but the device is %llu bytes",
-				 path, (long long)st.st_size, (unsigned long long)s->size);
-			close(s->fd);
-			s->fd = -1;
-			return -EINVAL;
-		}
-	}
+	err = open_store_file(s, cfg);
+	if (err)
+		return err;
+	err = check_room(s, cfg);
+	if (err)
+		return err;
+	if (cfg->create && ftruncate(s->fd, (off_t)s->size) < 0)
+		goto err;
 	p = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
 	if (p == MAP_FAILED)
 		goto err;
@@ -118,49 +429,31 @@ static int map_file(struct mem_store *s, const char *path, unsigned flags)
 	return 0;
 err:
 	err = errno;
-	ublk_err("%s: %s", path, strerror(err));
-	close(s->fd);
-	s->fd = -1;
-	if (create)
-		unlink(path);
+	ublk_err("%s: %s", cfg->path, strerror(err));
 	return -err;
-}
-
-/* Fault in and pin every page now: no allocation while serving. */
-static int lock_all(struct mem_store *s)
-{
-	if (mlock(s->base, s->size) < 0) {
-		int err = errno;
-
-		ublk_err("cannot allocate and lock %llu bytes of RAM: %s",
-			 (unsigned long long)s->size, strerror(err));
-		return -err;
-	}
-	s->locked = true;
-	return 0;
 }
 
 /*
  * Reserve the anonymous store.  MAP_NORESERVE skips the overcommit charge,
  * and memory is allocated on first write.  With @huge the mapping starts
- * on a 2 MiB boundary and is advised MADV_HUGEPAGE: filling 64 MiB then
+ * on a huge page boundary and is advised MADV_HUGEPAGE: filling 64 MiB then
  * takes 32 page faults instead of 16384, and the kernel's copy into the
  * store walks one page-table level less.  Under TCG a first write still
  * ran at an eighth of the speed of a rewrite with either page size (90-112
  * MiB/s with huge pages, 82-107 without, 680-910 rewriting): zeroing the
  * new memory is what costs there, and --prealloc pays it up front.  The
- * price of huge pages is granularity: one 4 KiB write holds 2 MiB of RAM
- * (never more than the device's size in all); --small-pages says
+ * price of huge pages is granularity: one 4 KiB write holds 2 MiB (never
+ * more than the device's size in all); --small-pages says
  * MADV_NOHUGEPAGE instead.
  */
-static int map_anonymous(struct mem_store *s, bool huge)
+static int map_anonymous(struct mem_store *s, bool want_huge)
 {
-	const size_t align = huge ? HUGE_PAGE : s->page;
-	const size_t len = (s->size + s->page - 1) / s->page * s->page;
+	const uint64_t hpage = want_huge ? mem_huge_page_size() : 0;
+	const size_t align = hpage ? hpage : s->page;
 	char *p, *start, *end;
 
 	/* Over-reserve by the alignment, then trim both ends. */
-	p = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
+	p = mmap(NULL, s->map_len + align, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
 		int err = errno;
@@ -170,41 +463,137 @@ static int map_anonymous(struct mem_store *s, bool huge)
 		return -err;
 	}
 	start = (char *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
-	end = start + len;
+	end = start + s->map_len;
 	if (start > p)
 		munmap(p, (size_t)(start - p));
-	munmap(end, (size_t)(p + len + align - end));	/* never empty: start < p + align */
+	munmap(end, (size_t)(p + s->map_len + align - end));
 	s->base = start;
 	/*
 	 * Say which either way: a kernel whose THP mode is "always" would
 	 * give huge pages unasked.  EINVAL means a kernel without THP.
 	 */
-	s->huge = madvise(s->base, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 &&
-		  huge;
+	s->huge = madvise(s->base, s->map_len, hpage ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 &&
+		  hpage;
+	s->unit = s->huge ? hpage : s->page;
 	return 0;
 }
 
-int mem_store_open(struct mem_store *s, uint64_t size, unsigned flags,
-		   const char *path)
+/* The allocation maps, and the zeros reads of untouched parts come from. */
+static int make_maps(struct mem_store *s)
+{
+	size_t words;
+
+	s->unit_shift = (unsigned)__builtin_ctzll(s->unit);
+	s->nr_units = (s->size + s->unit - 1) >> s->unit_shift;
+	words = (size_t)((s->nr_units + 63) / 64);
+	s->backed = calloc(words, sizeof(*s->backed));
+	s->used = calloc(words, sizeof(*s->used));
+	/* Never written, so every page of it is the kernel's zero page. */
+	s->zeros_len = UBLK_MAX_IO_BYTES;
+	s->zeros = mmap(NULL, s->zeros_len, PROT_READ,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (s->zeros == MAP_FAILED)
+		s->zeros = NULL;
+	if (!s->backed || !s->used || !s->zeros) {
+		ublk_err("cannot allocate the store's allocation map");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * A reused store file already holds data: mark what is allocated, found
+ * with SEEK_DATA / SEEK_HOLE, so reads of its holes still touch nothing.
+ */
+static void map_existing_data(struct mem_store *s)
+{
+	off_t data = 0, hole;
+
+	for (;;) {
+		data = lseek(s->fd, data, SEEK_DATA);
+		if (data < 0)
+			return;	/* ENXIO: no more data */
+		hole = lseek(s->fd, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = (off_t)s->size;
+		for (uint64_t u = (uint64_t)data >> s->unit_shift;
+		     u < s->nr_units && (u << s->unit_shift) < (uint64_t)hole; u++) {
+			uint64_t start, end;
+
+			unit_span(s, u, &start, &end);
+			map_set(s->used, u);
+			if (start >= (uint64_t)data && end <= (uint64_t)hole)
+				map_set(s->backed, u);
+		}
+		data = hole;
+	}
+}
+
+/*
+ * --prealloc: allocate and pin every page now, so that serving never
+ * allocates.  Refused up front when the machine cannot spare it, rather
+ * than letting mlock() wake the OOM killer.
+ */
+static int lock_all(struct mem_store *s, const char *path)
+{
+	uint64_t avail = meminfo_now("MemAvailable:");
+	int err;
+
+	if (avail && s->size + s->reserve > avail) {
+		ublk_err("--prealloc: cannot lock %llu MiB of RAM: %llu MiB is available and %llu MiB must stay in reserve (see --reserve)",
+			 (unsigned long long)(s->size >> 20),
+			 (unsigned long long)(avail >> 20),
+			 (unsigned long long)(s->reserve >> 20));
+		return -ENOMEM;
+	}
+	if (s->fd >= 0 && fallocate(s->fd, 0, 0, (off_t)s->size) < 0) {
+		err = errno;
+		ublk_err("%s: cannot allocate %llu MiB: %s", path,
+			 (unsigned long long)(s->size >> 20), strerror(err));
+		return -err;
+	}
+	if (mlock(s->base, s->size) < 0) {
+		err = errno;
+		ublk_err("cannot allocate and lock %llu bytes of RAM: %s",
+			 (unsigned long long)s->size, strerror(err));
+		return -err;
+	}
+	s->locked = true;
+	for (uint64_t u = 0; u < s->nr_units; u++)
+		map_set(s->backed, u);
+	return 0;
+}
+
+int mem_store_open(struct mem_store *s, const struct mem_store_config *cfg)
 {
 	int ret;
 
 	memset(s, 0, sizeof(*s));
-	s->size = size;
+	s->size = cfg->size;
 	s->fd = -1;
+	s->meminfo_fd = -1;
 	s->page = (unsigned)sysconf(_SC_PAGESIZE);
-	if (path) {
-		ret = map_file(s, path, flags);
-	} else {
-		ret = map_anonymous(s, !(flags & MEM_STORE_SMALL_PAGES));
-	}
-	if (ret == 0 && (flags & MEM_STORE_PREALLOC)) {
-		ret = lock_all(s);
-		if (ret < 0) {
-			mem_store_close(s);
-			if (path && (flags & MEM_STORE_CREATE))
-				unlink(path);
-		}
+	s->map_len = (size_t)((s->size + s->page - 1) / s->page * s->page);
+	s->unit = s->page;
+	s->reserve = cfg->reserve;
+	pthread_mutex_init(&s->avail_lock, NULL);
+	atomic_init(&s->starved, false);
+	s->meminfo_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+	if (cfg->path)
+		ret = map_file(s, cfg);
+	else
+		ret = map_anonymous(s, !cfg->small_pages);
+	if (ret == 0)
+		ret = make_maps(s);
+	if (ret == 0 && cfg->path && !cfg->create)
+		map_existing_data(s);
+	if (ret == 0 && cfg->prealloc)
+		ret = lock_all(s, cfg->path);
+	if (ret < 0) {
+		/* The file is ours to remove: O_EXCL created it just now. */
+		if (s->created)
+			unlink(cfg->path);
+		mem_store_close(s);
 	}
 	return ret;
 }
@@ -212,12 +601,22 @@ int mem_store_open(struct mem_store *s, uint64_t size, unsigned flags,
 void mem_store_close(struct mem_store *s)
 {
 	if (s->base)
-		munmap(s->base, s->size);
+		munmap(s->base, s->fd >= 0 ? s->size : s->map_len);
+	if (s->zeros)
+		munmap((void *)s->zeros, s->zeros_len);
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->meminfo_fd >= 0)
+		close(s->meminfo_fd);
+	free(s->backed);
+	free(s->used);
+	s->backed = s->used = NULL;
+	s->zeros = NULL;
 	s->base = NULL;
-	s->fd = -1;
+	s->fd = s->meminfo_fd = -1;
 }
+
+/* ---- serving ---- */
 
 int mem_store_read(void *store, void *buf, uint64_t off, uint32_t len)
 {
@@ -225,6 +624,17 @@ int mem_store_read(void *store, void *buf, uint64_t off, uint32_t len)
 
 	if (off > s->size || len > s->size - off)
 		return -EIO;
+	if (!len)
+		return 0;
+	/*
+	 * Touching a hole of a shared tmpfs mapping allocates a page; pread()
+	 * of a hole reads zeros and allocates nothing.
+	 */
+	if (s->fd >= 0 && !map_all(s->backed, s, off, len)) {
+		ssize_t n = pread(s->fd, buf, len, (off_t)off);
+
+		return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
+	}
 	memcpy(buf, s->base + off, len);
 	return 0;
 }
@@ -232,53 +642,112 @@ int mem_store_read(void *store, void *buf, uint64_t off, uint32_t len)
 int mem_store_write(void *store, const void *buf, uint64_t off, uint32_t len)
 {
 	struct mem_store *s = store;
+	int ret = mem_store_prepare_write(s, off, len);
 
-	if (off > s->size || len > s->size - off)
-		return -EIO;
+	if (ret < 0)
+		return ret;
 	memcpy(s->base + off, buf, len);
 	return 0;
 }
 
-/* Give whole pages [off, off + len) back; they then read as zeros. */
+/* Give whole pages [off, off + len) of the anonymous store back. */
 static int release_pages(struct mem_store *s, uint64_t off, uint64_t len)
 {
-	if (s->locked) {
-		/* Locked memory stays allocated: just clear it. */
-		memset(s->base + off, 0, len);
-		return 0;
+	if (madvise(s->base + off, len, MADV_DONTNEED) < 0)
+		return -errno;
+	memory_returned(s);
+	return 0;
+}
+
+/* Zero [off, off + len) of the anonymous store: ragged ends by hand. */
+static int zero_anonymous(struct mem_store *s, uint64_t off, uint64_t len)
+{
+	uint64_t page = s->page;
+	uint64_t first = (off + page - 1) / page * page;	/* page-aligned */
+	uint64_t last = (off + len) / page * page;
+	int ret;
+
+	if (first >= last) {	/* no whole page inside */
+		ret = mem_store_prepare_write(s, off, (uint32_t)len);
+		if (ret == 0)
+			memset(s->base + off, 0, len);
+		return ret;
 	}
-	if (s->fd >= 0)
-		return fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				 (off_t)off, (off_t)len) < 0 ? -errno : 0;
-	return madvise(s->base + off, len, MADV_DONTNEED) < 0 ? -errno : 0;
+	/* The partial pages at the ends keep their other bytes. */
+	if (first > off) {
+		ret = mem_store_prepare_write(s, off, (uint32_t)(first - off));
+		if (ret < 0)
+			return ret;
+		memset(s->base + off, 0, first - off);
+	}
+	if (off + len > last) {
+		ret = mem_store_prepare_write(s, last, (uint32_t)(off + len - last));
+		if (ret < 0)
+			return ret;
+		memset(s->base + last, 0, off + len - last);
+	}
+	return release_pages(s, first, last - first);
+}
+
+/* Units inside [off, off + len) are empty again; ones partly in it, not whole. */
+static void unmap_range(struct mem_store *s, uint64_t off, uint64_t len)
+{
+	for (uint64_t u = off >> s->unit_shift; u <= (off + len - 1) >> s->unit_shift; u++) {
+		uint64_t start, end;
+
+		unit_span(s, u, &start, &end);
+		map_clear(s->backed, u);
+		if (start >= off && (end <= off + len || off + len >= s->size))
+			map_clear(s->used, u);
+	}
 }
 
 int mem_store_zero(void *store, uint64_t off, uint64_t len)
 {
 	struct mem_store *s = store;
-	uint64_t page = s->page;
-	uint64_t first = (off + page - 1) / page * page;	/* page-aligned */
-	uint64_t last = (off + len) / page * page;
+	int ret;
 
 	if (off > s->size || len > s->size - off)
 		return -EIO;
-	if (first >= last) {	/* no whole page inside */
+	if (!len)
+		return 0;
+	if (s->locked) {
+		/* Locked memory stays allocated: just clear it. */
 		memset(s->base + off, 0, len);
 		return 0;
 	}
-	memset(s->base + off, 0, first - off);
-	memset(s->base + last, 0, off + len - last);
-	return release_pages(s, first, last - first);
+	if (s->fd >= 0) {
+		/* tmpfs zeroes the ragged ends itself and frees whole pages. */
+		if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)off, (off_t)len) < 0)
+			return -errno;
+		memory_returned(s);
+		ret = 0;
+	} else {
+		ret = zero_anonymous(s, off, len);
+	}
+	if (ret == 0)
+		unmap_range(s, off, len);
+	return ret;
 }
 
+/*
+ * The kernel copies straight to or from here.  A write was prepared
+ * first.  A read is served in place where that touches nothing new:
+ * allocated parts, and untouched ones through the shared zeros; a tmpfs
+ * store's partly allocated parts go through mem_store_read() instead.
+ */
 static void *mem_direct(void *store, uint64_t off, uint32_t len, bool for_write)
 {
 	const struct mem_store *s = store;
 
-	(void)for_write;
-	if (off > s->size || len > s->size - off)
+	if (off > s->size || len > s->size - off || !len)
 		return NULL;
-	return s->base + off;
+	if (for_write || map_all(s->backed, s, off, len))
+		return s->base + off;
+	if (len <= s->zeros_len && map_none(s, off, len))
+		return (void *)s->zeros;
+	return s->fd >= 0 ? NULL : s->base + off;
 }
 
 const struct ublk_backend_ops mem_backend_ops = {
@@ -287,409 +756,6 @@ const struct ublk_backend_ops mem_backend_ops = {
 	.write = mem_store_write,
 	.discard = mem_store_zero,	/* forgotten data reads as zeros */
 	.write_zeroes = mem_store_zero,
+	.prepare_write = mem_store_prepare_write,
 	.direct = mem_direct,
 };
-
-/* ---- the command line ---- */
-
-static const char usage_text[] =
-"usage: ublk-mem SIZE [options]     create a RAM block device and serve it\n"
-"       ublk-mem list               list ublk devices\n"
-"       ublk-mem del ID             remove a device (e.g. one whose server died)\n"
-"       ublk-mem recover ID         take over a --recoverable device whose server died\n"
-"\n"
-"SIZE is bytes, with an optional K, M, G or T suffix (powers of 1024): 64M, 1G.\n"
-"The device path (/dev/ublkbN) is printed on stdout once it is live;\n"
-"SIGINT or SIGTERM removes the device and exits.\n"
-"\n"
-"options:\n"
-"  -q, --queues N        hardware queues, one thread each (default 1, max CPUs)\n"
-"  -d, --depth N         queue depth, 1..4096 (default 128)\n"
-"  -b, --block-size N    logical block size: 512, 1024, 2048, 4096 (default 512)\n"
-"  -n, --id N            device id (default: first free)\n"
-"      --prealloc        allocate and lock all memory up front\n"
-"      --small-pages     allocate 4 KiB at a time, not in 2 MiB huge pages\n"
-"      --copy-mode MODE  how data moves: get_data (default), user_copy, bounce\n"
-"      --poll[=US]       spin up to US microseconds (default 1000) for the next\n"
-"                        request before sleeping, even at queue depth 1: lower\n"
-"                        latency for CPU time.  Without it the server spins\n"
-"                        only while several requests are in flight; --poll=0\n"
-"                        never spins\n"
-"      --recoverable     survive a server crash: keep data in a tmpfs file and\n"
-"                        let `ublk-mem recover ID` take over\n"
-"      --store PATH      the recoverable store (default /dev/shm/ublk-mem-ID)\n"
-"  -v, --trace           print every control command and request on stderr\n"
-"  -h, --help            this text\n"
-"  -V, --version         print the version\n";
-
-struct options {
-	struct ublk_config cfg;
-	bool prealloc;
-	bool small_pages;
-	const char *store_path;
-};
-
-static void __attribute__((noreturn, format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	char line[256];
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "ublk-mem: %s (see ublk-mem --help)\n", line);
-	exit(EXIT_USAGE);
-}
-
-/* A whole decimal number in [min, max], or a usage error naming @what. */
-static unsigned long parse_num(const char *s, const char *what,
-			       unsigned long min, unsigned long max)
-{
-	unsigned long v = 0;
-	const char *p = s;
-
-	for (; *p >= '0' && *p <= '9' && v <= max; p++)
-		v = v * 10 + (unsigned long)(*p - '0');
-	if (p == s || *p || v < min || v > max)
-		usage_error("invalid %s '%s': expected a number from %lu to %lu",
-			    what, s, min, max);
-	return v;
-}
-
-static enum ublk_copy_mode parse_copy_mode(const char *s)
-{
-	if (!strcmp(s, "bounce"))
-		return UBLK_COPY_BOUNCE;
-	if (!strcmp(s, "get_data"))
-		return UBLK_COPY_GET_DATA;
-	if (!strcmp(s, "user_copy"))
-		return UBLK_COPY_USER;
-	usage_error("invalid copy mode '%s': expected get_data, user_copy or bounce", s);
-}
-
-static long cpu_count(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n > 0 ? n : 1;
-}
-
-/* Parse SIZE and options; exits with status 2 on any usage error. */
-static void parse_args(int argc, char **argv, struct options *o)
-{
-	enum { OPT_PREALLOC = 256, OPT_SMALL_PAGES, OPT_COPY, OPT_POLL, OPT_RECOVERABLE, OPT_STORE };
-	static const struct option longopts[] = {
-		{ "queues", required_argument, NULL, 'q' },
-		{ "depth", required_argument, NULL, 'd' },
-		{ "block-size", required_argument, NULL, 'b' },
-		{ "id", required_argument, NULL, 'n' },
-		{ "prealloc", no_argument, NULL, OPT_PREALLOC },
-		{ "small-pages", no_argument, NULL, OPT_SMALL_PAGES },
-		{ "copy-mode", required_argument, NULL, OPT_COPY },
-		{ "poll", optional_argument, NULL, OPT_POLL },
-		{ "recoverable", no_argument, NULL, OPT_RECOVERABLE },
-		{ "store", required_argument, NULL, OPT_STORE },
-		{ "trace", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *size_arg = NULL;
-	int c;
-
-	memset(o, 0, sizeof(*o));
-	o->cfg.nr_queues = 1;
-	o->cfg.depth = 128;
-	o->cfg.block_size = 512;
-	o->cfg.dev_id = -1;
-	o->cfg.copy_mode = UBLK_COPY_GET_DATA;
-
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":q:d:b:n:vhV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'q':
-			o->cfg.nr_queues = (unsigned)parse_num(optarg, "queue count", 1,
-							      (unsigned long)cpu_count());
-			break;
-		case 'd':
-			o->cfg.depth = (unsigned)parse_num(optarg, "queue depth", 1,
-							  UBLK_MAX_QUEUE_DEPTH);
-			break;
-		case 'b':
-			o->cfg.block_size = (unsigned)parse_num(optarg, "block size", 512, 4096);
-			if (o->cfg.block_size & (o->cfg.block_size - 1))
-				usage_error("invalid block size '%s': expected 512, 1024, 2048 or 4096",
-					    optarg);
-			break;
-		case 'n':
-			o->cfg.dev_id = (int)parse_num(optarg, "device id", 0, (1UL << 20) - 1);
-			break;
-		case OPT_PREALLOC:
-			o->prealloc = true;
-			break;
-		case OPT_SMALL_PAGES:
-			o->small_pages = true;
-			break;
-		case OPT_COPY:
-			o->cfg.copy_mode = parse_copy_mode(optarg);
-			break;
-		case OPT_POLL:
-			o->cfg.poll_us = optarg ? (unsigned)parse_num(optarg,
-					"poll time (us)", 0, 1000000) : POLL_US_DEFAULT;
-			if (o->cfg.poll_us == 0)
-				o->cfg.poll_us = UBLK_POLL_OFF;
-			break;
-		case OPT_RECOVERABLE:
-			o->cfg.recoverable = true;
-			break;
-		case OPT_STORE:
-			o->store_path = optarg;
-			break;
-		case 'v':
-			o->cfg.trace = true;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
-		case 'V':
-			puts("ublk-mem " VERSION);
-			exit(0);
-		case ':':
-			usage_error("option '%s' needs a value", argv[optind - 1]);
-		default:
-			usage_error("unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		size_arg = argv[optind++];
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
-	if (!size_arg)
-		usage_error("missing SIZE, e.g. ublk-mem 64M");
-	if (parse_size(size_arg, &o->cfg.size) < 0)
-		usage_error("invalid size '%s': expected a number with an optional K, M, G or T suffix, e.g. 64M",
-			    size_arg);
-	if (o->cfg.size == 0)
-		usage_error("size must be larger than 0");
-	if (o->cfg.size % o->cfg.block_size)
-		usage_error("size %llu is not a multiple of the block size %u",
-			    (unsigned long long)o->cfg.size, o->cfg.block_size);
-	if (o->cfg.size > mem_total_bytes())
-		usage_error("size %s is larger than this machine's RAM + swap (%llu MiB)",
-			    size_arg, (unsigned long long)(mem_total_bytes() >> 20));
-	if (o->store_path && !o->cfg.recoverable)
-		usage_error("--store goes with --recoverable");
-}
-
-static void print_path(int dev_id, void *arg)
-{
-	(void)arg;
-	printf("/dev/ublkb%d\n", dev_id);
-	fflush(stdout);
-}
-
-static void default_store_path(char *buf, size_t len, int dev_id)
-{
-	snprintf(buf, len, "/dev/shm/ublk-mem-%d", dev_id);
-}
-
-/* `ublk-mem SIZE ...`: create, serve, remove. */
-static int cmd_serve(int argc, char **argv)
-{
-	struct options o;
-	struct ublk_ctrl *ctrl;
-	struct mem_store store;
-	char path[256];
-	int ret;
-
-	parse_args(argc, argv, &o);
-	if (ublk_ctrl_open(&ctrl, o.cfg.trace) < 0)
-		return 1;
-	if (o.cfg.recoverable && o.cfg.dev_id < 0 && !o.store_path) {
-		/* The default store is named after the id: fix the id now. */
-		int ids[1024], n = ublk_list_ids(ids, 1024);
-
-		o.cfg.dev_id = 0;
-		for (int i = 0; i < n && ids[i] == o.cfg.dev_id; i++)
-			o.cfg.dev_id++;
-	}
-	if (o.cfg.recoverable && !o.store_path) {
-		default_store_path(path, sizeof(path), o.cfg.dev_id);
-		o.store_path = path;
-	}
-	ret = mem_store_open(&store, o.cfg.size,
-			     (o.prealloc ? MEM_STORE_PREALLOC : 0) |
-			     (o.small_pages ? MEM_STORE_SMALL_PAGES : 0) | MEM_STORE_CREATE,
-			     o.cfg.recoverable ? o.store_path : NULL);
-	if (ret < 0) {
-		ublk_ctrl_close(ctrl);
-		return 1;
-	}
-	ret = ublk_serve(ctrl, &o.cfg, &mem_backend_ops, &store, print_path, NULL);
-	mem_store_close(&store);
-	/* A clean stop ends a recoverable device too: drop its store. */
-	if (o.cfg.recoverable)
-		unlink(o.store_path);
-	ublk_ctrl_close(ctrl);
-	return ret < 0 ? 1 : 0;
-}
-
-static const char *state_name(const struct ublksrv_ctrl_dev_info *info)
-{
-	switch (info->state) {
-	case UBLK_S_DEV_LIVE:
-		return ublk_server_running(info) ? "live" : "live,no-server";
-	case UBLK_S_DEV_QUIESCED:
-		return (info->flags & UBLK_F_USER_RECOVERY) ? "recoverable" : "quiesced";
-	default:
-		return "dead";
-	}
-}
-
-static void format_size(char *buf, size_t len, uint64_t bytes)
-{
-	static const char units[] = "BKMGT";
-	unsigned u = 0;
-
-	while (u < 4 && bytes >= 1024 && bytes % 1024 == 0) {
-		bytes /= 1024;
-		u++;
-	}
-	snprintf(buf, len, "%llu%c", (unsigned long long)bytes, units[u]);
-}
-
-/* `ublk-mem list`: one line per device. */
-static int cmd_list(void)
-{
-	struct ublk_ctrl *ctrl;
-	int ids[1024], n;
-
-	if (ublk_ctrl_open(&ctrl, false) < 0)
-		return 1;
-	n = ublk_list_ids(ids, 1024);
-	printf("%-4s %-15s %-8s %-8s %-6s %-5s %s\n", "ID", "STATE", "PID",
-	       "SIZE", "QUEUES", "DEPTH", "FLAGS");
-	for (int i = 0; i < n; i++) {
-		struct ublksrv_ctrl_dev_info info;
-		struct ublk_params params;
-		char size[32] = "-";
-
-		if (ublk_get_info(ctrl, ids[i], &info, &params) < 0)
-			continue;	/* went away meanwhile */
-		if (params.types & UBLK_PARAM_TYPE_BASIC)
-			format_size(size, sizeof(size), params.basic.dev_sectors << 9);
-		printf("%-4d %-15s %-8d %-8s %-6u %-5u %s%s%s%s\n", ids[i],
-		       state_name(&info), info.ublksrv_pid, size,
-		       info.nr_hw_queues, info.queue_depth,
-		       (info.flags & UBLK_F_USER_COPY) ? "user_copy" :
-		       (info.flags & UBLK_F_NEED_GET_DATA) ? "get_data" : "bounce",
-		       (info.flags & UBLK_F_USER_RECOVERY) ? ",recoverable" : "",
-		       (info.flags & UBLK_F_USER_RECOVERY_REISSUE) ? ",reissue" : "",
-		       (info.flags & UBLK_F_UNPRIVILEGED_DEV) ? ",unprivileged" : "");
-	}
-	ublk_ctrl_close(ctrl);
-	return n < 0 ? 1 : 0;
-}
-
-/* `ublk-mem del ID`: remove a device, and its store if it had one. */
-static int cmd_del(int argc, char **argv)
-{
-	struct ublksrv_ctrl_dev_info info;
-	struct ublk_ctrl *ctrl;
-	char path[256];
-	int id, ret;
-
-	if (argc != 3)
-		usage_error("usage: ublk-mem del ID");
-	id = (int)parse_num(argv[2], "device id", 0, (1UL << 20) - 1);
-	if (ublk_ctrl_open(&ctrl, false) < 0)
-		return 1;
-	ret = ublk_get_info(ctrl, id, &info, NULL);
-	if (ret < 0) {
-		ublk_err("device %d: %s", id, ret == -ENODEV ? "no such ublk device" : strerror(-ret));
-		ublk_ctrl_close(ctrl);
-		return 1;
-	}
-	ret = ublk_delete(ctrl, id, 10000);
-	if (ret == -EBUSY)
-		ublk_err("device %d is removed; its id is freed when its last user lets go", id);
-	else if (ret < 0)
-		ublk_err("deleting device %d: %s", id, strerror(-ret));
-	if (info.flags & UBLK_F_USER_RECOVERY) {
-		default_store_path(path, sizeof(path), id);
-		unlink(path);
-	}
-	ublk_ctrl_close(ctrl);
-	return ret < 0 && ret != -EBUSY ? 1 : 0;
-}
-
-/* `ublk-mem recover ID [--store PATH] [-v]`: take over a crashed server's device. */
-static int cmd_recover(int argc, char **argv)
-{
-	struct ublksrv_ctrl_dev_info info;
-	struct ublk_params params;
-	struct ublk_config cfg;
-	struct ublk_ctrl *ctrl;
-	struct mem_store store;
-	const char *store_path = NULL;
-	char path[256];
-	int id = -1, ret;
-
-	memset(&cfg, 0, sizeof(cfg));
-	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--store") && i + 1 < argc)
-			store_path = argv[++i];
-		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--trace"))
-			cfg.trace = true;
-		else if (id < 0 && argv[i][0] != '-')
-			id = (int)parse_num(argv[i], "device id", 0, (1UL << 20) - 1);
-		else
-			usage_error("unexpected argument '%s' (usage: ublk-mem recover ID [--store PATH] [-v])",
-				    argv[i]);
-	}
-	if (id < 0)
-		usage_error("usage: ublk-mem recover ID [--store PATH] [-v]");
-	if (ublk_ctrl_open(&ctrl, cfg.trace) < 0)
-		return 1;
-	ret = ublk_get_info(ctrl, id, &info, &params);
-	if (ret < 0) {
-		ublk_err("device %d: %s", id, ret == -ENODEV ? "no such ublk device" : strerror(-ret));
-		goto err;
-	}
-	if (!(info.flags & UBLK_F_USER_RECOVERY)) {
-		ublk_err("device %d was not created with --recoverable; it cannot be recovered (remove it: ublk-mem del %d)",
-			 id, id);
-		goto err;
-	}
-	if (!store_path) {
-		default_store_path(path, sizeof(path), id);
-		store_path = path;
-	}
-	cfg.size = params.basic.dev_sectors << 9;
-	if (mem_store_open(&store, cfg.size, 0, store_path) < 0)
-		goto err;
-	ret = ublk_recover(ctrl, id, &cfg, &mem_backend_ops, &store, print_path, NULL);
-	mem_store_close(&store);
-	if (ret == 0)
-		unlink(store_path);
-	ublk_ctrl_close(ctrl);
-	return ret < 0 ? 1 : 0;
-err:
-	ublk_ctrl_close(ctrl);
-	return 1;
-}
-
-int main(int argc, char **argv)
-{
-	if (argc >= 2 && !strcmp(argv[1], "list")) {
-		if (argc != 2)
-			usage_error("usage: ublk-mem list");
-		return cmd_list();
-	}
-	if (argc >= 2 && !strcmp(argv[1], "del"))
-		return cmd_del(argc, argv);
-	if (argc >= 2 && !strcmp(argv[1], "recover"))
-		return cmd_recover(argc, argv);
-	return cmd_serve(argc, argv);
-}

@@ -1,54 +1,101 @@
 /*
  * mem_backend.h - the RAM store behind a ublk-mem device.
  *
- * The store is one contiguous mapping as large as the device.  Pages are
- * allocated by the kernel when first written (a fresh device costs almost
+ * The store is one contiguous mapping as large as the device.  Memory is
+ * allocated when a part is first written (a fresh device costs almost
  * nothing) and given back when discarded.  Anonymous stores ask for
  * transparent huge pages: one fault then fills 2 MiB instead of 4 KiB.
  * With a file path the mapping is a shared mapping of a file on tmpfs, so
  * the data outlives the process (used by --recoverable).
+ *
+ * The store knows which parts of it are allocated, and allocates before
+ * the kernel copies a write in: when the machine runs short of memory (or
+ * the tmpfs fills), a write that needs new memory fails with ENOSPC while
+ * everything already written stays readable.
  */
 #ifndef UBLK_MEM_MEM_BACKEND_H
 #define UBLK_MEM_MEM_BACKEND_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ublk.h"
+
+/* What to make; see mem_store_open(). */
+struct mem_store_config {
+	uint64_t size;		/* bytes */
+	const char *path;	/* a file to map, or NULL for anonymous memory */
+	bool create;		/* with a path: create it (else: reuse it) */
+	bool prealloc;		/* allocate and lock everything now */
+	bool small_pages;	/* no huge pages: allocate a page at a time */
+	/*
+	 * Bytes of the machine's memory a new allocation must leave
+	 * available to everything else (see mem_default_reserve()).
+	 */
+	uint64_t reserve;
+};
 
 struct mem_store {
 	char *base;		/* the device's bytes, [0, size) */
 	uint64_t size;
-	bool locked;		/* prealloc: populated and mlock()ed */
-	bool huge;		/* the kernel took the MADV_HUGEPAGE advice */
+	size_t map_len;		/* size rounded up to a page */
 	int fd;			/* backing file, or -1 for anonymous memory */
+	bool created;		/* mem_store_open() created that file */
+	dev_t st_dev;		/* the backing file's identity */
+	ino_t st_ino;
 	unsigned page;		/* system page size */
-};
+	bool locked;		/* prealloc: populated and mlock()ed */
+	bool huge;		/* allocated in transparent huge pages */
 
-enum mem_store_flags {
-	MEM_STORE_PREALLOC = 1 << 0,	/* populate and lock everything now */
-	MEM_STORE_CREATE = 1 << 1,	/* with a path: create (else: reuse) */
-	MEM_STORE_SMALL_PAGES = 1 << 2,	/* no huge pages: allocate 4 KiB at a time */
+	/*
+	 * Two bits per unit of the store (a huge page, or a page): `backed`,
+	 * every byte of it is allocated, so writing it needs no memory;
+	 * `used`, it may hold data (a unit neither backed nor used reads as
+	 * zeros without being touched).
+	 */
+	uint64_t unit;
+	unsigned unit_shift;
+	uint64_t nr_units;
+	_Atomic uint64_t *backed;
+	_Atomic uint64_t *used;
+	const char *zeros;	/* never written: reads as zeros, costs nothing */
+	size_t zeros_len;
+
+	/* The machine's free memory, as last read, minus what we took since. */
+	uint64_t reserve;
+	pthread_mutex_t avail_lock;
+	int meminfo_fd;		/* /proc/meminfo, or -1: do not limit */
+	uint64_t avail;
+	int64_t avail_ns;	/* when avail was read (CLOCK_MONOTONIC) */
+	atomic_bool starved;	/* the last allocation was refused */
 };
 
 /*
- * Set up a store of @size bytes; @path NULL means anonymous memory.
- * Returns 0 or -errno (after printing why).
+ * Set up a store.  Returns 0 or -errno after printing why (a file that
+ * cannot be trusted, a file system too small, memory that cannot be
+ * locked, ...).  A file it created is removed again on failure.
  */
-int mem_store_open(struct mem_store *s, uint64_t size, unsigned flags,
-		   const char *path);
+int mem_store_open(struct mem_store *s, const struct mem_store_config *cfg);
 void mem_store_close(struct mem_store *s);
 
 int mem_store_read(void *store, void *buf, uint64_t off, uint32_t len);
 int mem_store_write(void *store, const void *buf, uint64_t off, uint32_t len);
+/* Allocate what a write of [off, off + len) needs; -ENOSPC if it cannot. */
+int mem_store_prepare_write(void *store, uint64_t off, uint32_t len);
 /* Make [off, off + len) read as zeros, giving whole pages back. */
 int mem_store_zero(void *store, uint64_t off, uint64_t len);
 
 /* Bytes of RAM + swap on this machine: no store can ever be larger. */
 uint64_t mem_total_bytes(void);
 
-/* Parse "64M", "1G", "65536" (powers of 1024).  Returns 0 or -EINVAL. */
-int parse_size(const char *s, uint64_t *out);
+/* The default reserve: 1/32 of RAM, at least 64 MiB, at most 1 GiB. */
+uint64_t mem_default_reserve(void);
+
+/* The transparent huge page size (2 MiB on x86-64), or 0 without THP. */
+uint64_t mem_huge_page_size(void);
 
 extern const struct ublk_backend_ops mem_backend_ops;
 

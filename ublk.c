@@ -16,6 +16,11 @@
  *                    pending FETCH completes with UBLK_IO_RES_ABORT
  *   close /dev/ublkcN, DEL_DEV_ASYNC   the device id is freed
  *
+ * A device made with UBLK_F_USER_RECOVERY outlives its server: when the
+ * server dies the kernel quiesces the device and holds its I/O, and a new
+ * server takes over with START_USER_RECOVERY, its own FETCHes and
+ * END_USER_RECOVERY instead of ADD_DEV ... START_DEV.
+ *
  * Life of one request (I/O commands, on /dev/ublkcN, in a queue thread):
  *
  *   1. A program writes to /dev/ublkbN.  The block layer hands the
@@ -32,6 +37,13 @@
  *
  * The copy modes change steps 2 and 5; see enum ublk_copy_mode and
  * queue_read() / queue_write() below.
+ *
+ * Where the kernel copies into our memory (steps 2 and 5, and
+ * NEED_GET_DATA) it cannot fail the request if that memory cannot be
+ * allocated: it requeues the request and tries again, for ever.  So every
+ * address we hand the kernel for a WRITE is memory that exists already:
+ * the backend's, after its prepare_write() said yes, or a buffer of ours
+ * that was allocated at start.
  */
 #define _GNU_SOURCE
 #include "ublk.h"
@@ -49,6 +61,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -60,9 +73,14 @@
 
 #define CTRL_DEV		"/dev/ublk-control"
 #define SYSFS_CHAR_DIR		"/sys/class/ublk-char"
-#define MAX_IO_BYTES		(512U << 10)	/* largest request we accept */
 #define SIG_QUEUE_EXIT		SIGUSR1		/* a queue thread has ended */
 #define BUSY_SPIN_US		100		/* see spin_time() */
+#define CTRL_SLICE_MS		100		/* see ctrl_cmd_abortable() */
+#define START_LIMIT_MS		30000		/* START_DEV, END_USER_RECOVERY */
+#define CANCEL_LIMIT_MS		10000		/* a cancelled command's answer */
+/* Bounce mode allocates every tag's buffer at start: at most this much. */
+#define BOUNCE_BYTES_PER_QUEUE	(32U << 20)
+#define ERRORS_SHOWN		10		/* per queue */
 
 /* ---- messages ---- */
 
@@ -76,6 +94,93 @@ void ublk_err(const char *fmt, ...)
 	va_end(ap);
 	/* One write per line, so lines of concurrent threads do not mix. */
 	dprintf(STDERR_FILENO, "ublk-mem: %s\n", line);
+}
+
+/*
+ * A test hook: is the fault named @point asked for in UBLK_MEM_TEST_FAULT?
+ * The integration tests use it to reach failure paths no outside event
+ * can reach on demand; nothing else should set it.
+ */
+static bool test_fault(const char *point)
+{
+	static const char *fault = "";
+
+	if (fault && !*fault)
+		fault = getenv("UBLK_MEM_TEST_FAULT");	/* read once */
+	return fault && !strcmp(fault, point);
+}
+
+/* ---- signals ---- */
+
+/*
+ * What the server does with each asynchronous signal.  All of them are
+ * blocked in every thread and taken one at a time by the main thread with
+ * sigwaitinfo(), so none can kill the process in the middle of something:
+ *
+ *   SIGINT SIGTERM SIGHUP SIGQUIT   stop cleanly (a dropped ssh session
+ *                                   sends SIGHUP)
+ *   SIGUSR1 from our own threads    a queue thread has ended
+ *   every other signal that would   ignored, with a line on stderr: a
+ *   kill by default (SIGUSR1/2      stray "reopen your logs" must not
+ *   from outside, SIGALRM, ...)     take a disk away
+ *
+ * SIGPIPE and the terminal's SIGTTOU/SIGTTIN are ignored outright (see
+ * main.c): a closed stdout or a background job writing to a terminal
+ * must not kill or freeze the server.
+ */
+static const int stop_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+static const int stray_signals[] = {
+	SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR,
+	SIGXCPU, SIGXFSZ, SIGSTKFLT,
+};
+
+static bool is_stop_signal(int sig)
+{
+	for (unsigned i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
+		if (sig == stop_signals[i])
+			return true;
+	return false;
+}
+
+/* Every signal handled by the main thread (see the table above). */
+static void handled_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	for (unsigned i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
+		sigaddset(set, stop_signals[i]);
+	for (unsigned i = 0; i < sizeof(stray_signals) / sizeof(stray_signals[0]); i++)
+		sigaddset(set, stray_signals[i]);
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		sigaddset(set, sig);
+}
+
+void ublk_block_signals(void)
+{
+	sigset_t set;
+
+	handled_signals(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/*
+ * Did the signal come from one of this process's own threads?  The kernel
+ * fills in the sender's pid for kill() and tgkill() (SI_USER, or SI_TKILL
+ * on some kernels); another process can only forge si_pid along with a
+ * negative si_code such as SI_QUEUE, which is not accepted here.
+ */
+static bool signal_from_us(const siginfo_t *si)
+{
+	return (si->si_code == SI_USER || si->si_code == SI_TKILL) &&
+	       si->si_pid == getpid();
+}
+
+static void report_stray_signal(int sig, const siginfo_t *si)
+{
+	static unsigned reported;
+
+	if (reported++ < ERRORS_SHOWN)
+		ublk_err("ignoring signal %d (%s) from pid %d: only SIGINT, SIGTERM, SIGHUP or SIGQUIT stop the server",
+			 sig, strsignal(sig), (int)si->si_pid);
 }
 
 /* ---- the control channel ---- */
@@ -106,13 +211,66 @@ static const char *ctrl_cmd_name(uint32_t op)
 	}
 }
 
+/* user_data of the cancel request: no control opcode is 0. */
+#define CANCEL_USER_DATA	0
+
+/*
+ * Wait for the CQE of the control command @op, skipping the answers of
+ * cancel requests.  Returns 0 with *res set, or -errno (-ETIME after
+ * @timeout_ms).
+ */
+static int ctrl_wait_answer(struct ublk_ctrl *c, uint32_t op, unsigned timeout_ms,
+			    int *res)
+{
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	for (;;) {
+		/* Without EXT_ARG (before Linux 5.11) a wait has no limit. */
+		if (c->ring.features & IORING_FEAT_EXT_ARG)
+			ret = uring_wait_cqe_timeout(&c->ring, &cqe, timeout_ms);
+		else
+			ret = uring_wait_cqe(&c->ring, &cqe);
+		if (ret < 0)
+			return ret;
+		if (cqe->user_data == op) {
+			*res = cqe->res;
+			uring_cq_advance(&c->ring, 1);
+			return 0;
+		}
+		uring_cq_advance(&c->ring, 1);	/* a cancel's own answer */
+	}
+}
+
+/*
+ * Cancel the control command in flight and wait, bounded, for its answer.
+ * The driver runs a control command in an io_uring worker; cancelling
+ * interrupts the worker's wait (START_DEV and END_USER_RECOVERY wait
+ * interruptibly), so the answer comes at once, mostly -EINTR.
+ */
+static int ctrl_cancel(struct ublk_ctrl *c, uint32_t op)
+{
+	struct io_uring_sqe *sqe = uring_get_sqe(&c->ring);
+	int res, ret;
+
+	if (sqe) {
+		uring_prep_cancel(sqe, op, CANCEL_USER_DATA);
+		uring_submit(&c->ring);
+	}
+	ret = ctrl_wait_answer(c, op, CANCEL_LIMIT_MS, &res);
+	return ret < 0 ? ret : -ECANCELED;
+}
+
 /*
  * Send one control command and wait for its answer.  The driver runs
  * control commands in an io_uring worker thread, where they may block
- * (START_DEV waits for every FETCH), so this may take a while.
+ * (START_DEV waits for every FETCH).  With @give_up, the wait goes in
+ * slices of CTRL_SLICE_MS and @give_up(@arg) is asked after each: when
+ * it says yes, the command is cancelled and -ECANCELED returned.
  */
-static int ctrl_cmd(struct ublk_ctrl *c, uint32_t op, uint32_t dev_id,
-		    void *buf, uint16_t len, uint64_t data0)
+static int ctrl_cmd_abortable(struct ublk_ctrl *c, uint32_t op, uint32_t dev_id,
+			      void *buf, uint16_t len, uint64_t data0,
+			      bool (*give_up)(void *arg), void *arg)
 {
 	struct ublksrv_ctrl_cmd cmd = {
 		.dev_id = dev_id,
@@ -122,22 +280,36 @@ static int ctrl_cmd(struct ublk_ctrl *c, uint32_t op, uint32_t dev_id,
 		.data = { data0 },
 	};
 	struct io_uring_sqe *sqe = uring_get_sqe(&c->ring);
-	struct io_uring_cqe *cqe;
-	int ret;
+	int ret, res = 0;
 
 	if (!sqe)
 		return -EBUSY;	/* cannot happen: one command at a time */
 	uring_prep_cmd(sqe, c->fd, op, &cmd, sizeof(cmd), op);
-	ret = uring_wait_cqe(&c->ring, &cqe);
-	if (ret == 0) {
-		ret = cqe->res;
-		uring_cq_advance(&c->ring, 1);
+	ret = uring_submit(&c->ring);
+	if (ret < 0)
+		return ret;
+	for (;;) {
+		ret = ctrl_wait_answer(c, op, give_up ? CTRL_SLICE_MS : 60000, &res);
+		if (ret == 0)
+			break;
+		if (ret != -ETIME)
+			return ret;
+		if (!give_up || give_up(arg)) {
+			res = ctrl_cancel(c, op);
+			break;
+		}
 	}
 	if (c->trace)
 		ublk_err("ctrl %s dev %d -> %d%s%s", ctrl_cmd_name(op),
-			 (int)dev_id, ret, ret < 0 ? " " : "",
-			 ret < 0 ? strerror(-ret) : "");
-	return ret;
+			 (int)dev_id, res, res < 0 ? " " : "",
+			 res < 0 ? strerror(-res) : "");
+	return res;
+}
+
+static int ctrl_cmd(struct ublk_ctrl *c, uint32_t op, uint32_t dev_id,
+		    void *buf, uint16_t len, uint64_t data0)
+{
+	return ctrl_cmd_abortable(c, op, dev_id, buf, len, data0, NULL, NULL);
 }
 
 int ublk_ctrl_open(struct ublk_ctrl **ctrlp, bool trace)
@@ -198,6 +370,25 @@ void ublk_ctrl_close(struct ublk_ctrl *c)
 	free(c);
 }
 
+uint64_t ublk_features(const struct ublk_ctrl *c)
+{
+	return c->features;
+}
+
+const char *ublk_feature_name(unsigned bit)
+{
+	static const char *const names[] = {
+		"SUPPORT_ZERO_COPY", "URING_CMD_COMP_IN_TASK", "NEED_GET_DATA",
+		"USER_RECOVERY", "USER_RECOVERY_REISSUE", "UNPRIVILEGED_DEV",
+		"CMD_IOCTL_ENCODE", "USER_COPY", "ZONED", "USER_RECOVERY_FAIL_IO",
+		"UPDATE_SIZE", "AUTO_BUF_REG", "QUIESCE", "PER_IO_DAEMON",
+		"BUF_REG_OFF_DAEMON", "BATCH_IO", "INTEGRITY", "SAFE_STOP_DEV",
+		"NO_AUTO_PART_SCAN", "SHMEM_ZC", "IO_DESC_SIZE",
+	};
+
+	return bit < sizeof(names) / sizeof(names[0]) ? names[bit] : NULL;
+}
+
 int ublk_get_info(struct ublk_ctrl *c, int dev_id,
 		  struct ublksrv_ctrl_dev_info *info, struct ublk_params *params)
 {
@@ -212,20 +403,25 @@ int ublk_get_info(struct ublk_ctrl *c, int dev_id,
 			sizeof(*params), 0);
 }
 
-/* Does device @dev_id still exist (its channel is still registered)? */
-static bool dev_exists(int dev_id)
+/*
+ * Does the kernel still hold id @dev_id?  A deleted device keeps its id
+ * until the last user of its block device lets go (a mounted file system
+ * holds it until unmounted), long after /dev/ublkcN and its sysfs entry
+ * are gone; GET_DEV_INFO answers for it until then.
+ */
+static bool id_held(struct ublk_ctrl *c, int dev_id)
 {
-	char path[64];
+	struct ublksrv_ctrl_dev_info info;
 
-	snprintf(path, sizeof(path), SYSFS_CHAR_DIR "/ublkc%d", dev_id);
-	return access(path, F_OK) == 0;
+	return ctrl_cmd(c, UBLK_U_CMD_GET_DEV_INFO, (uint32_t)dev_id, &info,
+			sizeof(info), 0) != -ENODEV;
 }
 
 int ublk_delete(struct ublk_ctrl *c, int dev_id, unsigned timeout_ms)
 {
 	/*
 	 * The synchronous DEL_DEV waits until the last user of the device
-	 * lets go, which can be never (a filesystem still mounted); the
+	 * lets go, which can be never (a file system still mounted); the
 	 * asynchronous one removes it and returns.  Then wait, bounded, for
 	 * the id to be freed so a caller can reuse it.
 	 */
@@ -237,9 +433,9 @@ int ublk_delete(struct ublk_ctrl *c, int dev_id, unsigned timeout_ms)
 			       NULL, 0, 0);
 	if (ret < 0)
 		return ret;
-	for (unsigned ms = 0; dev_exists(dev_id) && ms < timeout_ms; ms += 10)
-		usleep(10000);
-	return dev_exists(dev_id) ? -EBUSY : 0;
+	for (unsigned ms = 0; id_held(c, dev_id) && ms < timeout_ms; ms += 20)
+		usleep(20000);
+	return id_held(c, dev_id) ? -EBUSY : 0;
 }
 
 int ublk_list_ids(int *ids, int max)
@@ -268,6 +464,28 @@ int ublk_list_ids(int *ids, int max)
 	return n;
 }
 
+bool ublk_server_running(const struct ublksrv_ctrl_dev_info *info)
+{
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	if (info->ublksrv_pid <= 0)
+		return false;
+	/* A killed server that nobody has reaped yet is a zombie: gone. */
+	snprintf(path, sizeof(path), "/proc/%d/stat", info->ublksrv_pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* "pid (comm) S ...": comm may hold spaces */
+	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
 /* ---- a device being served ---- */
 
 /*
@@ -276,6 +494,7 @@ int ublk_list_ids(int *ids, int max)
  */
 struct ublk_tag {
 	bool data_direct;	/* NEED_GET_DATA gave the backend's memory */
+	int write_err;		/* NEED_GET_DATA: the WRITE was refused */
 };
 
 struct ublk_dev;
@@ -287,11 +506,14 @@ struct ublk_queue {
 	struct uring ring;		/* this queue's own ring */
 	const struct ublksrv_io_desc *descs;	/* kernel-written, by tag */
 	size_t descs_len;
-	char *bufs;			/* bounce buffers, MAX_IO_BYTES a tag */
+	char *bufs;			/* per-tag buffers, dev->buf_bytes each */
 	size_t bufs_len;
+	char *sink;			/* where refused WRITE data is dropped */
 	struct ublk_tag *tags;
 	unsigned live_tags;		/* tags not yet retired */
 	unsigned errors_reported;
+	int stop_fd;			/* eventfd: "end now, stop nothing" */
+	uint64_t stop_val;		/* the eventfd read lands here */
 	cpu_set_t affinity;
 	pthread_t thread;
 	bool started;
@@ -305,21 +527,28 @@ struct ublk_dev {
 	struct ublksrv_ctrl_dev_info info;
 	struct ublk_params params;
 	enum ublk_copy_mode copy_mode;
+	unsigned buf_bytes;		/* per-tag buffer, the largest request */
 	unsigned poll_us;
 	bool trace;
+	bool recovering;		/* made by ublk_attach() */
+	bool owned;			/* ours: added, or recovery started */
+	bool had_data;			/* has been live: its data matters */
+	bool kept;			/* not stopped: left for recovery */
 	int id;
 	int cdev_fd;
 	struct ublk_queue *queues;
 	pthread_t main_thread;
 	sem_t setup_done;		/* posted once by each queue thread */
 	atomic_bool stopping;		/* main thread has begun teardown */
+	atomic_bool queue_ended;	/* a queue thread ended by itself */
+	bool stop_asked;		/* a stop signal came while starting */
 };
 
 /*
  * user_data of an I/O command: the tag in bits 0-15, the command kind in
  * bits 16-23.  Each queue has its own ring, so the queue is implied.
  */
-enum io_kind { IO_FETCH = 1, IO_COMMIT = 2, IO_GET_DATA = 3 };
+enum io_kind { IO_FETCH = 1, IO_COMMIT = 2, IO_GET_DATA = 3, IO_STOP = 4 };
 
 static inline uint64_t io_user_data(unsigned tag, enum io_kind kind)
 {
@@ -337,7 +566,7 @@ static inline enum io_kind user_data_kind(uint64_t ud)
 	return (enum io_kind)((ud >> 16) & 0xff);
 }
 
-static const char *copy_mode_name(enum ublk_copy_mode m)
+const char *ublk_copy_mode_name(enum ublk_copy_mode m)
 {
 	return m == UBLK_COPY_GET_DATA ? "get_data" :
 	       m == UBLK_COPY_USER ? "user_copy" : "bounce";
@@ -374,7 +603,7 @@ static void queue_io_cmd(struct ublk_queue *q, unsigned tag, uint32_t op,
 
 static inline char *tag_buf(const struct ublk_queue *q, unsigned tag)
 {
-	return q->bufs + (size_t)tag * MAX_IO_BYTES;
+	return q->bufs + (size_t)tag * q->dev->buf_bytes;
 }
 
 /*
@@ -411,7 +640,9 @@ static int user_copy(const struct ublk_queue *q, unsigned tag, void *buf,
 
 /*
  * Serve a READ.  Returns the byte count or -errno, and in *addr the
- * buffer the kernel should copy the data from at COMMIT time.
+ * buffer the kernel should copy the data from at COMMIT time.  The
+ * address is always a valid buffer, even on failure: the driver refuses
+ * a COMMIT of a READ without one and would tear the whole device down.
  */
 static int queue_read(struct ublk_queue *q, unsigned tag, uint64_t off,
 		      uint32_t len, void **addr)
@@ -420,6 +651,9 @@ static int queue_read(struct ublk_queue *q, unsigned tag, uint64_t off,
 	void *src = NULL;
 	int ret;
 
+	*addr = tag_buf(q, tag);
+	if (off == 1 << 20 && test_fault("read-error"))
+		return -EIO;	/* as if the backend had failed */
 	/* Copy once: let the kernel read straight from the backend. */
 	if (dev->copy_mode != UBLK_COPY_BOUNCE && dev->ops->direct)
 		src = dev->ops->direct(dev->data, off, len, false);
@@ -438,22 +672,35 @@ static int queue_read(struct ublk_queue *q, unsigned tag, uint64_t off,
 	return (int)len;
 }
 
-/* Serve a WRITE whose data the kernel has already copied (bounce/get_data). */
+/*
+ * Serve a WRITE.  In bounce mode its data is in the tag's buffer; with
+ * NEED_GET_DATA the kernel has already copied it where queue_get_data()
+ * said; with USER_COPY it is still in the kernel and we read it now.
+ */
 static int queue_write(struct ublk_queue *q, unsigned tag, uint64_t off,
 		       uint32_t len)
 {
 	const struct ublk_dev *dev = q->dev;
+	struct ublk_tag *t = &q->tags[tag];
 	void *dst = NULL;
 	int ret;
 
+	if (dev->copy_mode == UBLK_COPY_GET_DATA) {
+		if (t->write_err)
+			return t->write_err;	/* decided before the copy */
+		if (t->data_direct)
+			return (int)len;	/* already in the backend */
+	} else if (dev->ops->prepare_write) {
+		ret = dev->ops->prepare_write(dev->data, off, len);
+		if (ret < 0)
+			return ret;
+	}
 	if (dev->copy_mode == UBLK_COPY_USER) {
 		if (dev->ops->direct)
 			dst = dev->ops->direct(dev->data, off, len, true);
 		ret = user_copy(q, tag, dst ? dst : tag_buf(q, tag), len, false);
 		if (ret < 0 || dst)
 			return ret < 0 ? ret : (int)len;
-	} else if (q->tags[tag].data_direct) {
-		return (int)len;	/* already in the backend */
 	}
 	ret = dev->ops->write(dev->data, tag_buf(q, tag), off, len);
 	return ret < 0 ? ret : (int)len;
@@ -461,19 +708,28 @@ static int queue_write(struct ublk_queue *q, unsigned tag, uint64_t off,
 
 /*
  * NEED_GET_DATA: the kernel holds a WRITE for @tag and asks where to copy
- * its data.  Answer with the backend's own memory when it has some.
+ * its data.  Answer with the backend's own memory when the backend can
+ * take the write.  When it cannot, the data still has to land somewhere
+ * that exists - the kernel knows no way to refuse here - so it goes to
+ * the queue's sink, and the COMMIT that follows fails the request.
  */
 static void queue_get_data(struct ublk_queue *q, unsigned tag,
 			   const struct ublksrv_io_desc *iod)
 {
 	const struct ublk_dev *dev = q->dev;
+	struct ublk_tag *t = &q->tags[tag];
 	uint64_t off = iod->start_sector << 9;
 	uint32_t len = iod->nr_sectors << 9;
 	void *dst = NULL;
 
-	if (dev->ops->direct)
+	t->write_err = dev->ops->prepare_write ?
+		       dev->ops->prepare_write(dev->data, off, len) : 0;
+	if (t->write_err) {
+		dst = q->sink;
+	} else if (dev->ops->direct) {
 		dst = dev->ops->direct(dev->data, off, len, true);
-	q->tags[tag].data_direct = dst != NULL;
+		t->data_direct = dst != NULL;
+	}
 	queue_io_cmd(q, tag, UBLK_U_IO_NEED_GET_DATA, IO_GET_DATA, 0,
 		     dst ? dst : tag_buf(q, tag));
 }
@@ -482,12 +738,13 @@ static void queue_get_data(struct ublk_queue *q, unsigned tag,
 static void queue_report_error(struct ublk_queue *q, unsigned tag, unsigned op,
 			       uint64_t off, uint64_t len, int res)
 {
-	if (q->errors_reported >= 10)
+	if (q->errors_reported >= ERRORS_SHOWN)
 		return;
-	ublk_err("queue %u tag %u: %s of %llu bytes at %llu failed: %s%s",
-		 q->q_id, tag, io_op_name(op), (unsigned long long)len,
+	ublk_err("/dev/ublkb%d queue %u tag %u: %s of %llu bytes at %llu failed: %s%s",
+		 q->dev->id, q->q_id, tag, io_op_name(op), (unsigned long long)len,
 		 (unsigned long long)off, strerror(-res),
-		 ++q->errors_reported == 10 ? " (further failures not shown)" : "");
+		 ++q->errors_reported == ERRORS_SHOWN ?
+		 " (further failures of this queue not shown)" : "");
 }
 
 /* Serve the request now owned by @tag and queue its COMMIT_AND_FETCH. */
@@ -524,24 +781,35 @@ static void queue_serve_request(struct ublk_queue *q, unsigned tag,
 		break;
 	}
 	q->tags[tag].data_direct = false;
+	q->tags[tag].write_err = 0;
 	if (res < 0 && op != UBLK_IO_OP_FLUSH)
 		queue_report_error(q, tag, op, off, len, res);
 	if (__builtin_expect(dev->trace, 0))
 		ublk_err("q%u tag %u %s off %llu len %llu -> %d (%s)",
 			 q->q_id, tag, io_op_name(op), (unsigned long long)off,
 			 (unsigned long long)len, res,
-			 copy_mode_name(dev->copy_mode));
+			 ublk_copy_mode_name(dev->copy_mode));
 	/*
 	 * Bounce mode: the address also names the buffer for the tag's next
-	 * WRITE, so it is always the tag's buffer unless a READ says else.
+	 * WRITE, so it is always the tag's buffer.
 	 */
-	if (dev->copy_mode == UBLK_COPY_BOUNCE && !addr)
+	if (dev->copy_mode == UBLK_COPY_BOUNCE)
 		addr = tag_buf(q, tag);
 	queue_io_cmd(q, tag, UBLK_U_IO_COMMIT_AND_FETCH_REQ, IO_COMMIT, res,
 		     addr);
 }
 
-/* Handle one CQE of the queue's ring. Returns 0 or -errno (fatal). */
+static const char *io_kind_name(enum io_kind kind)
+{
+	return kind == IO_FETCH ? "FETCH_REQ" :
+	       kind == IO_COMMIT ? "COMMIT_AND_FETCH_REQ" :
+	       kind == IO_GET_DATA ? "NEED_GET_DATA" : "stop";
+}
+
+/*
+ * Handle one CQE of the queue's ring.  Returns 0, 1 when the thread is
+ * asked to end (its stop eventfd fired), or -errno (fatal).
+ */
 static int queue_handle_cqe(struct ublk_queue *q,
 			    const struct io_uring_cqe *cqe)
 {
@@ -549,6 +817,8 @@ static int queue_handle_cqe(struct ublk_queue *q,
 	enum io_kind kind = user_data_kind(cqe->user_data);
 	struct ublksrv_io_desc iod;
 
+	if (kind == IO_STOP)
+		return 1;
 	if (tag >= q->depth)
 		return -EPROTO;
 	if (cqe->res == UBLK_IO_RES_ABORT) {
@@ -557,10 +827,8 @@ static int queue_handle_cqe(struct ublk_queue *q,
 		return 0;
 	}
 	if (cqe->res < 0) {
-		ublk_err("queue %u tag %u: %s failed: %s", q->q_id, tag,
-			 kind == IO_FETCH ? "FETCH_REQ" :
-			 kind == IO_COMMIT ? "COMMIT_AND_FETCH_REQ" :
-			 "NEED_GET_DATA", strerror(-cqe->res));
+		ublk_err("/dev/ublkb%d queue %u tag %u: %s failed: %s", q->dev->id,
+			 q->q_id, tag, io_kind_name(kind), strerror(-cqe->res));
 		return cqe->res;
 	}
 	/*
@@ -570,6 +838,8 @@ static int queue_handle_cqe(struct ublk_queue *q,
 	 * plain copy is enough.
 	 */
 	iod = q->descs[tag];
+	if (iod.start_sector == (1 << 20) >> 9 && test_fault("queue-error"))
+		return -EIO;	/* as if serving had failed for good */
 	if (cqe->res == UBLK_IO_RES_NEED_GET_DATA)
 		queue_get_data(q, tag, &iod);
 	else
@@ -577,21 +847,47 @@ static int queue_handle_cqe(struct ublk_queue *q,
 	return 0;
 }
 
-/* Hand every tag to the kernel with a FETCH_REQ. */
+/*
+ * Hand every tag to the kernel with a FETCH_REQ, and arm the stop eventfd.
+ * A FETCH the driver refuses completes at once with an error; a good one
+ * stays pending.  So any CQE here is a refusal, and it is reported now,
+ * before START_DEV would wait for a FETCH that never comes.
+ */
 static int queue_fetch_all(struct ublk_queue *q)
 {
 	bool bounce = q->dev->copy_mode == UBLK_COPY_BOUNCE;
+	struct io_uring_sqe *sqe;
 	int ret;
 
-	for (unsigned tag = 0; tag < q->depth; tag++)
+	for (unsigned tag = 0; tag < q->depth; tag++) {
+		if (tag == 0 && test_fault("fetch-missing"))
+			continue;	/* START_DEV then waits for ever */
 		queue_io_cmd(q, tag, UBLK_U_IO_FETCH_REQ, IO_FETCH, 0,
 			     bounce ? tag_buf(q, tag) : NULL);
+	}
+	if (test_fault("fetch-rejected"))	/* a tag the queue lacks */
+		queue_io_cmd(q, q->depth, UBLK_U_IO_FETCH_REQ, IO_FETCH, 0, NULL);
+	sqe = uring_get_sqe(&q->ring);
+	uring_prep_rw(sqe, IORING_OP_READ, q->stop_fd, &q->stop_val,
+		      sizeof(q->stop_val), 0, io_user_data(0, IO_STOP));
 	q->live_tags = q->depth;
 	/* The kernel registers each FETCH as it is submitted. */
 	while (uring_sq_pending(&q->ring)) {
 		ret = uring_submit(&q->ring);
 		if (ret < 0 && ret != -EAGAIN && ret != -EBUSY)
 			return ret;
+	}
+	ret = uring_submit_and_poll(&q->ring);	/* post what failed inline */
+	if (ret < 0 && ret != -EAGAIN && ret != -EBUSY)
+		return ret;
+	if (uring_cq_ready(&q->ring)) {
+		const struct io_uring_cqe *cqe = uring_cqe_at(&q->ring, 0);
+
+		ret = cqe->res < 0 ? cqe->res : -EPROTO;
+		ublk_err("/dev/ublkb%d queue %u tag %u: the driver refused %s: %s",
+			 q->dev->id, q->q_id, user_data_tag(cqe->user_data),
+			 io_kind_name(user_data_kind(cqe->user_data)), strerror(-ret));
+		return ret;
 	}
 	return 0;
 }
@@ -653,7 +949,9 @@ static int queue_wait(struct ublk_queue *q, unsigned spin_us)
  * The queue's service loop: reap every CQE there is, queue an answer for
  * each, and submit all answers with the next wait - one system call per
  * batch.  There is always room in the SQ: each tag has at most one
- * command in flight and the ring has one SQE per tag.
+ * command in flight, the stop read is one more, and the ring has an SQE
+ * for each.  Ends when every tag is retired (the device stopped), when
+ * told to stop, or on an error.
  */
 static int queue_loop(struct ublk_queue *q)
 {
@@ -669,9 +967,9 @@ static int queue_loop(struct ublk_queue *q)
 		busy = ret == 1 || n > 1;
 		for (unsigned i = 0; i < n; i++) {
 			ret = queue_handle_cqe(q, uring_cqe_at(&q->ring, i));
-			if (ret < 0) {
+			if (ret != 0) {
 				uring_cq_advance(&q->ring, n);
-				return ret;
+				return ret < 0 ? ret : 0;
 			}
 		}
 		uring_cq_advance(&q->ring, n);
@@ -700,8 +998,11 @@ static int queue_setup(struct ublk_queue *q)
 	    sched_setaffinity(0, sizeof(q->affinity), &q->affinity) < 0)
 		ublk_err("queue %u: sched_setaffinity: %s", q->q_id,
 			 strerror(errno));
-	/* The ring is created by the thread that uses it (SINGLE_ISSUER). */
-	ret = uring_init_best(&q->ring, q->depth, 0, wished,
+	/*
+	 * The ring is created by the thread that uses it (SINGLE_ISSUER),
+	 * with an SQE per tag and one for the stop eventfd.
+	 */
+	ret = uring_init_best(&q->ring, q->depth + 1, 0, wished,
 			      sizeof(wished) / sizeof(wished[0]));
 	if (ret < 0) {
 		ublk_err("queue %u: io_uring_setup: %s", q->q_id, strerror(-ret));
@@ -709,8 +1010,8 @@ static int queue_setup(struct ublk_queue *q)
 	}
 	ret = queue_fetch_all(q);
 	if (ret < 0)
-		ublk_err("queue %u: submitting FETCH_REQ: %s", q->q_id,
-			 strerror(-ret));
+		ublk_err("/dev/ublkb%d queue %u: cannot hand its tags to the driver: %s",
+			 q->dev->id, q->q_id, strerror(-ret));
 	return ret;
 }
 
@@ -724,33 +1025,57 @@ static void *queue_thread(void *arg)
 	sem_post(&dev->setup_done);
 	if (ret == 0)
 		ret = queue_loop(q);
-	/* Closing the ring cancels any command still pending. */
+	/*
+	 * Closing the ring cancels any command still pending: after a
+	 * STOP_DEV there is none; otherwise the driver treats it as the
+	 * server going away (a recoverable device waits for a new one).
+	 */
 	uring_exit(&q->ring);
 	q->err = ret;
 	if (ret < 0)
 		ublk_err("queue %u of /dev/ublkb%d stopped: %s", q->q_id,
 			 dev->id, strerror(-ret));
 	/* Wake the main thread unless it is the one shutting us down. */
-	if (!atomic_load(&dev->stopping))
+	if (!atomic_load(&dev->stopping)) {
+		atomic_store(&dev->queue_ended, true);
 		pthread_kill(dev->main_thread, SIG_QUEUE_EXIT);
+	}
 	return NULL;
 }
 
 /* ---- device setup and teardown ---- */
 
-static int round_up(int v, int to)
+static size_t round_up(size_t v, size_t to)
 {
 	return (v + to - 1) / to * to;
 }
 
-/* Map queue @qi's descriptor array and allocate its per-tag state. */
+/* Anonymous memory, allocated now and kept (never swapped out if we may). */
+static void *map_resident(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	mlock(p, len);	/* best effort: RLIMIT_MEMLOCK may say no */
+	return p;
+}
+
+/*
+ * Map queue @qi's descriptor array and allocate its buffers and per-tag
+ * state.  Bounce mode hands the kernel each tag's buffer up front for
+ * WRITE data, so those buffers are allocated now; in the other modes they
+ * only serve READs that cannot be served in place, and are allocated on
+ * first use.
+ */
 static int queue_prepare(struct ublk_dev *dev, unsigned qi)
 {
 	struct ublk_queue *q = &dev->queues[qi];
-	int page = (int)sysconf(_SC_PAGESIZE);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	/* Each queue's array starts at a page-rounded, maximum-depth slot. */
 	off_t off = UBLKSRV_CMD_BUF_OFFSET + (off_t)qi *
-		round_up(UBLK_MAX_QUEUE_DEPTH * (int)sizeof(struct ublksrv_io_desc), page);
+		(off_t)round_up(UBLK_MAX_QUEUE_DEPTH * sizeof(struct ublksrv_io_desc), page);
 	uint64_t mask[16] = { 0 };	/* up to 1024 CPUs */
 	cpu_set_t allowed;
 	void *p;
@@ -760,21 +1085,33 @@ static int queue_prepare(struct ublk_dev *dev, unsigned qi)
 	q->q_id = qi;
 	q->depth = dev->info.queue_depth;
 	q->ring.fd = -1;
-	q->descs_len = (size_t)round_up(q->depth * (int)sizeof(struct ublksrv_io_desc), page);
+	q->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (q->stop_fd < 0)
+		return -errno;
+	q->descs_len = round_up(q->depth * sizeof(struct ublksrv_io_desc), page);
 	p = mmap(NULL, q->descs_len, PROT_READ, MAP_SHARED | MAP_POPULATE,
 		 dev->cdev_fd, off);
 	if (p == MAP_FAILED) {
+		ret = -errno;
 		ublk_err("queue %u: mmap of /dev/ublkc%d: %s", qi, dev->id,
-			 strerror(errno));
-		return -errno;
+			 strerror(-ret));
+		return ret;
 	}
 	q->descs = p;
-	/* Bounce buffers: reserved address space, touched only when used. */
-	q->bufs_len = (size_t)q->depth * MAX_IO_BYTES;
-	p = mmap(NULL, q->bufs_len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return -errno;
+	q->bufs_len = (size_t)q->depth * dev->buf_bytes;
+	if (dev->copy_mode == UBLK_COPY_BOUNCE) {
+		p = map_resident(q->bufs_len);
+	} else {
+		p = mmap(NULL, q->bufs_len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		p = p == MAP_FAILED ? NULL : p;
+	}
+	q->sink = map_resident(dev->buf_bytes);
+	if (!p || !q->sink) {
+		ublk_err("queue %u: cannot allocate its buffers: %s", qi,
+			 strerror(errno));
+		return -ENOMEM;
+	}
 	q->bufs = p;
 	q->tags = calloc(q->depth, sizeof(*q->tags));
 	if (!q->tags)
@@ -803,6 +1140,10 @@ static void queue_release(struct ublk_queue *q)
 		munmap((void *)q->descs, q->descs_len);
 	if (q->bufs)
 		munmap(q->bufs, q->bufs_len);
+	if (q->sink)
+		munmap(q->sink, q->dev->buf_bytes);
+	if (q->stop_fd >= 0)
+		close(q->stop_fd);
 	free(q->tags);
 }
 
@@ -844,6 +1185,8 @@ static int dev_start_queues(struct ublk_dev *dev)
 	dev->queues = calloc(nq, sizeof(*dev->queues));
 	if (!dev->queues)
 		return -ENOMEM;
+	for (unsigned i = 0; i < nq; i++)
+		dev->queues[i].stop_fd = -1;
 	for (unsigned i = 0; i < nq; i++) {
 		ret = queue_prepare(dev, i);
 		if (ret < 0)
@@ -866,14 +1209,26 @@ static int dev_start_queues(struct ublk_dev *dev)
 }
 
 /*
- * Undo dev_start_queues() in the order that never hangs: STOP_DEV makes
- * the kernel finish in-flight I/O and retire every tag, so the threads
- * end; then close the channel, so DEL_DEV has nothing to wait for.
+ * End the queue threads and close the channel.  With @stop_dev, STOP_DEV
+ * first makes the kernel finish in-flight I/O, remove /dev/ublkbN and
+ * retire every tag.  Then each thread is told through its eventfd to end
+ * as it is (if it has not ended already): closing its ring hands what it
+ * still holds back to the kernel, which, without a STOP_DEV, quiesces a
+ * recoverable device and keeps it for the next server.  The channel is
+ * closed last, so a DEL_DEV afterwards has nothing to wait for.
  */
-static void dev_stop_queues(struct ublk_dev *dev)
+static void dev_stop_queues(struct ublk_dev *dev, bool stop_dev)
 {
 	atomic_store(&dev->stopping, true);
-	ctrl_cmd(dev->ctrl, UBLK_U_CMD_STOP_DEV, (uint32_t)dev->id, NULL, 0, 0);
+	if (stop_dev)
+		ctrl_cmd(dev->ctrl, UBLK_U_CMD_STOP_DEV, (uint32_t)dev->id, NULL, 0, 0);
+	for (unsigned i = 0; dev->queues && i < dev->info.nr_hw_queues; i++) {
+		struct ublk_queue *q = &dev->queues[i];
+		uint64_t one = 1;
+
+		if (q->started && write(q->stop_fd, &one, sizeof(one)) != sizeof(one))
+			ublk_err("queue %u: cannot wake its thread: %s", i, strerror(errno));
+	}
 	for (unsigned i = 0; dev->queues && i < dev->info.nr_hw_queues; i++) {
 		struct ublk_queue *q = &dev->queues[i];
 
@@ -954,29 +1309,286 @@ static int check_features(const struct ublk_ctrl *c, uint64_t want)
 	return 0;
 }
 
-/* Block the signals the main thread waits for; threads inherit this. */
-static void block_signals(sigset_t *set)
+/*
+ * The per-tag buffer size, which is also the largest request.  Bounce
+ * mode allocates all of them at start, so a deep queue gets smaller ones.
+ */
+static unsigned buffer_bytes(enum ublk_copy_mode mode, unsigned depth)
 {
-	sigemptyset(set);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIG_QUEUE_EXIT);
-	pthread_sigmask(SIG_BLOCK, set, NULL);
+	unsigned page = (unsigned)sysconf(_SC_PAGESIZE);
+	unsigned b = UBLK_MAX_IO_BYTES;
+
+	if (mode == UBLK_COPY_BOUNCE && depth * b > BOUNCE_BYTES_PER_QUEUE)
+		b = BOUNCE_BYTES_PER_QUEUE / depth / page * page;
+	return b < page ? page : b;
+}
+
+static struct ublk_dev *dev_new(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
+				const struct ublk_backend_ops *ops)
+{
+	struct ublk_dev *dev = calloc(1, sizeof(*dev));
+
+	if (!dev)
+		return NULL;
+	if (sem_init(&dev->setup_done, 0, 0) < 0) {
+		free(dev);
+		return NULL;
+	}
+	dev->ctrl = ctrl;
+	dev->ops = ops;
+	dev->copy_mode = cfg->copy_mode;
+	dev->poll_us = cfg->poll_us;
+	dev->trace = cfg->trace;
+	dev->cdev_fd = -1;
+	dev->id = -1;
+	atomic_init(&dev->stopping, false);
+	atomic_init(&dev->queue_ended, false);
+	return dev;
+}
+
+static void dev_free(struct ublk_dev *dev)
+{
+	sem_destroy(&dev->setup_done);
+	free(dev);
+}
+
+int ublk_add(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
+	     const struct ublk_backend_ops *ops, struct ublk_dev **devp)
+{
+	struct ublk_dev *dev;
+	int ret;
+
+	ret = check_features(ctrl, config_flags(cfg));
+	if (ret < 0)
+		return ret;
+	dev = dev_new(ctrl, cfg, ops);
+	if (!dev)
+		return -ENOMEM;
+	dev->buf_bytes = buffer_bytes(cfg->copy_mode, cfg->depth);
+	dev->info.nr_hw_queues = (uint16_t)cfg->nr_queues;
+	dev->info.queue_depth = (uint16_t)cfg->depth;
+	dev->info.max_io_buf_bytes = dev->buf_bytes;
+	dev->info.dev_id = cfg->dev_id < 0 ? UINT32_MAX : (uint32_t)cfg->dev_id;
+	dev->info.flags = config_flags(cfg);
+	ret = ctrl_cmd(ctrl, UBLK_U_CMD_ADD_DEV, dev->info.dev_id, &dev->info,
+		       sizeof(dev->info), 0);
+	if (ret < 0) {
+		if (ret == -EEXIST && cfg->dev_id >= 0)
+			ublk_err("device id %d is already in use (see: ublk-mem list; a removed device keeps its id while a file system on it is still mounted)",
+				 cfg->dev_id);
+		else
+			ublk_err("ADD_DEV: %s", strerror(-ret));
+		dev_free(dev);
+		return ret;
+	}
+	dev->id = (int)dev->info.dev_id;	/* the kernel wrote back the id */
+	dev->owned = true;
+
+	dev_fill_params(dev, cfg);
+	ret = ctrl_cmd(ctrl, UBLK_U_CMD_SET_PARAMS, (uint32_t)dev->id,
+		       &dev->params, sizeof(dev->params), 0);
+	if (ret < 0) {
+		ublk_err("SET_PARAMS for /dev/ublkb%d: %s", dev->id, strerror(-ret));
+		ublk_remove(dev);
+		return ret;
+	}
+	*devp = dev;
+	return 0;
+}
+
+int ublk_attach(struct ublk_ctrl *ctrl, int dev_id, const struct ublk_config *cfg,
+		const struct ublk_backend_ops *ops, struct ublk_dev **devp)
+{
+	struct ublk_dev *dev = dev_new(ctrl, cfg, ops);
+	int ret;
+
+	if (!dev)
+		return -ENOMEM;
+	dev->id = dev_id;
+	dev->recovering = true;
+	ret = ublk_get_info(ctrl, dev_id, &dev->info, &dev->params);
+	if (ret < 0) {
+		dev_free(dev);
+		return ret;
+	}
+	dev->copy_mode = (dev->info.flags & UBLK_F_USER_COPY) ? UBLK_COPY_USER :
+			 (dev->info.flags & UBLK_F_NEED_GET_DATA) ? UBLK_COPY_GET_DATA :
+			 UBLK_COPY_BOUNCE;
+	dev->buf_bytes = dev->info.max_io_buf_bytes;
+	*devp = dev;
+	return 0;
+}
+
+int ublk_dev_id(const struct ublk_dev *dev)
+{
+	return dev->id;
+}
+
+bool ublk_kept(const struct ublk_dev *dev)
+{
+	return dev->kept;
+}
+
+int ublk_remove(struct ublk_dev *dev)
+{
+	int ret = 0;
+
+	if (!dev)
+		return 0;
+	if (!dev->kept && dev->owned) {
+		ret = ublk_delete(dev->ctrl, dev->id, 5000);
+		if (ret == -EBUSY)
+			ublk_err("/dev/ublkb%d is removed, but the kernel keeps its id %d until its last user lets go (a file system still mounted on it?)",
+				 dev->id, dev->id);
+		else if (ret == -ENODEV)	/* someone else removed it */
+			ret = 0;
+		else if (ret < 0)
+			ublk_err("DEL_DEV for device %d: %s", dev->id, strerror(-ret));
+	}
+	dev_free(dev);
+	return ret;
 }
 
 /*
- * Serve until a signal: SIGINT/SIGTERM ask for a clean stop (returns 0);
- * SIG_QUEUE_EXIT means a queue thread ended by itself: either the device
- * was removed from outside or serving failed.
+ * While START_DEV or END_USER_RECOVERY waits: give up when a queue thread
+ * has ended (its FETCHes will never all arrive), when a stop signal came,
+ * or after START_LIMIT_MS.
  */
-static int dev_wait(struct ublk_dev *dev, const sigset_t *set)
+struct start_wait {
+	struct ublk_dev *dev;
+	struct timespec t0;
+};
+
+static bool start_give_up(void *arg)
 {
+	struct start_wait *w = arg;
+	struct timespec t, zero = { 0, 0 };
+	sigset_t set;
+	siginfo_t si;
 	int sig;
 
-	do {
-		sig = sigwaitinfo(set, NULL);
-	} while (sig < 0 && errno == EINTR);
-	if (sig != SIG_QUEUE_EXIT)
+	handled_signals(&set);
+	while ((sig = sigtimedwait(&set, &si, &zero)) > 0) {
+		if (is_stop_signal(sig))
+			w->dev->stop_asked = true;
+		else if (sig != SIG_QUEUE_EXIT || !signal_from_us(&si))
+			report_stray_signal(sig, &si);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	if ((t.tv_sec - w->t0.tv_sec) * 1000 + (t.tv_nsec - w->t0.tv_nsec) / 1000000 >
+	    START_LIMIT_MS) {
+		ublk_err("/dev/ublkb%d: the driver did not start the device within %d s",
+			 w->dev->id, START_LIMIT_MS / 1000);
+		return true;
+	}
+	return w->dev->stop_asked || atomic_load(&w->dev->queue_ended);
+}
+
+/*
+ * START_USER_RECOVERY is accepted once the old server is gone and the
+ * kernel has quiesced the device.  Right after a crash the kernel may
+ * still be tearing the old server down: wait for that, bounded.
+ */
+static int start_recovery(struct ublk_dev *dev)
+{
+	struct ublksrv_ctrl_dev_info *info = &dev->info;
+	int ret, id = dev->id;
+
+	for (int ms = 0;; ms += 50) {
+		/* A server killed a moment ago may take a little to be gone. */
+		if (info->state == UBLK_S_DEV_LIVE && ublk_server_running(info) &&
+		    ms >= 1000) {
+			ublk_err("device %d is live (server pid %d); nothing to recover",
+				 id, info->ublksrv_pid);
+			return -EBUSY;
+		}
+		if (info->state == UBLK_S_DEV_DEAD) {
+			ublk_err("device %d is stopped; it cannot be recovered (remove it: ublk-mem del %d)",
+				 id, id);
+			return -ENODEV;
+		}
+		ret = -EBUSY;
+		if (info->state == UBLK_S_DEV_QUIESCED)
+			ret = ctrl_cmd(dev->ctrl, UBLK_U_CMD_START_USER_RECOVERY,
+				       (uint32_t)id, NULL, 0, 0);
+		if (ret != -EBUSY || ms >= 10000)
+			break;
+		usleep(50000);
+		ret = ctrl_cmd(dev->ctrl, UBLK_U_CMD_GET_DEV_INFO, (uint32_t)id,
+			       info, sizeof(*info), 0);
+		if (ret < 0)
+			break;
+	}
+	if (ret == -EINVAL && info->state == UBLK_S_DEV_QUIESCED) {
+		/*
+		 * 6.12's driver refuses every START_USER_RECOVERY after one
+		 * that ended before a whole queue had fetched its tags.
+		 */
+		ublk_err("device %d: the driver refuses to start a recovery: an earlier recovery ended half-way",
+			 id);
+		return -ENOTRECOVERABLE;
+	} else if (ret < 0) {
+		ublk_err("START_USER_RECOVERY for device %d: %s%s", id,
+			 strerror(-ret), ret == -EBUSY ?
+			 " (its old server has not finished exiting)" : "");
+	}
+	return ret;
+}
+
+/* Start the queues and make the device live (or live again). */
+static int dev_go_live(struct ublk_dev *dev)
+{
+	struct start_wait w = { .dev = dev };
+	uint32_t op = dev->recovering ? UBLK_U_CMD_END_USER_RECOVERY :
+		      UBLK_U_CMD_START_DEV;
+	int ret;
+
+	if (dev->recovering) {
+		ret = start_recovery(dev);
+		if (ret < 0)
+			return ret;
+		/* From here on the device is ours, and so is its data. */
+		dev->owned = dev->had_data = true;
+		if (test_fault("recovery-started"))
+			raise(SIGSTOP);
+	}
+	ret = dev_start_queues(dev);
+	if (ret < 0)
+		return ret;
+	clock_gettime(CLOCK_MONOTONIC, &w.t0);
+	ret = ctrl_cmd_abortable(dev->ctrl, op, (uint32_t)dev->id, NULL, 0,
+				 (uint64_t)getpid(), start_give_up, &w);
+	if (ret < 0 && !dev->stop_asked && !atomic_load(&dev->queue_ended))
+		ublk_err("%s for /dev/ublkb%d: %s", ctrl_cmd_name(op), dev->id,
+			 strerror(-ret));
+	if (ret == 0)
+		dev->had_data = true;
+	return ret;
+}
+
+/*
+ * Serve until a signal: a stop signal asks for a clean stop (returns 0);
+ * SIG_QUEUE_EXIT from one of our threads means a queue thread ended by
+ * itself: either the device was removed from outside or serving failed.
+ * Any other signal is reported and ignored.
+ */
+static int dev_wait(struct ublk_dev *dev)
+{
+	sigset_t set;
+	siginfo_t si;
+	int sig;
+
+	handled_signals(&set);
+	while (!dev->stop_asked && !atomic_load(&dev->queue_ended)) {
+		sig = sigwaitinfo(&set, &si);
+		if (sig < 0)
+			continue;	/* EINTR */
+		if (is_stop_signal(sig))
+			return 0;
+		if (sig != SIG_QUEUE_EXIT || !signal_from_us(&si))
+			report_stray_signal(sig, &si);
+	}
+	if (dev->stop_asked)
 		return 0;
 	for (unsigned i = 0; i < dev->info.nr_hw_queues; i++)
 		if (dev->queues[i].err)
@@ -985,207 +1597,34 @@ static int dev_wait(struct ublk_dev *dev, const sigset_t *set)
 	return -ENODEV;
 }
 
-static int dev_init(struct ublk_dev *dev, struct ublk_ctrl *ctrl,
-		    const struct ublk_config *cfg,
-		    const struct ublk_backend_ops *ops, void *data)
+int ublk_run(struct ublk_dev *dev, void *data,
+	     void (*on_live)(int dev_id, void *arg), void *arg)
 {
-	memset(dev, 0, sizeof(*dev));
-	dev->ctrl = ctrl;
-	dev->ops = ops;
+	bool keep;
+	int ret;
+
 	dev->data = data;
-	dev->copy_mode = cfg->copy_mode;
-	dev->poll_us = cfg->poll_us;
-	dev->trace = cfg->trace;
-	dev->cdev_fd = -1;
-	dev->id = -1;
 	dev->main_thread = pthread_self();
-	atomic_init(&dev->stopping, false);
-	return sem_init(&dev->setup_done, 0, 0) < 0 ? -errno : 0;
-}
-
-/* After the device is live: tell the caller, serve, then stop it. */
-static int dev_run(struct ublk_dev *dev, const sigset_t *set,
-		   void (*on_live)(int dev_id, void *arg), void *arg)
-{
-	int ret;
-
-	if (on_live)
-		on_live(dev->id, arg);
-	ret = dev_wait(dev, set);
-	dev_stop_queues(dev);
-	return ret;
-}
-
-int ublk_serve(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
-	       const struct ublk_backend_ops *ops, void *data,
-	       void (*on_live)(int dev_id, void *arg), void *arg)
-{
-	struct ublk_dev dev;
-	sigset_t set;
-	int ret, del;
-
-	ret = check_features(ctrl, config_flags(cfg));
-	if (ret < 0)
-		return ret;
-	ret = dev_init(&dev, ctrl, cfg, ops, data);
-	if (ret < 0)
-		return ret;
-	block_signals(&set);
-
-	dev.info.nr_hw_queues = (uint16_t)cfg->nr_queues;
-	dev.info.queue_depth = (uint16_t)cfg->depth;
-	dev.info.max_io_buf_bytes = MAX_IO_BYTES;
-	dev.info.dev_id = cfg->dev_id < 0 ? UINT32_MAX : (uint32_t)cfg->dev_id;
-	dev.info.flags = config_flags(cfg);
-	ret = ctrl_cmd(ctrl, UBLK_U_CMD_ADD_DEV, dev.info.dev_id, &dev.info,
-		       sizeof(dev.info), 0);
-	if (ret < 0) {
-		if (ret == -EEXIST && cfg->dev_id >= 0)
-			ublk_err("device id %d is already in use (see: ublk-mem list)",
-				 cfg->dev_id);
-		else
-			ublk_err("ADD_DEV: %s", strerror(-ret));
-		goto out;
+	ret = dev_go_live(dev);
+	if (ret == 0) {
+		if (on_live)
+			on_live(dev->id, arg);
+		ret = dev_wait(dev);
+	} else if (dev->stop_asked) {
+		ret = 0;	/* stopped while starting: as asked */
 	}
-	dev.id = (int)dev.info.dev_id;	/* the kernel wrote back the id */
-
-	dev_fill_params(&dev, cfg);
-	ret = ctrl_cmd(ctrl, UBLK_U_CMD_SET_PARAMS, (uint32_t)dev.id,
-		       &dev.params, sizeof(dev.params), 0);
-	if (ret < 0) {
-		ublk_err("SET_PARAMS for /dev/ublkb%d: %s", dev.id, strerror(-ret));
-		goto del;
-	}
-	ret = dev_start_queues(&dev);
-	if (ret < 0)
-		goto err_stop;
-	ret = ctrl_cmd(ctrl, UBLK_U_CMD_START_DEV, (uint32_t)dev.id, NULL, 0,
-		       (uint64_t)getpid());
-	if (ret < 0) {
-		ublk_err("START_DEV for /dev/ublkb%d: %s", dev.id, strerror(-ret));
-		goto err_stop;
-	}
-	ret = dev_run(&dev, &set, on_live, arg);
-	goto del;
-
-err_stop:
-	dev_stop_queues(&dev);
-del:
-	/* A recoverable device's crash leaves it; any exit through here does not. */
-	del = ublk_delete(ctrl, dev.id, 5000);
-	if (del == -EBUSY)
-		ublk_err("/dev/ublkb%d is removed; its id is freed when its last user lets go",
-			 dev.id);
-	else if (del < 0 && del != -ENODEV)	/* ENODEV: someone removed it */
-		ublk_err("DEL_DEV for device %d: %s", dev.id, strerror(-del));
-out:
-	sem_destroy(&dev.setup_done);
-	return ret;
-}
-
-bool ublk_server_running(const struct ublksrv_ctrl_dev_info *info)
-{
-	char path[64], buf[256], *p;
-	ssize_t n;
-	int fd;
-
-	if (info->ublksrv_pid <= 0)
-		return false;
-	/* A killed server that nobody has reaped yet is a zombie: gone. */
-	snprintf(path, sizeof(path), "/proc/%d/stat", info->ublksrv_pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');	/* "pid (comm) S ...": comm may hold spaces */
-	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
-}
-
-/*
- * START_USER_RECOVERY is accepted once the old server is gone and the
- * kernel has quiesced the device.  Right after a crash the kernel may
- * still be tearing the old server down: wait for that, bounded.
- */
-static int start_recovery(struct ublk_ctrl *ctrl,
-			  struct ublksrv_ctrl_dev_info *info, int dev_id)
-{
-	int ret;
-
-	for (int ms = 0;; ms += 50) {
-		/* A server killed a moment ago may take a little to be gone. */
-		if (info->state == UBLK_S_DEV_LIVE && ublk_server_running(info) &&
-		    ms >= 1000) {
-			ublk_err("device %d is live (server pid %d); nothing to recover",
-				 dev_id, info->ublksrv_pid);
-			return -EBUSY;
-		}
-		if (info->state == UBLK_S_DEV_DEAD) {
-			ublk_err("device %d is stopped; it cannot be recovered (remove it: ublk-mem del %d)",
-				 dev_id, dev_id);
-			return -ENODEV;
-		}
-		ret = -EBUSY;
-		if (info->state == UBLK_S_DEV_QUIESCED)
-			ret = ctrl_cmd(ctrl, UBLK_U_CMD_START_USER_RECOVERY,
-				       (uint32_t)dev_id, NULL, 0, 0);
-		if (ret != -EBUSY || ms >= 10000)
-			break;
-		usleep(50000);
-		ret = ctrl_cmd(ctrl, UBLK_U_CMD_GET_DEV_INFO, (uint32_t)dev_id,
-			       info, sizeof(*info), 0);
-		if (ret < 0)
-			break;
-	}
-	if (ret < 0)
-		ublk_err("START_USER_RECOVERY for device %d: %s%s", dev_id,
-			 strerror(-ret), ret == -EBUSY ?
-			 " (its old server has not finished exiting)" : "");
-	return ret;
-}
-
-int ublk_recover(struct ublk_ctrl *ctrl, int dev_id, struct ublk_config *cfg,
-		 const struct ublk_backend_ops *ops, void *data,
-		 void (*on_live)(int dev_id, void *arg), void *arg)
-{
-	struct ublk_dev dev;
-	sigset_t set;
-	int ret;
-
-	ret = dev_init(&dev, ctrl, cfg, ops, data);
-	if (ret < 0)
-		return ret;
-	block_signals(&set);
-	dev.id = dev_id;
-	ret = ublk_get_info(ctrl, dev_id, &dev.info, &dev.params);
-	if (ret < 0)
-		goto out;
-	dev.copy_mode = (dev.info.flags & UBLK_F_USER_COPY) ? UBLK_COPY_USER :
-			(dev.info.flags & UBLK_F_NEED_GET_DATA) ? UBLK_COPY_GET_DATA :
-			UBLK_COPY_BOUNCE;
-	ret = start_recovery(ctrl, &dev.info, dev_id);
-	if (ret < 0)
-		goto out;
-	ret = dev_start_queues(&dev);
-	if (ret == 0)
-		ret = ctrl_cmd(ctrl, UBLK_U_CMD_END_USER_RECOVERY,
-			       (uint32_t)dev_id, NULL, 0, (uint64_t)getpid());
-	if (ret < 0) {
-		/*
-		 * No STOP_DEV: the device stays recoverable.  The caller
-		 * exits, and closing our rings and channel hands the device
-		 * back to the kernel for the next attempt.
-		 */
-		ublk_err("recovering device %d: %s", dev_id, strerror(-ret));
-		atomic_store(&dev.stopping, true);
-		goto out;
-	}
-	ret = dev_run(&dev, &set, on_live, arg);
-	ublk_delete(ctrl, dev_id, 5000);
-out:
-	sem_destroy(&dev.setup_done);
+	/*
+	 * A recoverable device that held data and failed is left as a
+	 * crashed server would leave it: quiesced, its data in the store,
+	 * ready for `ublk-mem recover`.  A device we never took over is left
+	 * as it was.  Anything else is stopped.
+	 */
+	keep = ret < 0 && ret != -ENODEV && dev->had_data &&
+	       (dev->info.flags & UBLK_F_USER_RECOVERY);
+	dev_stop_queues(dev, dev->owned && !keep);
+	dev->kept = keep || !dev->owned;
+	if (keep)
+		ublk_err("device %d keeps its data and waits for a new server: ublk-mem recover %d",
+			 dev->id, dev->id);
 	return ret;
 }

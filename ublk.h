@@ -69,8 +69,15 @@ struct ublksrv_ctrl_dev_info {
 #define UBLK_U_CMD_GET_DEV_INFO2	0x80207512U
 #define UBLK_U_CMD_GET_FEATURES		0x80207513U
 #define UBLK_U_CMD_DEL_DEV_ASYNC	0x80207514U
+#define UBLK_U_CMD_UPDATE_SIZE		0xC0207515U
+#define UBLK_U_CMD_QUIESCE_DEV		0xC0207516U
+#define UBLK_U_CMD_TRY_STOP_DEV		0xC0207517U
 
-/* Device flags (dev_info.flags), also the GET_FEATURES answer. */
+/*
+ * Device flags (dev_info.flags), also the GET_FEATURES answer.  The
+ * kernel rejects ADD_DEV with a flag it does not know, so each is asked
+ * for only where GET_FEATURES lists it.
+ */
 #define UBLK_F_SUPPORT_ZERO_COPY	(1ULL << 0)
 #define UBLK_F_URING_CMD_COMP_IN_TASK	(1ULL << 1)
 #define UBLK_F_NEED_GET_DATA		(1ULL << 2)
@@ -80,11 +87,24 @@ struct ublksrv_ctrl_dev_info {
 #define UBLK_F_CMD_IOCTL_ENCODE		(1ULL << 6)
 #define UBLK_F_USER_COPY		(1ULL << 7)
 #define UBLK_F_ZONED			(1ULL << 8)
+#define UBLK_F_USER_RECOVERY_FAIL_IO	(1ULL << 9)
+#define UBLK_F_UPDATE_SIZE		(1ULL << 10)
+#define UBLK_F_AUTO_BUF_REG		(1ULL << 11)
+#define UBLK_F_QUIESCE			(1ULL << 12)
+#define UBLK_F_PER_IO_DAEMON		(1ULL << 13)
+#define UBLK_F_BUF_REG_OFF_DAEMON	(1ULL << 14)
+#define UBLK_F_BATCH_IO			(1ULL << 15)
+#define UBLK_F_INTEGRITY		(1ULL << 16)
+#define UBLK_F_SAFE_STOP_DEV		(1ULL << 17)
+#define UBLK_F_NO_AUTO_PART_SCAN	(1ULL << 18)
+#define UBLK_F_SHMEM_ZC			(1ULL << 19)
+#define UBLK_F_IO_DESC_SIZE		(1ULL << 20)
 
 /* dev_info.state */
 #define UBLK_S_DEV_DEAD		0
 #define UBLK_S_DEV_LIVE		1
 #define UBLK_S_DEV_QUIESCED	2
+#define UBLK_S_DEV_FAIL_IO	3
 
 struct ublk_param_basic {
 	uint32_t attrs;			/* UBLK_ATTR_* */
@@ -194,7 +214,7 @@ struct ublksrv_io_desc {
 /*
  * What a backend provides.  Offsets and lengths are in bytes and always
  * lie inside the device.  Each callback returns 0 or -errno; a failure
- * fails that one request with an I/O error and nothing else.  Callbacks of
+ * fails that one request with that error and nothing else.  Callbacks of
  * different queues run concurrently, on different threads.
  */
 struct ublk_backend_ops {
@@ -210,10 +230,21 @@ struct ublk_backend_ops {
 	/* Optional: make a range read as zeros (required if discard is). */
 	int (*write_zeroes)(void *data, uint64_t off, uint64_t len);
 	/*
+	 * Optional: make sure a WRITE of [@off, @off + @len) can land without
+	 * allocating anything, before any byte of it is copied.  Called for
+	 * every WRITE before `direct` or `write`; -ENOSPC (or another error)
+	 * fails the request there.  Needed because in the copy modes where
+	 * the kernel copies into our memory it cannot fail the request when
+	 * that memory cannot be allocated: it retries for ever.
+	 */
+	int (*prepare_write)(void *data, uint64_t off, uint32_t len);
+	/*
 	 * Optional: the address where bytes [@off, @off + @len) of the device
 	 * live contiguously in this process, or NULL.  With it, the copy
 	 * modes other than "bounce" let the kernel copy straight between a
-	 * request and the backend's memory: one copy instead of two.
+	 * request and the backend's memory: one copy instead of two.  For a
+	 * read the memory must be readable without allocating anything; for
+	 * a write it is asked only after prepare_write() succeeded.
 	 */
 	void *(*direct)(void *data, uint64_t off, uint32_t len, bool for_write);
 };
@@ -225,8 +256,13 @@ enum ublk_copy_mode {
 	UBLK_COPY_USER,		/* USER_COPY: pread/pwrite on /dev/ublkcN */
 };
 
+const char *ublk_copy_mode_name(enum ublk_copy_mode mode);
+
 /* ublk_config.poll_us: never spin, not even while the device is busy. */
 #define UBLK_POLL_OFF	UINT_MAX
+
+/* The largest request the server accepts, and its bounce buffer size. */
+#define UBLK_MAX_IO_BYTES	(512U << 10)
 
 /* What the user asked for. */
 struct ublk_config {
@@ -234,7 +270,7 @@ struct ublk_config {
 	unsigned block_size;	/* logical block size */
 	unsigned nr_queues;
 	unsigned depth;
-	int dev_id;		/* -1: first free */
+	int dev_id;		/* -1: the kernel picks a free one */
 	enum ublk_copy_mode copy_mode;
 	/*
 	 * Spin for the next request before sleeping: 0 spins briefly while
@@ -246,33 +282,20 @@ struct ublk_config {
 	bool trace;		/* print every command and request */
 };
 
+/* ---- the control channel ---- */
+
 /* A handle on /dev/ublk-control and the ring that talks to it. */
 struct ublk_ctrl;
 
+/* Open the channel and ask GET_FEATURES (printing why on failure). */
 int ublk_ctrl_open(struct ublk_ctrl **ctrl, bool trace);
 void ublk_ctrl_close(struct ublk_ctrl *ctrl);
 
-/*
- * Create a device as @cfg describes, serve it with @ops until SIGINT or
- * SIGTERM, then remove it.  @on_live runs once the block device exists,
- * with its id.  Returns 0 after a clean stop or -errno (after printing
- * why); in every case no device is left behind unless it was created
- * recoverable and the server is going away by crash.
- */
-int ublk_serve(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
-	       const struct ublk_backend_ops *ops, void *data,
-	       void (*on_live)(int dev_id, void *arg), void *arg);
+/* The driver's GET_FEATURES answer: UBLK_F_* flags. */
+uint64_t ublk_features(const struct ublk_ctrl *ctrl);
 
-/*
- * Take over device @dev_id, whose server died, and serve it as
- * ublk_serve() does.  @cfg supplies trace/poll settings; the rest comes
- * from the device.  On failure the caller must exit without further ublk
- * calls: closing this process's rings and channel leaves the device ready
- * for another recovery attempt.
- */
-int ublk_recover(struct ublk_ctrl *ctrl, int dev_id, struct ublk_config *cfg,
-		 const struct ublk_backend_ops *ops, void *data,
-		 void (*on_live)(int dev_id, void *arg), void *arg);
+/* The name of feature flag bit @bit ("USER_COPY"), or NULL if unknown. */
+const char *ublk_feature_name(unsigned bit);
 
 /* Read a device's settings and parameters (for `list`, `recover`). */
 int ublk_get_info(struct ublk_ctrl *ctrl, int dev_id,
@@ -281,11 +304,68 @@ int ublk_get_info(struct ublk_ctrl *ctrl, int dev_id,
 /* Is the device's server process still running (not gone, not a zombie)? */
 bool ublk_server_running(const struct ublksrv_ctrl_dev_info *info);
 
-/* Remove a device whatever its state; waits up to @timeout_ms for it. */
+/*
+ * Remove a device whatever its state and wait, up to @timeout_ms, until
+ * the kernel has let go of its id (which waits for the last user of the
+ * block device, e.g. a mounted file system).  Returns 0, -EBUSY when the
+ * id is still held after the wait, or -errno.
+ */
 int ublk_delete(struct ublk_ctrl *ctrl, int dev_id, unsigned timeout_ms);
 
 /* Ids of existing ublk devices, ascending; returns the count or -errno. */
 int ublk_list_ids(int *ids, int max);
+
+/* ---- serving a device ---- */
+
+/*
+ * A device this process serves.  Its life, as the caller sees it:
+ *
+ *   ublk_add() or ublk_attach()   the device exists; its id is known
+ *   ublk_run()                    serve until told to stop, then stop it
+ *   ublk_remove()                 delete it (unless kept for recovery)
+ */
+struct ublk_dev;
+
+/* ADD_DEV and SET_PARAMS for a new device (not yet serving). */
+int ublk_add(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
+	     const struct ublk_backend_ops *ops, struct ublk_dev **dev);
+
+/*
+ * Prepare to take over device @dev_id, whose server died: its settings
+ * come from the kernel, @cfg supplies trace and poll settings.  Nothing
+ * is changed yet; ublk_run() starts the recovery.
+ */
+int ublk_attach(struct ublk_ctrl *ctrl, int dev_id, const struct ublk_config *cfg,
+		const struct ublk_backend_ops *ops, struct ublk_dev **dev);
+
+int ublk_dev_id(const struct ublk_dev *dev);
+
+/*
+ * Serve the device with backend data @data: start the queue threads, then
+ * START_DEV (or, after ublk_attach(), START/END_USER_RECOVERY), call
+ * @on_live, and serve until a stop signal (SIGINT, SIGTERM, SIGHUP,
+ * SIGQUIT) or a failure.  Then stop the device: STOP_DEV, or, for a
+ * recoverable device that failed while it held data, leave it quiesced
+ * for `ublk-mem recover` (ublk_kept() says which).  Returns 0 after a
+ * requested stop, or -errno after saying why on stderr.
+ */
+int ublk_run(struct ublk_dev *dev, void *data,
+	     void (*on_live)(int dev_id, void *arg), void *arg);
+
+/* Was the device left for recovery instead of stopped? */
+bool ublk_kept(const struct ublk_dev *dev);
+
+/*
+ * Delete the device (unless it was kept for recovery) and free @dev.
+ * Returns what ublk_delete() returns, or 0 when kept.
+ */
+int ublk_remove(struct ublk_dev *dev);
+
+/*
+ * Block the signals ublk_run() handles, in the calling thread and in
+ * every thread it creates later: call it first thing in main().
+ */
+void ublk_block_signals(void);
 
 /* Report a failure on stderr as "ublk-mem: ...". */
 void ublk_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
