@@ -1,17 +1,20 @@
 /*
  * check.h - the check and report helpers shared by the host unit tests
- * (uring_test.c, mem_test.c), plus a few helpers for random test data.
+ * (uring_test.c, mem_test.c, cli_test.c), plus a few helpers for random
+ * test data.
  *
  * It provides:
  *   - CHECK(ok, name, fmt, ...): one result line, "ok - name" or
  *     "FAIL - name: details (line N)"; CHECK_RES() for a result that is
  *     >= 0 or -errno against the one expected; res_name() to spell one out;
  *   - skip(name, why): a "skip - name: why" line for one check that
- *     cannot run here;
+ *     cannot run here (counted apart: a skip is never a pass);
+ *   - check_prefix: put before every name, for a test run more than once
+ *     ("small pages: "), "" by default;
  *   - struct first_error, note() and CHECK_NO_ERROR(): a loop of many
  *     small checks keeps only its first failure and reports it as one line;
- *   - check_summary(prog): the closing "# prog: N checks, M failed" line,
- *     returning the exit status;
+ *   - check_summary(prog): the closing "# prog: N checks, M failed,
+ *     K skipped" line, returning the exit status;
  *   - rand64(), rand_below(), fill_random(): xorshift64* from a fixed seed,
  *     so every run draws the same numbers;
  *   - first_diff(), ARRAY_SIZE().
@@ -42,7 +45,8 @@
 
 /* ---- checks ---- */
 
-static unsigned n_checks, n_failed;
+static unsigned n_checks, n_failed, n_skipped;
+static const char *check_prefix = "";
 
 /* Print one result line; on failure @fmt says what was seen instead. */
 static inline bool __attribute__((format(printf, 4, 5)))
@@ -52,11 +56,11 @@ check(int line, bool ok, const char *name, const char *fmt, ...)
 
 	n_checks++;
 	if (ok) {
-		printf("ok - %s\n", name);
+		printf("ok - %s%s\n", check_prefix, name);
 		return true;
 	}
 	n_failed++;
-	printf("FAIL - %s: ", name);
+	printf("FAIL - %s%s: ", check_prefix, name);
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);
@@ -83,7 +87,8 @@ static inline bool check_res(int line, int got, int want, const char *name)
 
 static inline void skip(const char *name, const char *why)
 {
-	printf("skip - %s: %s\n", name, why);
+	n_skipped++;
+	printf("skip - %s%s: %s\n", check_prefix, name, why);
 }
 
 /*
@@ -113,7 +118,8 @@ note(struct first_error *e, const char *fmt, ...)
 /* Print the closing count for @prog; returns the exit status to use. */
 static inline int check_summary(const char *prog)
 {
-	printf("# %s: %u checks, %u failed\n", prog, n_checks, n_failed);
+	printf("# %s: %u checks, %u failed, %u skipped\n", prog, n_checks, n_failed,
+	       n_skipped);
 	return n_failed ? CHECK_EXIT_FAIL : CHECK_EXIT_PASS;
 }
 

@@ -1,0 +1,513 @@
+/*
+ * cli_test.c - unit tests for the command line in main.c: parse_size(),
+ * the option parser on valid command lines, the small parsers and
+ * formatters it uses, the names `list` and `features` print, and the
+ * rule that only the recorded store file is ever removed.
+ *
+ * main.c's functions are static, so this file includes main.c itself,
+ * its main() renamed.  What exits the process (usage errors, --help) is
+ * not tested here but by the VM suite (t-bad-args).
+ *
+ * Each check prints one line, "ok - name", "FAIL - name: details
+ * (line N)" or "skip - name: why".  Exit status: 0 all passed, 1 a check
+ * failed.
+ */
+#define main ublk_mem_main
+#include "../main.c"
+#undef main
+
+#include "check.h"
+
+#define KiB	(1ULL << 10)
+#define MiB	(1ULL << 20)
+#define GiB	(1ULL << 30)
+#define TiB	(1ULL << 40)
+
+/* ---- checks (the common ones are in check.h) ---- */
+
+/* A check of one number against the value it should have. */
+static bool check_eq(int line, long long got, long long want, const char *name)
+{
+	return check(line, got == want, name, "got %lld, want %lld", got, want);
+}
+
+#define CHECK_EQ(got, want, name) \
+	check_eq(__LINE__, (long long)(got), (long long)(want), (name))
+
+/* A check of a string against the one it should be. */
+static bool check_str(int line, const char *got, const char *want, const char *name)
+{
+	return check(line, got && !strcmp(got, want), name, "got \"%s\", want \"%s\"",
+		     got ? got : "(NULL)", want);
+}
+
+#define CHECK_STR(got, want, name)	check_str(__LINE__, (got), (want), (name))
+
+/* @s as a C string literal would spell it, "\n" for a newline (for names). */
+static const char *spelled(const char *s, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	for (; *s && n + 3 < len; s++) {
+		if (*s == '\n') {
+			buf[n++] = '\\';
+			buf[n++] = 'n';
+		} else {
+			buf[n++] = *s;
+		}
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* ---- parse_size() ---- */
+
+/* Decimal numbers with one K, M, G or T suffix (powers of 1024), in 64 bits. */
+struct size_case {
+	const char *text;
+	bool ok;
+	uint64_t value;
+};
+
+static void test_parse_size(void)
+{
+	static const struct size_case cases[] = {
+		{ "64M", true, 64 * MiB },
+		{ "1G", true, GiB },
+		{ "65536", true, 65536 },
+		{ "4k", true, 4 * KiB },
+		{ "4K", true, 4 * KiB },
+		{ "64m", true, 64 * MiB },
+		{ "1T", true, TiB },
+		{ "2t", true, 2 * TiB },
+		{ "0", true, 0 },
+		{ "0K", true, 0 },
+		{ "007", true, 7 },
+		{ "512g", true, 512 * GiB },
+		{ "16777215T", true, 16777215ULL << 40 },	/* the largest in T */
+		{ "17179869183G", true, 17179869183ULL << 30 },	/* the largest in G */
+		{ "18446744073709551615", true, UINT64_MAX },	/* 2^64 - 1 */
+		{ "", false, 0 },
+		{ "abc", false, 0 },
+		{ "M", false, 0 },
+		{ "12Q", false, 0 },
+		{ "-5", false, 0 },
+		{ "+5", false, 0 },
+		{ " 64M", false, 0 },
+		{ "64 M", false, 0 },
+		{ "64M ", false, 0 },
+		{ "64\n", false, 0 },
+		{ "0x10", false, 0 },
+		{ "1e3", false, 0 },
+		{ "1.5G", false, 0 },
+		{ "1,5G", false, 0 },
+		{ "64M5", false, 0 },
+		{ "64MM", false, 0 },
+		{ "64i", false, 0 },
+		{ "64Mi", false, 0 },	/* exactly one suffix letter: */
+		{ "64MiB", false, 0 },	/* "64MB" could mean 10^6 too */
+		{ "64MB", false, 0 },
+		{ "64P", false, 0 },
+		{ "18446744073709551616", false, 0 },	/* exactly 2^64 */
+		{ "99999999999999999999", false, 0 },
+		{ "184467440737095516150", false, 0 },
+		{ "20000000T", false, 0 },
+		{ "16777216T", false, 0 },	/* exactly 2^64 */
+		{ "17179869184G", false, 0 },	/* exactly 2^64 */
+		{ "18014398509481984K", false, 0 },	/* exactly 2^64 */
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		const struct size_case *c = &cases[i];
+		uint64_t v = 12345;	/* must stay untouched on failure */
+		int ret = parse_size(c->text, &v);
+		char name[96], text[32];
+
+		spelled(c->text, text, sizeof(text));
+		if (c->ok) {
+			snprintf(name, sizeof(name), "parse_size(\"%s\") = %llu", text,
+				 (unsigned long long)c->value);
+			CHECK(ret == 0 && v == c->value, name, "returned %d, value %llu",
+			      ret, (unsigned long long)v);
+		} else {
+			snprintf(name, sizeof(name), "parse_size(\"%s\") is rejected", text);
+			CHECK(ret == -EINVAL && v == 12345, name,
+			      "returned %d, value %llu", ret, (unsigned long long)v);
+		}
+	}
+}
+
+/* ---- the option parser, on command lines it accepts ---- */
+
+/*
+ * Run parse_args() on @args (a NULL-terminated list after the program
+ * name).  getopt permutes argv, so it gets a copy, and its state is reset
+ * (optind = 0) for each command line.
+ */
+static void parse(struct options *o, const char *const *args)
+{
+	char *argv[16] = { (char *)"ublk-mem" };
+	int argc = 1;
+
+	while (args[argc - 1] && argc < (int)ARRAY_SIZE(argv) - 1) {
+		argv[argc] = (char *)args[argc - 1];
+		argc++;
+	}
+	argv[argc] = NULL;
+	optind = 0;
+	parse_args(argc, argv, o);
+}
+
+static void test_parse_args_defaults(void)
+{
+	static const char *const args[] = { "64M", NULL };
+	struct options o;
+
+	parse(&o, args);
+	CHECK(o.cfg.size == 64 * MiB && o.store.size == 64 * MiB,
+	      "ublk-mem 64M: a 64 MiB device and store", "device %llu, store %llu",
+	      (unsigned long long)o.cfg.size, (unsigned long long)o.store.size);
+	CHECK(o.cfg.nr_queues == 1 && o.cfg.depth == 128 && o.cfg.block_size == 512 &&
+	      o.cfg.dev_id == -1 && o.cfg.copy_mode == UBLK_COPY_GET_DATA,
+	      "defaults: 1 queue, depth 128, 512-byte blocks, any id, get_data",
+	      "queues %u, depth %u, block size %u, id %d, copy mode %d", o.cfg.nr_queues,
+	      o.cfg.depth, o.cfg.block_size, o.cfg.dev_id, (int)o.cfg.copy_mode);
+	CHECK(o.cfg.poll_us == 0 && !o.cfg.recoverable && !o.cfg.trace,
+	      "defaults: spin only while busy, not recoverable, no trace",
+	      "poll_us %u, recoverable %d, trace %d", o.cfg.poll_us, o.cfg.recoverable,
+	      o.cfg.trace);
+	CHECK(!o.store.path && !o.store.create && !o.store.prealloc && !o.store.small_pages,
+	      "defaults: anonymous memory, allocated lazily, in huge pages",
+	      "path %s, create %d, prealloc %d, small_pages %d",
+	      o.store.path ? o.store.path : "(none)", o.store.create, o.store.prealloc,
+	      o.store.small_pages);
+	CHECK(!o.reserve_set && o.store.reserve == mem_default_reserve(),
+	      "defaults: the reserve is mem_default_reserve()", "reserve %llu (set %d), want %llu",
+	      (unsigned long long)o.store.reserve, o.reserve_set,
+	      (unsigned long long)mem_default_reserve());
+}
+
+static void test_parse_args_options(void)
+{
+	static const char *const shorts[] = {
+		"-q", "1", "-d", "4096", "-b", "4096", "-n", "1048575", "-v", "8M", NULL,
+	};
+	static const char *const longs[] = {
+		"--queues=1", "--depth", "1", "--block-size=1024", "--id", "0", "--trace",
+		"--copy-mode", "user_copy", "1048576", NULL,
+	};
+	static const char *const after_size[] = {
+		"8M", "--reserve", "0", "--copy-mode=bounce", "--prealloc", "--small-pages", NULL,
+	};
+	static const char *const poll_default[] = { "--poll", "8M", NULL };
+	static const char *const poll_off[] = { "--poll=0", "8M", NULL };
+	static const char *const poll_us[] = { "8M", "--poll=250", "--reserve=256M", NULL };
+	static const char *const lower[] = { "4k", "-b", "4096", NULL };
+	struct options o;
+
+	parse(&o, shorts);
+	CHECK(o.cfg.nr_queues == 1 && o.cfg.depth == 4096 && o.cfg.block_size == 4096 &&
+	      o.cfg.dev_id == 1048575 && o.cfg.trace && o.cfg.size == 8 * MiB,
+	      "-q 1 -d 4096 -b 4096 -n 1048575 -v 8M",
+	      "queues %u, depth %u, block size %u, id %d, trace %d, size %llu",
+	      o.cfg.nr_queues, o.cfg.depth, o.cfg.block_size, o.cfg.dev_id, o.cfg.trace,
+	      (unsigned long long)o.cfg.size);
+
+	parse(&o, longs);
+	CHECK(o.cfg.nr_queues == 1 && o.cfg.depth == 1 && o.cfg.block_size == 1024 &&
+	      o.cfg.dev_id == 0 && o.cfg.trace && o.cfg.copy_mode == UBLK_COPY_USER &&
+	      o.cfg.size == MiB,
+	      "--queues=1 --depth 1 --block-size=1024 --id 0 --trace --copy-mode user_copy 1048576",
+	      "queues %u, depth %u, block size %u, id %d, trace %d, copy mode %d, size %llu",
+	      o.cfg.nr_queues, o.cfg.depth, o.cfg.block_size, o.cfg.dev_id, o.cfg.trace,
+	      (int)o.cfg.copy_mode, (unsigned long long)o.cfg.size);
+
+	parse(&o, after_size);
+	CHECK(o.cfg.size == 8 * MiB && o.reserve_set && o.store.reserve == 0 &&
+	      o.cfg.copy_mode == UBLK_COPY_BOUNCE && o.store.prealloc && o.store.small_pages,
+	      "options after SIZE: 8M --reserve 0 --copy-mode=bounce --prealloc --small-pages",
+	      "size %llu, reserve %llu (set %d), copy mode %d, prealloc %d, small_pages %d",
+	      (unsigned long long)o.cfg.size, (unsigned long long)o.store.reserve,
+	      o.reserve_set, (int)o.cfg.copy_mode, o.store.prealloc, o.store.small_pages);
+
+	parse(&o, poll_default);
+	CHECK_EQ(o.cfg.poll_us, POLL_US_DEFAULT, "--poll: spin 1000 us");
+	parse(&o, poll_off);
+	CHECK_EQ(o.cfg.poll_us, UBLK_POLL_OFF, "--poll=0: never spin");
+	parse(&o, poll_us);
+	CHECK(o.cfg.poll_us == 250 && o.reserve_set && o.store.reserve == 256 * MiB,
+	      "8M --poll=250 --reserve=256M", "poll_us %u, reserve %llu (set %d)",
+	      o.cfg.poll_us, (unsigned long long)o.store.reserve, o.reserve_set);
+	parse(&o, lower);
+	CHECK(o.cfg.size == 4 * KiB && o.cfg.block_size == 4096,
+	      "4k -b 4096: one block", "size %llu, block size %u",
+	      (unsigned long long)o.cfg.size, o.cfg.block_size);
+}
+
+/* --recoverable --store PATH: the path is kept; the store is made later. */
+static void test_parse_args_store(void)
+{
+	char dir[] = "/tmp/cli_test.XXXXXX", path[64];
+	const char *args[] = { "--recoverable", "--store", path, "8M", NULL };
+	static const char *const bare[] = { "--recoverable", "8M", NULL };
+	struct options o;
+
+	if (!CHECK(mkdtemp(dir) != NULL, "a temporary directory for --store", "%s",
+		   "mkdtemp failed"))
+		return;
+	snprintf(path, sizeof(path), "%s/store", dir);
+	parse(&o, args);
+	CHECK(o.cfg.recoverable && o.store.path && !strcmp(o.store.path, path) &&
+	      !o.store.create && !o.store.small_pages,
+	      "--recoverable --store DIR/store 8M: that path, created later",
+	      "recoverable %d, path %s, create %d", o.cfg.recoverable,
+	      o.store.path ? o.store.path : "(none)", o.store.create);
+	CHECK(access(path, F_OK) < 0, "parsing --store creates no file", "%s exists", path);
+	parse(&o, bare);
+	CHECK(o.cfg.recoverable && !o.store.path,
+	      "--recoverable 8M: the default store path is chosen later",
+	      "recoverable %d, path %s", o.cfg.recoverable, o.store.path ? o.store.path : "(none)");
+	rmdir(dir);
+}
+
+/* ---- the small parsers, on what they accept ---- */
+
+static void test_small_parsers(void)
+{
+	static const struct {
+		const char *text;
+		enum ublk_copy_mode mode;
+	} modes[] = {
+		{ "get_data", UBLK_COPY_GET_DATA },
+		{ "user_copy", UBLK_COPY_USER },
+		{ "bounce", UBLK_COPY_BOUNCE },
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(modes); i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "parse_copy_mode(\"%s\")", modes[i].text);
+		CHECK_EQ(parse_copy_mode(modes[i].text), modes[i].mode, name);
+	}
+	CHECK_EQ(parse_poll(NULL), POLL_US_DEFAULT, "parse_poll(no value) = 1000 us");
+	CHECK_EQ(parse_poll("0"), UBLK_POLL_OFF, "parse_poll(\"0\") = never spin");
+	CHECK_EQ(parse_poll("1"), 1, "parse_poll(\"1\") = 1 us");
+	CHECK_EQ(parse_poll("1000000"), 1000000, "parse_poll(\"1000000\"): the largest");
+	CHECK_EQ(parse_num("0", "n", 0, 10), 0, "parse_num(\"0\") in [0, 10]");
+	CHECK_EQ(parse_num("10", "n", 0, 10), 10, "parse_num(\"10\") in [0, 10]: the largest");
+	CHECK_EQ(parse_num("0010", "n", 1, 10), 10, "parse_num(\"0010\"): leading zeros");
+	CHECK_EQ(parse_num("1048575", "n", 0, MAX_ID), MAX_ID,
+		 "parse_num(\"1048575\"): the largest device id");
+}
+
+/* ---- what `list`, `features` and the store records print ---- */
+
+static void test_format_size(void)
+{
+	static const struct {
+		uint64_t bytes;
+		const char *text;
+	} cases[] = {
+		{ 0, "0B" },
+		{ 512, "512B" },
+		{ 1024, "1K" },
+		{ 1536, "1536B" },
+		{ 4097 * KiB, "4097K" },
+		{ 64 * MiB, "64M" },
+		{ 64 * MiB + 512, "67109376B" },
+		{ GiB, "1G" },
+		{ 3 * GiB / 2, "1536M" },
+		{ TiB, "1T" },
+		{ 1024 * TiB, "1024T" },
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		char buf[32], name[64];
+
+		format_size(buf, sizeof(buf), cases[i].bytes);
+		snprintf(name, sizeof(name), "format_size(%llu) = %s",
+			 (unsigned long long)cases[i].bytes, cases[i].text);
+		CHECK_STR(buf, cases[i].text, name);
+	}
+}
+
+static void test_state_name(void)
+{
+	struct ublksrv_ctrl_dev_info info = { .state = UBLK_S_DEV_LIVE };
+
+	info.ublksrv_pid = getpid();
+	CHECK_STR(state_name(&info), "live", "a live device whose server runs: live");
+	info.ublksrv_pid = 0;
+	CHECK_STR(state_name(&info), "live,no-server", "a live device with no server");
+	info.state = UBLK_S_DEV_QUIESCED;
+	CHECK_STR(state_name(&info), "quiesced", "a quiesced device: quiesced");
+	info.flags = UBLK_F_USER_RECOVERY;
+	CHECK_STR(state_name(&info), "recoverable", "a quiesced --recoverable device: recoverable");
+	info.state = UBLK_S_DEV_FAIL_IO;
+	CHECK_STR(state_name(&info), "fail-io", "a device failing I/O: fail-io");
+	info.state = UBLK_S_DEV_DEAD;
+	CHECK_STR(state_name(&info), "dead", "a stopped device: dead");
+	info.state = 99;
+	CHECK_STR(state_name(&info), "dead", "an unknown state: dead");
+}
+
+static void test_feature_use(void)
+{
+	static const struct {
+		uint64_t flag;
+		const char *what;
+		bool used;
+	} cases[] = {
+		{ UBLK_F_NEED_GET_DATA, "NEED_GET_DATA", true },
+		{ UBLK_F_USER_COPY, "USER_COPY", true },
+		{ UBLK_F_USER_RECOVERY, "USER_RECOVERY", true },
+		{ UBLK_F_USER_RECOVERY_REISSUE, "USER_RECOVERY_REISSUE", true },
+		{ UBLK_F_CMD_IOCTL_ENCODE, "CMD_IOCTL_ENCODE", true },
+		{ UBLK_F_SUPPORT_ZERO_COPY, "SUPPORT_ZERO_COPY", false },
+		{ UBLK_F_UNPRIVILEGED_DEV, "UNPRIVILEGED_DEV", false },
+		{ UBLK_F_ZONED, "ZONED", false },
+		{ 1ULL << 63, "bit 63 (unknown)", false },
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *use = feature_use(cases[i].flag);
+		bool used = !strncmp(use, "used", 4);
+		char name[96];
+
+		snprintf(name, sizeof(name), "features: %s is %s", cases[i].what,
+			 cases[i].used ? "used" : "not used");
+		CHECK(used == cases[i].used && (used || !strncmp(use, "not used", 8)), name,
+		      "it says \"%s\"", use);
+	}
+}
+
+/* `recover` rebuilds the device's settings from what the kernel says. */
+static void test_config_of(void)
+{
+	struct ublksrv_ctrl_dev_info info = {
+		.nr_hw_queues = 2, .queue_depth = 64, .dev_id = 7,
+		.flags = UBLK_F_USER_RECOVERY | UBLK_F_USER_COPY,
+	};
+	struct ublk_params params = { 0 };
+	struct ublk_config cfg = { 0 };
+
+	params.basic.dev_sectors = 64 * MiB >> 9;
+	params.basic.logical_bs_shift = 12;
+	config_of(&info, &params, &cfg);
+	CHECK(cfg.size == 64 * MiB && cfg.block_size == 4096 && cfg.nr_queues == 2 &&
+	      cfg.depth == 64 && cfg.dev_id == 7 && cfg.copy_mode == UBLK_COPY_USER &&
+	      cfg.recoverable,
+	      "config_of: size, block size, queues, depth, id, user_copy, recoverable",
+	      "size %llu, block size %u, queues %u, depth %u, id %d, copy mode %d, recoverable %d",
+	      (unsigned long long)cfg.size, cfg.block_size, cfg.nr_queues, cfg.depth,
+	      cfg.dev_id, (int)cfg.copy_mode, cfg.recoverable);
+	info.flags = UBLK_F_USER_RECOVERY | UBLK_F_NEED_GET_DATA;
+	config_of(&info, &params, &cfg);
+	CHECK_EQ(cfg.copy_mode, UBLK_COPY_GET_DATA, "config_of: NEED_GET_DATA is get_data");
+	info.flags = UBLK_F_USER_RECOVERY;
+	config_of(&info, &params, &cfg);
+	CHECK_EQ(cfg.copy_mode, UBLK_COPY_BOUNCE, "config_of: neither flag is bounce");
+}
+
+static void test_paths(void)
+{
+	char buf[64];
+
+	default_store_path(buf, sizeof(buf), 7);
+	CHECK_STR(buf, "/dev/shm/ublk-mem-7", "the default store of device 7");
+	record_path(buf, sizeof(buf), 1048575);
+	CHECK_STR(buf, "/run/ublk-mem/1048575", "the record of device 1048575");
+}
+
+/* ---- removing a store ---- */
+
+/* Make an empty file at @path and fill @r with its path and identity. */
+static bool make_recorded_file(const char *path, struct record *r)
+{
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	if (lstat(path, &st) < 0)
+		return false;
+	snprintf(r->path, sizeof(r->path), "%s", path);
+	r->dev = (unsigned long long)st.st_dev;
+	r->ino = (unsigned long long)st.st_ino;
+	return true;
+}
+
+/*
+ * store_remove() removes the file a record names only while it is still
+ * that file: not one that replaced it, not a link planted in its place.
+ */
+static void test_store_remove(void)
+{
+	char dir[] = "/tmp/cli_test.XXXXXX", path[64], other[64];
+	struct record r, old;
+	bool removed;
+
+	if (!CHECK(mkdtemp(dir) != NULL, "a temporary directory for store files", "%s",
+		   "mkdtemp failed"))
+		return;
+	snprintf(path, sizeof(path), "%s/store", dir);
+	snprintf(other, sizeof(other), "%s/other", dir);
+
+	if (CHECK(make_recorded_file(path, &r), "a recorded store file", "%s",
+		  "cannot create it")) {
+		removed = store_remove(&r);
+		CHECK(removed && access(path, F_OK) < 0, "store_remove removes the recorded file",
+		      "it said %s, and the file is %s", removed ? "yes" : "no",
+		      access(path, F_OK) == 0 ? "there" : "gone");
+	}
+
+	/* The recorded file is moved away and another put at its path. */
+	if (CHECK(make_recorded_file(path, &old) && rename(path, other) == 0 &&
+		  make_recorded_file(path, &r),
+		  "a recorded store file, moved away and replaced", "%s", "cannot set it up")) {
+		removed = store_remove(&old);
+		CHECK(!removed && access(path, F_OK) == 0 && access(other, F_OK) == 0,
+		      "store_remove leaves the file that replaced the recorded one",
+		      "it said %s; the new file is %s, the recorded one %s",
+		      removed ? "yes" : "no", access(path, F_OK) == 0 ? "there" : "gone",
+		      access(other, F_OK) == 0 ? "there" : "gone");
+	}
+	unlink(path);
+
+	/* A symbolic link to the recorded file, put at its path. */
+	if (CHECK(symlink(other, path) == 0, "a symbolic link at the recorded path", "%s",
+		  "cannot create it")) {
+		removed = store_remove(&old);
+		CHECK(!removed && access(path, F_OK) == 0 && access(other, F_OK) == 0,
+		      "store_remove leaves a symbolic link at the recorded path, and its target",
+		      "it said %s; the link is %s, the target %s", removed ? "yes" : "no",
+		      access(path, F_OK) == 0 ? "there" : "gone",
+		      access(other, F_OK) == 0 ? "there" : "gone");
+	}
+	unlink(path);
+	unlink(other);
+
+	snprintf(r.path, sizeof(r.path), "%s/missing", dir);
+	CHECK(!store_remove(&r), "store_remove of a file that is gone: false", "%s",
+	      "it said it removed it");
+	rmdir(dir);
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	test_parse_size();
+	test_parse_args_defaults();
+	test_parse_args_options();
+	test_parse_args_store();
+	test_small_parsers();
+	test_format_size();
+	test_state_name();
+	test_feature_use();
+	test_config_of();
+	test_paths();
+	test_store_remove();
+
+	return check_summary("cli_test");
+}
