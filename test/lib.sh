@@ -180,6 +180,70 @@ wait_gone() {
 	done
 }
 
+# dev_ios DEV: read and write requests completed on DEV so far.
+dev_ios() {
+	awk '{ print $1 + $5 }' "/sys/block/${1##*/}/stat"
+}
+
+# wait_io DEV BASE N [PID] [SECS]: wait until N requests more than BASE (a
+# dev_ios reading) have completed on DEV; with PID, that process must still
+# run then. Fails (status 1) after SECS seconds (default 60) or when PID
+# ends first. A condition, not a delay: it holds on any machine's speed.
+wait_io() {
+	_wi_i=0
+	while [ $(($(dev_ios "$1") - $2)) -lt "$3" ]; do
+		[ -n "${4:-}" ] && ! alive "$4" && return 1
+		[ $_wi_i -ge $((${5:-60} * 10)) ] && return 1
+		sleep 0.1
+		_wi_i=$((_wi_i + 1))
+	done
+	[ -z "${4:-}" ] || alive "$4"
+}
+
+# wait_state PID STATE SECS: wait until process PID is in STATE (the third
+# field of /proc/PID/stat: T stopped, S sleeping, ...).
+wait_state() {
+	_ws_i=0
+	while :; do
+		_ws=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+		_ws=${_ws##*) }
+		[ "${_ws%% *}" = "$2" ] && return 0
+		[ $_ws_i -ge $(($3 * 10)) ] && return 1
+		sleep 0.1
+		_ws_i=$((_ws_i + 1))
+	done
+}
+
+# blocked_in_io PID: is PID, or a child of it, asleep in the kernel waiting
+# for I/O (state D)?
+blocked_in_io() {
+	for _bi in /proc/[0-9]*/stat; do
+		_bs=$(cat "$_bi" 2>/dev/null) || continue
+		_bp=${_bs%% *}
+		_bs=${_bs##*) }
+		case $_bs in "D $1 "*) return 0 ;; esac
+		[ "$_bp" = "$1" ] && case $_bs in "D "*) return 0 ;; esac
+	done
+	return 1
+}
+
+# wait_blocked PID SECS: wait until PID (or a child) waits for I/O; a
+# request to a device without a server waits so until one takes over.
+wait_blocked() {
+	_wb_i=0
+	until blocked_in_io "$1"; do
+		alive "$1" || return 1
+		[ $_wb_i -ge $(($2 * 10)) ] && return 1
+		sleep 0.1
+		_wb_i=$((_wb_i + 1))
+	done
+}
+
+# mem_kb NAME: a /proc/meminfo field (MemAvailable, MemTotal...), in KiB.
+mem_kb() {
+	awk -v f="$1:" '$1 == f { print $2 }' /proc/meminfo
+}
+
 # dev_size DEV: size in bytes.
 dev_size() {
 	"$BLOCKDEV" --getsize64 "$1"
@@ -269,7 +333,8 @@ need_tool() {
 
 # start_ublk SIZE [OPTIONS...]: start ublk-mem in the background and wait up
 # to START_TIMEOUT seconds (default 30) for the line naming its device.
-# $UBLK_MEM_ARGS, when set, is added to the options of every new device.
+# $UBLK_MEM_ARGS, when set, is added to the options of every new device;
+# $UBLK_MEM_ENV, NAME=VALUE words, to the server's environment.
 # Sets DEV, SRV_ID, SRV_PID, SRV_OUT, SRV_ERR.
 start_ublk() {
 	_nsrv=$((_nsrv + 1))
@@ -280,7 +345,8 @@ start_ublk() {
 		# shellcheck disable=SC2086 # a list of options
 		set -- "$@" $UBLK_MEM_ARGS
 	fi
-	"$UBLK_MEM" "$@" >"$SRV_OUT" 2>"$SRV_ERR" &
+	# shellcheck disable=SC2086 # UBLK_MEM_ENV: NAME=VALUE words for env
+	env ${UBLK_MEM_ENV:-} "$UBLK_MEM" "$@" >"$SRV_OUT" 2>"$SRV_ERR" &
 	SRV_PID=$!
 	echo "$SRV_PID" >>"$T_TMP/pids"
 	_i=0
@@ -430,19 +496,21 @@ fio_verify_only() {
 }
 
 # fio_background NAME [FIO OPTIONS...]: start a two-minute 4 KiB QD32 fio
-# load on $DEV in the background (the options given override these),
-# check after 3 s that it still runs, and set FIO_PID. The test ends it by
-# taking the device away; fio's output is in $T_TMP/fio-NAME.log.
+# load on $DEV in the background (the options given override these), wait
+# until it has completed 200 I/Os on the device while still running, and
+# set FIO_PID. The test ends it by taking the device away; fio's output is
+# in $T_TMP/fio-NAME.log.
 fio_background() {
 	_name=$1
 	shift
 	_log=$T_TMP/fio-$_name.log
+	_ios0=$(dev_ios "$DEV")
 	(cd "$T_TMP" && "$FIO" --name="$_name" --filename="$DEV" --ioengine=libaio \
 		--direct=1 --bs=4k --iodepth=32 --size=32M --time_based --runtime=120 \
 		"$@") >"$_log" 2>&1 &
 	FIO_PID=$!
-	sleep 3
-	alive $FIO_PID || fail "fio $_name did not keep running: $(tail -n 5 "$_log")"
+	wait_io "$DEV" "$_ios0" 200 "$FIO_PID" ||
+		fail "fio $_name did not get going: $(tail -n 5 "$_log")"
 }
 
 # --- setup -----------------------------------------------------------------

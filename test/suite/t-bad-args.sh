@@ -54,8 +54,22 @@ try 2 64M 64M
 try 2 99999999999999999999
 try 2 99999999999T
 try '1|2' 64G
+try 2 -5M
+grep -q "unknown option '-5'" "$T_TMP/err" || fail "ublk-mem -5M did not name the bad option: $(cat "$T_TMP/err")"
+try 2 64M --bogus-long
+grep -q "'--bogus-long'" "$T_TMP/err" || fail "the unknown long option was not named: $(cat "$T_TMP/err")"
+try 2 64M --recoverable --store ""
+try 2 64M --recoverable --store /tmp
+try 2 64M --recoverable --store /nonexistent-dir/store
+try 2 64M --recoverable --small-pages
+try 2 64M --reserve abc
+try 2 64M --reserve -1
+try 2 64M --poll=abc
 try 2 del
 try 2 del abc
 try 2 list extra
+try 2 features extra
+try 2 recover
+try 2 recover abc
 expect_eq "$(ublk_nodes)" "$before" "ublk devices after all"
 say "$n malformed command lines refused"

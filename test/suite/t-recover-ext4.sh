@@ -23,7 +23,7 @@ kill -KILL "$SRV_PID"
 random_file "$T_TMP/b" $((3 * MiB))
 (cp "$T_TMP/b" "$T_TMP/mnt/b" && sync) &
 writer=$!
-sleep 1
+wait_blocked $writer 30 || fail "the write issued during the crash did not wait for a server"
 start_ublk recover "$id"
 wait_exit $writer 60 "a write issued during the crash" "the recovery"
 wait $writer || fail "the write issued during the crash failed"

@@ -27,18 +27,17 @@ done
 [ -b "$dev" ] || fail "$dev went away with its server"
 
 step "a read issued while no server runs waits for the recovery"
-(dd if="$dev" bs=1M skip=4 count=8 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1 \
-	>"$T_TMP/waiting") &
+dd if="$dev" of="$T_TMP/waiting" bs=1M skip=4 count=8 iflag=direct 2>/dev/null &
 reader=$!
-sleep 1
-alive $reader || fail "a read of the quiesced device did not wait: $(cat "$T_TMP/waiting")"
+wait_blocked $reader 30 || fail "a read of the quiesced device did not wait for a server"
+
 
 step "ublk-mem recover $id"
 start_ublk recover "$id"
 expect_eq "$DEV" "$dev" "device of the recovered server"
 wait_exit $reader 30 "the waiting read" "the recovery"
 wait $reader
-expect_eq "$(cat "$T_TMP/waiting")" "$want" "data read while the server was down"
+expect_eq "$(sha_of "$T_TMP/waiting")" "$want" "data read while the server was down"
 expect_eq "$(dev_sha "$DEV" $((4 * MiB)) $((8 * MiB)))" "$want" "data after the recovery"
 fio_verify recovered --size=8M --offset=32M
 stop_ublk

@@ -15,8 +15,13 @@ step "SIGTERM while a process holds the block device open"
 start_ublk 64M
 (exec 3<"$DEV" && exec sleep 600) &
 holder=$!
-sleep 0.5
-alive $holder || fail "could not hold $DEV open"
+i=0
+until [ "$(readlink "/proc/$holder/fd/3" 2>/dev/null)" = "$DEV" ]; do
+	alive $holder || fail "could not hold $DEV open"
+	[ $i -ge 300 ] && fail "$DEV not held open after 30 s"
+	sleep 0.1
+	i=$((i + 1))
+done
 stop_server "$SRV_PID" "$DEV" TERM
 kill $holder
 wait $holder 2>/dev/null

@@ -1,0 +1,95 @@
+#!/bin/sh
+# The server runs as root and keeps recoverable stores in /dev/shm, where
+# any local user may plant files. A store that is a symbolic link, belongs
+# to someone else, can be read by others, has other links, or is not the
+# file the device was created with is refused with one line, exit 1, and
+# nothing changed; `del` removes only a store ublk-mem made itself.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+need_ublk
+
+# refuse WHAT ARGS...: `ublk-mem ARGS` fails with status 1 and one line.
+refuse() {
+	_what=$1
+	shift
+	run_with_timeout 30 "$UBLK_MEM" "$@" >"$T_TMP/r.out" 2>"$T_TMP/r.err"
+	_rc=$?
+	[ $_rc = 1 ] || fail "$_what: ublk-mem $* exited with status $_rc, want 1: $(cat "$T_TMP/r.err")"
+	expect_eq "$(grep -c '' "$T_TMP/r.err")" 1 "lines on stderr for $_what"
+	say "$_what: $(cat "$T_TMP/r.err")"
+}
+
+start_ublk 16M --recoverable
+id=$SRV_ID
+dev=$DEV
+store=/dev/shm/ublk-mem-$id
+random_file "$T_TMP/data" $((2 * MiB))
+write_at "$dev" "$T_TMP/data" 0
+want=$(sha_of "$T_TMP/data")
+kill -KILL "$SRV_PID"
+wait "$SRV_PID" 2>/dev/null
+# The real store steps aside within its file system, keeping its identity.
+mv "$store" "$store.real"
+
+step "planted stores are refused"
+ln -s "$store.real" "$store"
+refuse "a symbolic link" recover "$id"
+rm -f "$store"
+cp "$store.real" "$store"
+chmod 600 "$store"
+chown 65534 "$store"
+refuse "a file of another user" recover "$id"
+chown 0 "$store"
+chmod 644 "$store"
+refuse "a file others can read" recover "$id"
+chmod 600 "$store"
+refuse "a copy, not the file the device was made with" recover "$id"
+rm -f "$store"
+ln "$store.real" "$store"
+refuse "a file with two links" recover "$id"
+rm -f "$store"
+mkdir "$store"
+refuse "a directory" recover "$id"
+rmdir "$store"
+"$UBLK_MEM" list | awk -v id="$id" '$1 == id' | grep -q recoverable ||
+	fail "the refusals changed device $id: $("$UBLK_MEM" list)"
+
+step "the real store is taken"
+mv "$store.real" "$store"
+start_ublk recover "$id"
+expect_eq "$(dev_sha "$dev" 0 $((2 * MiB)))" "$want" "data after the refusals"
+
+step "del leaves a file it did not make"
+kill -KILL "$SRV_PID"
+wait "$SRV_PID" 2>/dev/null
+mv "$store" "$store.real"
+printf 'not ublk-mem data\n' >"$store"
+chmod 600 "$store"
+run_with_timeout 30 "$UBLK_MEM" del "$id" >"$T_TMP/del.out" 2>"$T_TMP/del.err" ||
+	fail "ublk-mem del $id failed: $(cat "$T_TMP/del.err")"
+wait_gone "$dev" "/dev/ublkc$id" || fail "del left $dev behind"
+expect_eq "$(cat "$store")" "not ublk-mem data" "the planted file after del"
+say "del said: $(cat "$T_TMP/del.err")"
+rm -f "$store" "$store.real"
+
+step "--store: a symbolic link or a planted file is refused at create"
+ln -s /dev/null "$T_TMP/link"
+before=$(ublk_nodes)
+refuse "--store on a symbolic link" 16M --recoverable --store "$T_TMP/link"
+printf x >"$T_TMP/planted"
+refuse "--store on an existing file" 16M --recoverable --store "$T_TMP/planted"
+expect_eq "$(cat "$T_TMP/planted")" x "the existing file after the refusal"
+expect_eq "$(ublk_nodes)" "$before" "ublk devices after the refusals"
+
+step "del keeps a --store of the user's own; a clean stop removes it"
+start_ublk 16M --recoverable --store "$T_TMP/mystore"
+kill -KILL "$SRV_PID"
+wait "$SRV_PID" 2>/dev/null
+run_with_timeout 30 "$UBLK_MEM" del "$SRV_ID" 2>"$T_TMP/del.err" || fail "del failed"
+[ -f "$T_TMP/mystore" ] || fail "del removed the --store file $T_TMP/mystore"
+say "del said: $(cat "$T_TMP/del.err")"
+rm -f "$T_TMP/mystore"
+start_ublk 16M --recoverable --store "$T_TMP/mystore"
+stop_ublk
+[ -e "$T_TMP/mystore" ] && fail "a clean stop left its --store file"
+true

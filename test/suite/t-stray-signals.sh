@@ -1,0 +1,70 @@
+#!/bin/sh
+# Signals from outside: SIGUSR1, SIGUSR2 and SIGALRM (whose default action
+# would kill) are ignored with a line on stderr, and the device keeps
+# serving; SIGHUP (a dropped ssh session) and SIGQUIT stop cleanly like
+# SIGTERM; a stdout closed before the path is printed does not kill the
+# server.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+need_ublk
+
+step "SIGUSR1, SIGUSR2, SIGALRM while fio writes"
+start_ublk 64M
+fio_background stray --rw=randwrite --runtime=20 --verify=crc32c
+for sig in USR1 USR2 ALRM; do
+	kill -"$sig" "$SRV_PID" || fail "cannot send SIG$sig"
+done
+wait_exit $FIO_PID 60 fio "its 20 s run"
+wait $FIO_PID || fail "fio failed while stray signals came: $(tail -n 5 "$T_TMP/fio-stray.log")"
+check_alive
+grep -q "ignoring signal" "$SRV_ERR" || fail "the server did not say it ignored the signals"
+fio_verify after-stray --size=8M
+stop_ublk
+
+for sig in HUP QUIT; do
+	step "SIG$sig stops cleanly"
+	start_ublk 64M
+	stop_server "$SRV_PID" "$DEV" "$sig"
+done
+
+# server_of_new_device ERRFILE: wait for a device that was not there
+# before (in $before) and set DEV and SRV_PID to it and its server.
+server_of_new_device() {
+	_i=0
+	while :; do
+		DEV=$(ublk_nodes | grep '^/dev/ublkb' | grep -v -x -F "$before" | head -n 1)
+		[ -n "$DEV" ] && break
+		[ $_i -ge 300 ] && fail "no new device after 30 s: $(cat "$1")"
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	SRV_PID=$("$UBLK_MEM" list | awk -v id="${DEV#/dev/ublkb}" '$1 == id { print $3 }')
+	if [ -z "$SRV_PID" ] || ! alive "$SRV_PID"; then
+		fail "the server of $DEV is not running: $("$UBLK_MEM" list)"
+	fi
+	echo "$SRV_PID" >>"$T_TMP/pids"
+}
+
+step "stdout a pipe whose reader is gone"
+before=$(ublk_nodes)
+{
+	"$UBLK_MEM" 64M 2>"$T_TMP/pipe.err"
+	echo $? >"$T_TMP/pipe.rc"
+} | true &
+job=$!
+server_of_new_device "$T_TMP/pipe.err"
+fio_verify piped --size=8M
+check_alive
+kill -TERM "$SRV_PID"
+wait_exit "$SRV_PID" 30 "ublk-mem 64M | true" SIGTERM
+wait $job
+expect_eq "$(cat "$T_TMP/pipe.rc")" 0 "exit status of the server whose stdout was a broken pipe"
+wait_gone "$DEV" || fail "$DEV remains after a clean stop"
+
+step "stdout closed"
+before=$(ublk_nodes)
+"$UBLK_MEM" 64M >&- 2>"$T_TMP/closed.err" &
+job=$!
+server_of_new_device "$T_TMP/closed.err"
+fio_verify closed --size=8M
+stop_server "$job" "$DEV" TERM
