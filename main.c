@@ -137,9 +137,11 @@ static int parse_size(const char *s, uint64_t *out)
 	if (*p < '0' || *p > '9')
 		return -EINVAL;
 	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - 9) / 10)
+		uint64_t digit = (uint64_t)(*p - '0');
+
+		if (v > (UINT64_MAX - digit) / 10)
 			return -EINVAL;
-		v = v * 10 + (uint64_t)(*p - '0');
+		v = v * 10 + digit;
 	}
 	switch (*p) {
 	case 'K': case 'k': shift = 10; p++; break;
@@ -891,8 +893,8 @@ static int cmd_features(int argc, char **argv)
 		uint64_t flag = 1ULL << bit;
 
 		if (name)
-			printf("%-24s %-3s %s\n", name, (f & flag) ? "yes" : "no",
-			       feature_use(flag));
+			printf("%-24s %-3s since %-5s %s\n", name, (f & flag) ? "yes" : "no",
+			       ublk_feature_since(bit), feature_use(flag));
 		else if (f & flag)
 			printf("bit-%-20u %-3s %s\n", bit, "yes", "unknown to this ublk-mem");
 	}

@@ -146,6 +146,31 @@ static int read_available(struct mem_store *s, uint64_t *avail)
 	return 0;
 }
 
+/* What may be allocated from @avail while keeping @reserve. */
+static uint64_t beyond_reserve(uint64_t avail, uint64_t reserve)
+{
+	return avail > reserve ? avail - reserve : 0;
+}
+
+/*
+ * Say once why writes that need new memory fail, until one succeeds
+ * again (allocation_resumed()); not once per refused write.
+ */
+static void allocation_refused(struct mem_store *s, const char *why)
+{
+	if (!atomic_exchange(&s->starved, true))
+		ublk_err("%s; writes to parts of the device not yet allocated fail with ENOSPC until %s",
+			 why, s->fd >= 0 ? "memory or room on its file system is freed" :
+			 "memory is freed");
+}
+
+static void allocation_resumed(struct mem_store *s)
+{
+	if (atomic_load_explicit(&s->starved, memory_order_relaxed) &&
+	    atomic_exchange(&s->starved, false))
+		ublk_err("memory for new writes is available again: writes succeed again");
+}
+
 /*
  * Take @bytes out of the memory the machine has available, if that leaves
  * the reserve: true, or false when the allocation must not happen.  The
@@ -156,30 +181,30 @@ static bool take_memory(struct mem_store *s, uint64_t bytes)
 {
 	int64_t now = now_ns();
 	uint64_t avail;
+	char why[160];
 	bool ok;
 
 	if (s->meminfo_fd < 0)
 		return true;
 	pthread_mutex_lock(&s->avail_lock);
 	if (now - s->avail_ns > AVAIL_REFRESH_NS ||
-	    s->avail < s->reserve + bytes + AVAIL_MARGIN) {
+	    beyond_reserve(s->avail, s->reserve) < bytes + AVAIL_MARGIN) {
 		if (read_available(s, &s->avail) == 0)
 			s->avail_ns = now;
 	}
-	ok = s->avail >= s->reserve + bytes;
+	ok = beyond_reserve(s->avail, s->reserve) >= bytes;
 	if (ok)
 		s->avail -= bytes;
 	avail = s->avail;
 	pthread_mutex_unlock(&s->avail_lock);
 
-	/* Say it once when memory runs out, and once when it is back. */
-	if (!ok && !atomic_exchange(&s->starved, true))
-		ublk_err("memory is running out: %llu MiB available, %llu MiB kept in reserve; writes to parts of the device not yet allocated fail with ENOSPC until memory is freed",
+	if (!ok) {
+		snprintf(why, sizeof(why),
+			 "memory is running out: %llu MiB available, %llu MiB kept in reserve",
 			 (unsigned long long)(avail >> 20),
 			 (unsigned long long)(s->reserve >> 20));
-	else if (ok && atomic_exchange(&s->starved, false))
-		ublk_err("memory is available again (%llu MiB): writes succeed again",
-			 (unsigned long long)(avail >> 20));
+		allocation_refused(s, why);
+	}
 	return ok;
 }
 
@@ -246,12 +271,18 @@ static void unit_span(const struct mem_store *s, uint64_t u, uint64_t *start,
 static int populate(struct mem_store *s, uint64_t first, uint64_t last)
 {
 	uint64_t start, end, unused;
+	char why[160];
 	int err = 0;
 
 	unit_span(s, first, &start, &unused);
 	unit_span(s, last, &unused, &end);
 	if (s->fd >= 0) {
-		/* tmpfs allocates its pages here and says ENOSPC when full. */
+		/*
+		 * tmpfs allocates its pages here and says ENOSPC when full.
+		 * Not past the device's end: that would grow the file.
+		 */
+		if (end > s->size)
+			end = s->size;
 		if (fallocate(s->fd, 0, (off_t)start, (off_t)(end - start)) < 0)
 			err = errno;
 	} else if (madvise(s->base + start, end - start, MADV_POPULATE_WRITE) < 0) {
@@ -265,10 +296,10 @@ static int populate(struct mem_store *s, uint64_t first, uint64_t last)
 	}
 	if (!err)
 		return 0;
-	if (!atomic_exchange(&s->starved, true))
-		ublk_err("cannot allocate memory for the store: %s; writes to parts of the device not yet allocated fail with ENOSPC%s",
-			 strerror(err), s->fd >= 0 && err == ENOSPC ?
-			 " (its tmpfs is full)" : "");
+	snprintf(why, sizeof(why), "cannot allocate the store's memory: %s%s",
+		 strerror(err), s->fd >= 0 && err == ENOSPC ?
+		 " (its file system is full)" : "");
+	allocation_refused(s, why);
 	return -ENOSPC;
 }
 
@@ -301,6 +332,7 @@ int mem_store_prepare_write(void *store, uint64_t off, uint32_t len)
 			map_set(s->backed, i);
 		}
 	}
+	allocation_resumed(s);
 	return 0;
 }
 
@@ -539,7 +571,7 @@ static int lock_all(struct mem_store *s, const char *path)
 	uint64_t avail = meminfo_now("MemAvailable:");
 	int err;
 
-	if (avail && s->size + s->reserve > avail) {
+	if (avail && s->size > beyond_reserve(avail, s->reserve)) {
 		ublk_err("--prealloc: cannot lock %llu MiB of RAM: %llu MiB is available and %llu MiB must stay in reserve (see --reserve)",
 			 (unsigned long long)(s->size >> 20),
 			 (unsigned long long)(avail >> 20),
@@ -659,6 +691,26 @@ static int release_pages(struct mem_store *s, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/*
+ * Zero part of one page of the anonymous store, allocating nothing that
+ * is not there: a unit never written is zeros already, and in a unit
+ * that is partly given back only this page is made to exist.
+ */
+static int zero_in_page(struct mem_store *s, uint64_t off, uint64_t len)
+{
+	uint64_t u = off >> s->unit_shift;
+	uint64_t page = off / s->page * s->page;
+
+	if (!len || !map_test(s->used, u))
+		return 0;
+	if (!map_test(s->backed, u) &&
+	    madvise(s->base + page, s->page, MADV_POPULATE_WRITE) < 0 &&
+	    errno != EINVAL)
+		return -ENOSPC;
+	memset(s->base + off, 0, len);
+	return 0;
+}
+
 /* Zero [off, off + len) of the anonymous store: ragged ends by hand. */
 static int zero_anonymous(struct mem_store *s, uint64_t off, uint64_t len)
 {
@@ -667,25 +719,14 @@ static int zero_anonymous(struct mem_store *s, uint64_t off, uint64_t len)
 	uint64_t last = (off + len) / page * page;
 	int ret;
 
-	if (first >= last) {	/* no whole page inside */
-		ret = mem_store_prepare_write(s, off, (uint32_t)len);
-		if (ret == 0)
-			memset(s->base + off, 0, len);
-		return ret;
-	}
+	if (first >= last)	/* no whole page inside */
+		return zero_in_page(s, off, len);
 	/* The partial pages at the ends keep their other bytes. */
-	if (first > off) {
-		ret = mem_store_prepare_write(s, off, (uint32_t)(first - off));
-		if (ret < 0)
-			return ret;
-		memset(s->base + off, 0, first - off);
-	}
-	if (off + len > last) {
-		ret = mem_store_prepare_write(s, last, (uint32_t)(off + len - last));
-		if (ret < 0)
-			return ret;
-		memset(s->base + last, 0, off + len - last);
-	}
+	ret = zero_in_page(s, off, first - off);
+	if (ret == 0)
+		ret = zero_in_page(s, last, off + len - last);
+	if (ret < 0)
+		return ret;
 	return release_pages(s, first, last - first);
 }
 

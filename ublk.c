@@ -312,6 +312,55 @@ static int ctrl_cmd(struct ublk_ctrl *c, uint32_t op, uint32_t dev_id,
 	return ctrl_cmd_abortable(c, op, dev_id, buf, len, data0, NULL, NULL);
 }
 
+const char *ublk_feature_since(unsigned bit)
+{
+	/* First mainline release with each flag (from the driver's history). */
+	static const char *const since[] = {
+		"6.15", "6.0", "6.0", "6.1", "6.1", "6.3", "6.4", "6.5", "6.6",
+		"6.13", "6.16", "6.16", "6.16", "6.16", "6.17", "7.0", "7.0", "7.0",
+		"7.0", "7.1", "7.3",
+	};
+
+	return bit < sizeof(since) / sizeof(since[0]) ? since[bit] : "?";
+}
+
+const char *ublk_feature_name(unsigned bit)
+{
+	static const char *const names[] = {
+		"SUPPORT_ZERO_COPY", "URING_CMD_COMP_IN_TASK", "NEED_GET_DATA",
+		"USER_RECOVERY", "USER_RECOVERY_REISSUE", "UNPRIVILEGED_DEV",
+		"CMD_IOCTL_ENCODE", "USER_COPY", "ZONED", "USER_RECOVERY_FAIL_IO",
+		"UPDATE_SIZE", "AUTO_BUF_REG", "QUIESCE", "PER_IO_DAEMON",
+		"BUF_REG_OFF_DAEMON", "BATCH_IO", "INTEGRITY", "SAFE_STOP_DEV",
+		"NO_AUTO_PART_SCAN", "SHMEM_ZC", "IO_DESC_SIZE",
+	};
+
+	return bit < sizeof(names) / sizeof(names[0]) ? names[bit] : NULL;
+}
+
+/*
+ * Refuse, naming what is missing and the first Linux release that has
+ * it, a configuration whose flags this kernel's driver does not offer.
+ * (Every flag ublk-mem needs is in 6.5, the oldest driver it accepts, but
+ * kernels with a driver built from other trees exist.)
+ */
+static int check_features(uint64_t features, uint64_t want)
+{
+	for (unsigned bit = 0; bit < 64; bit++) {
+		uint64_t flag = 1ULL << bit;
+
+		if ((want & flag) && !(features & flag)) {
+			ublk_err("this kernel's ublk driver lacks UBLK_F_%s (Linux %s)%s",
+				 ublk_feature_name(bit), ublk_feature_since(bit),
+				 flag == UBLK_F_USER_COPY ? ": use another --copy-mode" :
+				 flag & (UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE) ?
+				 ": --recoverable cannot work here" : "");
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
+}
+
 int ublk_ctrl_open(struct ublk_ctrl **ctrlp, bool trace)
 {
 	struct ublk_ctrl *c = calloc(1, sizeof(*c));
@@ -337,19 +386,20 @@ int ublk_ctrl_open(struct ublk_ctrl **ctrlp, bool trace)
 			 "cannot create an io_uring");
 		goto err_close;
 	}
+	/*
+	 * GET_FEATURES came in Linux 6.5.  Before it, the driver takes the
+	 * command for one on device 0 and answers ENODEV or EOPNOTSUPP.
+	 */
 	ret = ctrl_cmd(c, UBLK_U_CMD_GET_FEATURES, 0, &c->features,
 		       sizeof(c->features), 0);
 	if (ret < 0) {
-		ublk_err("%s: GET_FEATURES: %s (the kernel's ublk driver is too old; Linux 6.5 or newer is needed)",
+		ublk_err("%s: this kernel's ublk driver does not answer GET_FEATURES (%s): it is older than Linux 6.5, which ublk-mem needs",
 			 CTRL_DEV, strerror(-ret));
 		goto err_ring;
 	}
-	if (!(c->features & UBLK_F_CMD_IOCTL_ENCODE)) {
-		ublk_err("%s: the driver lacks ioctl-encoded commands (Linux 6.5 or newer is needed)",
-			 CTRL_DEV);
-		ret = -EOPNOTSUPP;
+	ret = check_features(c->features, UBLK_F_CMD_IOCTL_ENCODE);
+	if (ret < 0)
 		goto err_ring;
-	}
 	*ctrlp = c;
 	return 0;
 err_ring:
@@ -373,20 +423,6 @@ void ublk_ctrl_close(struct ublk_ctrl *c)
 uint64_t ublk_features(const struct ublk_ctrl *c)
 {
 	return c->features;
-}
-
-const char *ublk_feature_name(unsigned bit)
-{
-	static const char *const names[] = {
-		"SUPPORT_ZERO_COPY", "URING_CMD_COMP_IN_TASK", "NEED_GET_DATA",
-		"USER_RECOVERY", "USER_RECOVERY_REISSUE", "UNPRIVILEGED_DEV",
-		"CMD_IOCTL_ENCODE", "USER_COPY", "ZONED", "USER_RECOVERY_FAIL_IO",
-		"UPDATE_SIZE", "AUTO_BUF_REG", "QUIESCE", "PER_IO_DAEMON",
-		"BUF_REG_OFF_DAEMON", "BATCH_IO", "INTEGRITY", "SAFE_STOP_DEV",
-		"NO_AUTO_PART_SCAN", "SHMEM_ZC", "IO_DESC_SIZE",
-	};
-
-	return bit < sizeof(names) / sizeof(names[0]) ? names[bit] : NULL;
 }
 
 int ublk_get_info(struct ublk_ctrl *c, int dev_id,
@@ -1292,23 +1328,6 @@ static uint64_t config_flags(const struct ublk_config *cfg)
 	return f;
 }
 
-static int check_features(const struct ublk_ctrl *c, uint64_t want)
-{
-	static const struct { uint64_t flag; const char *what; } names[] = {
-		{ UBLK_F_NEED_GET_DATA, "NEED_GET_DATA (--copy-mode get_data)" },
-		{ UBLK_F_USER_COPY, "USER_COPY (--copy-mode user_copy)" },
-		{ UBLK_F_USER_RECOVERY, "USER_RECOVERY (--recoverable)" },
-		{ UBLK_F_USER_RECOVERY_REISSUE, "USER_RECOVERY_REISSUE (--recoverable)" },
-	};
-
-	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if ((want & names[i].flag) && !(c->features & names[i].flag)) {
-			ublk_err("this kernel's ublk driver lacks %s", names[i].what);
-			return -EOPNOTSUPP;
-		}
-	return 0;
-}
-
 /*
  * The per-tag buffer size, which is also the largest request.  Bounce
  * mode allocates all of them at start, so a deep queue gets smaller ones.
@@ -1358,7 +1377,7 @@ int ublk_add(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 	struct ublk_dev *dev;
 	int ret;
 
-	ret = check_features(ctrl, config_flags(cfg));
+	ret = check_features(ctrl->features, config_flags(cfg));
 	if (ret < 0)
 		return ret;
 	dev = dev_new(ctrl, cfg, ops);
@@ -1383,6 +1402,12 @@ int ublk_add(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 	}
 	dev->id = (int)dev->info.dev_id;	/* the kernel wrote back the id */
 	dev->owned = true;
+	/* The driver drops flags it does not know instead of failing. */
+	ret = check_features(dev->info.flags, config_flags(cfg));
+	if (ret < 0) {
+		ublk_remove(dev);
+		return ret;
+	}
 
 	dev_fill_params(dev, cfg);
 	ret = ctrl_cmd(ctrl, UBLK_U_CMD_SET_PARAMS, (uint32_t)dev->id,

@@ -297,6 +297,9 @@ uint64_t ublk_features(const struct ublk_ctrl *ctrl);
 /* The name of feature flag bit @bit ("USER_COPY"), or NULL if unknown. */
 const char *ublk_feature_name(unsigned bit);
 
+/* The first Linux release whose driver has flag bit @bit ("6.5"), or "?". */
+const char *ublk_feature_since(unsigned bit);
+
 /* Read a device's settings and parameters (for `list`, `recover`). */
 int ublk_get_info(struct ublk_ctrl *ctrl, int dev_id,
 		  struct ublksrv_ctrl_dev_info *info, struct ublk_params *params);
