@@ -1,6 +1,8 @@
 /*
  * main.c - ublk-mem's command line: the verbs (serve, list, del, recover,
- * features), their options, and the rules of the process around them.
+ * features), their options, and the rules of the process around them:
+ * signals, the OOM killer, and running as a service (daemon mode, pid
+ * file, readiness for systemd, errors to syslog after detaching).
  *
  * Read uring.c, ublk.c and mem_backend.c first; this file puts them
  * together.  `ublk-mem SIZE` is the whole story in a few calls:
@@ -11,10 +13,16 @@
  *   ublk_run()         queue threads, START_DEV, serve until a stop signal
  *   ublk_remove()      DEL_DEV
  *
+ * With --daemon the process forks before any of this; the parent waits
+ * until the child's device is live (or its start failed) and exits with
+ * the outcome, so `ublk-mem -D 64M` in a boot script returns with a
+ * usable /dev/ublkbN or a one-line error.
+ *
  * The server runs as root and opens files in shared directories, so a
  * recoverable device's store is checked before it is trusted (see
- * mem_backend.c), and a record of which store belongs to which device is
- * kept where only root can write: RECORD_DIR.
+ * mem_backend.c), a record of which store belongs to which device is
+ * kept where only root can write (RECORD_DIR), and a pid file is
+ * written without following anything planted at its path.
  */
 #define _GNU_SOURCE
 #include "mem_backend.h"
@@ -24,12 +32,21 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #define VERSION		"0.2.0"
@@ -56,20 +73,22 @@
 #define OOM_SCORE_ADJ	-900
 #define RECORD_DIR	"/run/ublk-mem"
 #define DEFAULT_STORE	"/dev/shm/ublk-mem-%d"
+#define RECOVER_USAGE	"ublk-mem recover ID [--store PATH] [--rebuild] [-D] [--pidfile PATH] [-v]"
 
 /* ---- the command line ---- */
 
 static const char usage_text[] =
 "usage: ublk-mem SIZE [options]     create a RAM block device and serve it\n"
-"       ublk-mem list               list ublk devices\n"
+"       ublk-mem list [--json]      list ublk devices (a table, or a JSON array)\n"
 "       ublk-mem del ID             remove a device (e.g. one whose server died)\n"
-"       ublk-mem recover ID [--store PATH] [--rebuild] [-v]\n"
+"       " RECOVER_USAGE "\n"
 "                                   take over a --recoverable device whose server died\n"
 "       ublk-mem features           what this kernel's ublk driver supports\n"
 "\n"
 "SIZE is bytes, with an optional K, M, G or T suffix (powers of 1024): 64M, 1G.\n"
 "The device path (/dev/ublkbN) is printed on stdout once it is live;\n"
 "SIGINT, SIGTERM, SIGHUP or SIGQUIT removes the device and exits.\n"
+"With NOTIFY_SOCKET set (systemd Type=notify) READY=1 is sent once it is live.\n"
 "\n"
 "options:\n"
 "  -q, --queues N        hardware queues, one thread each (default 1, max CPUs)\n"
@@ -90,14 +109,25 @@ static const char usage_text[] =
 "      --recoverable     survive a server crash: keep data in a tmpfs file and\n"
 "                        let `ublk-mem recover ID` take over\n"
 "      --store PATH      the recoverable store (default /dev/shm/ublk-mem-ID)\n"
+"  -D, --daemon          serve in the background: return once the device is\n"
+"                        live; errors go to syslog from then on\n"
+"      --pidfile PATH    write the server's pid to PATH (removed when it stops)\n"
 "  -v, --trace           print every control command and request on stderr\n"
 "  -h, --help            this text\n"
 "  -V, --version         print the version\n";
+
+/* How the server runs: in the foreground, or detached, and its pid file. */
+struct service {
+	bool daemon;			/* -D: fork; return once the device is live */
+	char pidfile[PATH_MAX];		/* --pidfile, made absolute; "" for none */
+};
 
 struct options {
 	struct ublk_config cfg;
 	struct mem_store_config store;
 	bool reserve_set;
+	char store_path[PATH_MAX];	/* --store, made absolute */
+	struct service svc;
 };
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -174,28 +204,56 @@ static unsigned parse_poll(const char *s)
 	return us ? us : UBLK_POLL_OFF;
 }
 
-/* A --store path must name a file to create, in a directory that exists. */
-static void check_store_arg(const char *path)
+/*
+ * @path made absolute into @out: a daemon works from / (chdir), and a
+ * store's record must name it wherever `recover` or `del` run from.
+ * Returns 0, or -errno when the current directory is unknown or the
+ * result does not fit.
+ */
+static int absolute_path(const char *path, char *out, size_t len)
+{
+	char cwd[PATH_MAX];
+	int n;
+
+	if (path[0] == '/')
+		n = snprintf(out, len, "%s", path);
+	else if (getcwd(cwd, sizeof(cwd)))
+		n = snprintf(out, len, "%s/%s", strcmp(cwd, "/") ? cwd : "", path);
+	else
+		return -errno;
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * The file argument of @opt (--store, --pidfile): a file to make in a
+ * directory that exists.  Its absolute path goes to @out.
+ */
+static void check_file_arg(const char *opt, const char *path, char *out, size_t len)
 {
 	char dir[PATH_MAX];
 	struct stat st;
 	char *slash;
+	int ret;
 
-	if (!*path)
-		usage_error("--store needs the path of a file");
+	if (!*path || path[strlen(path) - 1] == '/')
+		usage_error("%s needs the path of a file", opt);
 	if (strchr(path, '\n'))
-		usage_error("--store: the path may not hold a newline");
-	if (strlen(path) >= sizeof(dir))
-		usage_error("--store: the path is too long");
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-		usage_error("--store %s is a directory: give the path of a file to create in it",
-			    path);
-	strcpy(dir, path);
+		usage_error("%s: the path may not hold a newline", opt);
+	ret = absolute_path(path, out, len);
+	if (ret == -ENAMETOOLONG)
+		usage_error("%s: the path is too long", opt);
+	if (ret < 0)
+		usage_error("%s %s: cannot tell the current directory (%s): give an absolute path",
+			    opt, path, strerror(-ret));
+	if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+		usage_error("%s %s is a directory: give the path of a file to make in it",
+			    opt, path);
+	snprintf(dir, sizeof(dir), "%s", out);
 	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
+	if (slash != dir) {
 		*slash = '\0';
 		if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-			usage_error("--store %s: there is no directory %s", path, dir);
+			usage_error("%s %s: there is no directory %s", opt, path, dir);
 	}
 }
 
@@ -219,7 +277,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum {
 		OPT_PREALLOC = 256, OPT_SMALL_PAGES, OPT_RESERVE, OPT_COPY,
-		OPT_POLL, OPT_RECOVERABLE, OPT_STORE,
+		OPT_POLL, OPT_RECOVERABLE, OPT_STORE, OPT_PIDFILE,
 	};
 	static const struct option longopts[] = {
 		{ "queues", required_argument, NULL, 'q' },
@@ -233,6 +291,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "poll", optional_argument, NULL, OPT_POLL },
 		{ "recoverable", no_argument, NULL, OPT_RECOVERABLE },
 		{ "store", required_argument, NULL, OPT_STORE },
+		{ "daemon", no_argument, NULL, 'D' },
+		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 		{ "trace", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -249,7 +309,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	o->cfg.copy_mode = UBLK_COPY_GET_DATA;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":q:d:b:n:vhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":q:d:b:n:DvhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			o->cfg.nr_queues = (unsigned)parse_num(optarg, "queue count", 1,
@@ -290,8 +350,14 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->cfg.recoverable = true;
 			break;
 		case OPT_STORE:
-			check_store_arg(optarg);
-			o->store.path = optarg;
+			check_file_arg("--store", optarg, o->store_path, sizeof(o->store_path));
+			o->store.path = o->store_path;
+			break;
+		case 'D':
+			o->svc.daemon = true;
+			break;
+		case OPT_PIDFILE:
+			check_file_arg("--pidfile", optarg, o->svc.pidfile, sizeof(o->svc.pidfile));
 			break;
 		case 'v':
 			o->cfg.trace = true;
@@ -329,6 +395,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		usage_error("--store goes with --recoverable");
 	if (o->store.small_pages && o->cfg.recoverable)
 		usage_error("--small-pages does not apply to --recoverable: the page size of its store is its tmpfs's");
+	if (o->svc.daemon && o->cfg.trace)
+		usage_error("--trace prints on stderr, which --daemon leaves: trace in the foreground");
 	o->store.size = o->cfg.size;
 	if (!o->reserve_set)
 		o->store.reserve = mem_default_reserve();
@@ -380,12 +448,511 @@ static void protect_from_oom_killer(void)
 	close(fd);
 }
 
-static void print_path(int dev_id, void *arg)
+/* ---- running as a service ---- */
+
+/*
+ * What init systems and service managers expect of a server, each part
+ * asked for separately:
+ *
+ *   --daemon       fork.  The parent waits on a pipe until the child says
+ *                  its device is live (then prints the path and exits 0)
+ *                  or the child exits (then exits with its status: the
+ *                  child said why on the shared stderr).  The child leaves
+ *                  the caller's session (setsid), works from /, keeps no
+ *                  inherited file open; once live its stdin and stdout are
+ *                  /dev/null and its stderr a pipe to a thread that hands
+ *                  every line to syslog(3), or to the kernel log (dmesg)
+ *                  while no syslog daemon listens on /dev/log.
+ *   --pidfile      the server's pid, written before any device is made,
+ *                  as a fresh file renamed over the path: a reader never
+ *                  sees half of it, and a link planted at the path is
+ *                  replaced, never followed.  Removed when the server
+ *                  exits (only SIGKILL or a crash leaves it).
+ *   NOTIFY_SOCKET  systemd's readiness protocol, sd_notify(3) without
+ *                  libsystemd: a datagram of NAME=VALUE lines to an
+ *                  AF_UNIX socket (a leading '@' names the abstract
+ *                  namespace).  READY=1 once live, STOPPING=1 on the way
+ *                  out.
+ */
+struct service_state {
+	int ready_fd;		/* daemon child: the pipe to the waiting parent */
+	bool live;		/* the device went live and has not stopped */
+	char dev_path[32];	/* /dev/ublkbN, once live */
+	const char *pidfile;	/* the pid file we wrote, or NULL */
+	dev_t pid_dev;		/* ... and which file that is */
+	ino_t pid_ino;
+	bool logging;		/* stderr is the pipe to the logger thread */
+	int log_fd;		/* the pipe's read end */
+	int kmsg_fd;		/* /dev/kmsg, for when no syslog daemon listens */
+	pthread_t logger;
+};
+
+static struct service_state service = { .ready_fd = -1, .log_fd = -1, .kmsg_fd = -1 };
+
+/* Make @fd refer to /dev/null. */
+static void to_dev_null(int fd)
 {
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (null >= 0 && null != fd) {
+		dup2(null, fd);
+		close(null);
+	}
+}
+
+/*
+ * The pid a pid file names, if that process is a ublk-mem server still
+ * running (not us); 0 otherwise: no file, a stale one, or someone else's.
+ */
+static pid_t pidfile_owner(const char *path)
+{
+	char buf[32] = "", proc[48], comm[32] = "";
+	struct stat st;
+	ssize_t n = -1;
+	char *end;
+	long pid;
+	int fd;
+
+	/* O_NONBLOCK: a FIFO planted at the path must not hang the start. */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	pid = strtol(buf, &end, 10);
+	if (end == buf || (*end && *end != '\n') || pid <= 0 || pid > INT_MAX ||
+	    pid == getpid())
+		return 0;
+	snprintf(proc, sizeof(proc), "/proc/%ld/comm", pid);
+	fd = open(proc, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	return n > 0 && !strncmp(comm, "ublk-mem", 8) ? (pid_t)pid : 0;
+}
+
+/*
+ * Write our pid to @path: into a new file beside it (mkostemp creates
+ * with O_EXCL, so it never opens what someone planted), then rename(2)
+ * over the path, which replaces whatever is there without following it.
+ * Returns 0 or -errno after saying why.
+ */
+static int pidfile_write(const char *path)
+{
+	char tmp[PATH_MAX + 8];
+	struct stat st;
+	int fd, ret = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
+		ublk_err("--pidfile %s: the path is too long", path);
+		return -ENAMETOOLONG;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		ublk_err("--pidfile %s: cannot create a file in its directory: %s", path,
+			 strerror(-ret));
+		return ret;
+	}
+	if (fchmod(fd, 0644) < 0 || dprintf(fd, "%d\n", (int)getpid()) < 0 ||
+	    fstat(fd, &st) < 0)
+		ret = -errno;
+	if (close(fd) < 0 && !ret)
+		ret = -errno;
+	if (!ret && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret) {
+		unlink(tmp);
+		ublk_err("--pidfile %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	service.pidfile = path;
+	service.pid_dev = st.st_dev;
+	service.pid_ino = st.st_ino;
+	return 0;
+}
+
+/* Remove our pid file, if it is still the file we wrote. */
+static void pidfile_remove(void)
+{
+	struct stat st;
+
+	if (!service.pidfile)
+		return;
+	if (lstat(service.pidfile, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_dev == service.pid_dev && st.st_ino == service.pid_ino)
+		unlink(service.pidfile);
+	service.pidfile = NULL;
+}
+
+/*
+ * Tell the service manager something (sd_notify(3)): @fmt makes
+ * NAME=VALUE lines, sent as one datagram to $NOTIFY_SOCKET.  Without
+ * that variable, nothing is sent.  A failure is reported, not fatal: the
+ * device serves either way.
+ */
+static void __attribute__((format(printf, 1, 2))) notify(const char *fmt, ...)
+{
+	const char *where = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n = where ? strlen(where) : 0;
+	char msg[512];
+	va_list ap;
+	int fd, err = 0;
+
+	if (!n)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (where[0] != '/' && where[0] != '@') {
+		ublk_err("warning: NOTIFY_SOCKET=%s is not an AF_UNIX socket path: the service manager is not told how the device is",
+			 where);
+		return;
+	}
+	/* A path needs its NUL; an abstract name ('@' -> '\0') does not. */
+	if (n + (where[0] == '/') > sizeof(sa.sun_path)) {
+		ublk_err("warning: NOTIFY_SOCKET=%s: the path is too long", where);
+		return;
+	}
+	memcpy(sa.sun_path, where, n);
+	if (where[0] == '@')
+		sa.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+			     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (err)
+		ublk_err("warning: NOTIFY_SOCKET=%s: %s (the service manager is not told how the device is)",
+			 where, strerror(err));
+}
+
+/* ---- errors after detaching: syslog, or the kernel log ---- */
+
+/* The syslog priority of a line the server wrote on stderr. */
+static int log_priority(const char *msg)
+{
+	if (!strncmp(msg, "warning: ", 9) || strstr(msg, "is running out"))
+		return LOG_WARNING;
+	if (!strncmp(msg, "ignoring signal", 15) || strstr(msg, "available again"))
+		return LOG_NOTICE;
+	return LOG_ERR;
+}
+
+/* Does a syslog daemon listen on /dev/log (datagram or stream)? */
+static bool syslog_listening(void)
+{
+	static const int types[] = { SOCK_DGRAM, SOCK_STREAM };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/dev/log" };
+
+	for (unsigned i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0);
+		bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+
+		if (fd >= 0)
+			close(fd);
+		if (ok)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Hand one line of stderr on: to syslog (facility daemon, tag ublk-mem),
+ * or, on a machine with no syslog daemon, to the kernel log, so that
+ * `dmesg` still shows why a server stopped.
+ */
+static void log_line(const char *line)
+{
+	const char *msg = strncmp(line, "ublk-mem: ", 10) ? line : line + 10;
+	int prio = log_priority(msg);
+
+	if (!*msg)
+		return;
+	if (syslog_listening())
+		syslog(prio, "%s", msg);
+	else if (service.kmsg_fd >= 0)
+		dprintf(service.kmsg_fd, "<%d>ublk-mem[%d]: %s\n", LOG_DAEMON | prio,
+			(int)getpid(), msg);
+}
+
+/* The logger thread: stderr's pipe, line by line, until it is closed. */
+static void *logger_thread(void *arg)
+{
+	char buf[1024];
+	size_t n = 0;
+
 	(void)arg;
-	/* A closed stdout must not stop the server: the error is ignored. */
-	printf("/dev/ublkb%d\n", dev_id);
-	fflush(stdout);
+	for (;;) {
+		ssize_t r = read(service.log_fd, buf + n, sizeof(buf) - 1 - n);
+		char *start = buf, *nl;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		while ((nl = memchr(start, '\n', n - (size_t)(start - buf)))) {
+			*nl = '\0';
+			log_line(start);
+			start = nl + 1;
+		}
+		n -= (size_t)(start - buf);
+		memmove(buf, start, n);
+		if (n == sizeof(buf) - 1) {	/* a line too long: in pieces */
+			buf[n] = '\0';
+			log_line(buf);
+			n = 0;
+		}
+	}
+	if (n) {
+		buf[n] = '\0';
+		log_line(buf);
+	}
+	return NULL;
+}
+
+/*
+ * From now on, what the server writes on stderr goes to syslog: stderr
+ * becomes a pipe, read by a thread of ours.  (ublk.c and mem_backend.c
+ * report on stderr and need not know.)  Returns 0 or -errno.
+ */
+static int log_start(void)
+{
+	int fds[2], ret;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	openlog("ublk-mem", LOG_PID, LOG_DAEMON);
+	service.kmsg_fd = open("/dev/kmsg", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	service.log_fd = fds[0];
+	/* Created from the main thread, it inherits its blocked signals. */
+	ret = pthread_create(&service.logger, NULL, logger_thread, NULL);
+	if (ret) {
+		close(fds[0]);
+		close(fds[1]);
+		service.log_fd = -1;
+		return -ret;
+	}
+	service.logging = true;
+	dup2(fds[1], STDERR_FILENO);
+	close(fds[1]);
+	return 0;
+}
+
+/* Close stderr's pipe and wait until the logger has passed on every line. */
+static void log_stop(void)
+{
+	if (!service.logging)
+		return;
+	to_dev_null(STDERR_FILENO);
+	pthread_join(service.logger, NULL);
+	close(service.log_fd);
+	if (service.kmsg_fd >= 0)
+		close(service.kmsg_fd);
+	closelog();
+	service.logging = false;
+}
+
+/* ---- the daemon ---- */
+
+/* Close every file descriptor from 3 up, but @keep. */
+static void close_inherited_fds(int keep)
+{
+	/* close_range(2) is Linux 5.9; ublk-mem needs 6.5 anyway. */
+	if (keep > 3)
+		syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U);
+	syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U);
+}
+
+/*
+ * The parent of a daemon: wait until the child writes its device's path
+ * on @fd (print it, exit 0) or exits (exit as it did).  A stop signal
+ * meanwhile (Ctrl-C while a big --prealloc starts) is passed on: the
+ * child gives up starting, removes what it made and exits.
+ */
+static void __attribute__((noreturn)) daemon_parent(pid_t child, int fd)
+{
+	static const int stop_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	char line[64];
+	size_t n = 0;
+	sigset_t set;
+	int sfd, status;
+
+	sigemptyset(&set);
+	for (unsigned i = 0; i < sizeof(stop_sigs) / sizeof(stop_sigs[0]); i++)
+		sigaddset(&set, stop_sigs[i]);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);	/* blocked since main() */
+	for (;;) {
+		struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+		struct signalfd_siginfo si;
+		ssize_t r;
+
+		if (poll(p, sfd >= 0 ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (sfd >= 0 && (p[1].revents & POLLIN) &&
+		    read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			kill(child, (int)si.ssi_signo);
+		if (!p[0].revents)
+			continue;
+		r = read(fd, line + n, sizeof(line) - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;	/* the child exited without a device */
+		n += (size_t)r;
+		if (memchr(line, '\n', n) || n == sizeof(line) - 1) {
+			/* Live: a closed stdout does not change that. */
+			fwrite(line, 1, n, stdout);
+			fflush(stdout);
+			exit(0);
+		}
+	}
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status))
+		exit(WEXITSTATUS(status));
+	if (WIFSIGNALED(status))
+		ublk_err("the server (pid %d) was killed by signal %d (%s) before its device was live",
+			 (int)child, WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		ublk_err("the server stopped before its device was live, as asked");
+	exit(1);
+}
+
+/*
+ * --daemon: fork.  The parent waits for the outcome and exits; the child
+ * returns, detached from the caller, and tells the parent through
+ * service.ready_fd once its device is live (see service_live()).
+ * Returns 0 in the child, or -errno when it cannot fork.
+ */
+static int daemonize(void)
+{
+	int fds[2], ret;
+	pid_t pid;
+
+	fflush(NULL);
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		goto err;
+	pid = fork();
+	if (pid < 0) {
+		ret = errno;
+		close(fds[0]);
+		close(fds[1]);
+		errno = ret;
+		goto err;
+	}
+	if (pid > 0) {
+		close(fds[1]);
+		daemon_parent(pid, fds[0]);
+	}
+	close(fds[0]);
+	service.ready_fd = fds[1];
+	/*
+	 * A session of its own: no terminal, and the caller's Ctrl-C or
+	 * hang-up is not ours.  Stdin and stdout go now: a caller reading
+	 * `$(ublk-mem -D 64M)` must see the end of it when the parent exits.
+	 * Stderr stays until the device is live, to carry a failure's reason.
+	 */
+	setsid();
+	umask(022);
+	if (chdir("/") < 0)
+		ublk_err("warning: chdir /: %s", strerror(errno));
+	to_dev_null(STDIN_FILENO);
+	to_dev_null(STDOUT_FILENO);
+	close_inherited_fds(service.ready_fd);
+	return 0;
+err:
+	ret = -errno;
+	ublk_err("cannot start a daemon: %s", strerror(-ret));
+	return ret;
+}
+
+/*
+ * Before serving: refuse a pid file another running server owns, become
+ * a daemon if asked, write the pid file.  Returns 0 (in the daemon, with
+ * --daemon) or -errno after saying why.
+ */
+static int service_start(const struct service *svc)
+{
+	pid_t owner = svc->pidfile[0] ? pidfile_owner(svc->pidfile) : 0;
+	int ret;
+
+	if (owner > 0) {
+		ublk_err("--pidfile %s names ublk-mem pid %d, which is running: stop it first, or use another pid file",
+			 svc->pidfile, (int)owner);
+		return -EEXIST;
+	}
+	if (svc->daemon) {
+		ret = daemonize();
+		if (ret < 0)
+			return ret;
+	}
+	return svc->pidfile[0] ? pidfile_write(svc->pidfile) : 0;
+}
+
+/*
+ * ublk_run()'s on_live: the device is live.  Say so: READY=1 to a
+ * service manager, then the path on stdout, or, for a daemon, to the
+ * parent waiting for it, once stderr has been handed to syslog.
+ */
+static void service_live(int dev_id, void *arg)
+{
+	char *path = service.dev_path;
+	int ret;
+
+	(void)arg;
+	snprintf(path, sizeof(service.dev_path), "/dev/ublkb%d", dev_id);
+	service.live = true;
+	if (service.ready_fd < 0) {
+		notify("READY=1\nSTATUS=serving %s\n", path);
+		/* A closed stdout must not stop the server: the error is ignored. */
+		printf("%s\n", path);
+		fflush(stdout);
+		return;
+	}
+	/* MAINPID: the process the manager started is about to exit. */
+	notify("READY=1\nSTATUS=serving %s\nMAINPID=%d\n", path, (int)getpid());
+	ret = log_start();
+	if (ret < 0) {
+		ublk_err("warning: cannot pass messages to syslog (%s): the daemon's errors are lost",
+			 strerror(-ret));
+		to_dev_null(STDERR_FILENO);
+	}
+	dprintf(service.ready_fd, "%s\n", path);
+	close(service.ready_fd);
+	service.ready_fd = -1;
+}
+
+/* The device stops serving (@ret: 0, or the -errno it failed with). */
+static void service_stopping(int ret)
+{
+	if (!service.live)
+		return;
+	service.live = false;
+	if (ret < 0)
+		notify("STOPPING=1\nSTATUS=%s failed: %s\nERRNO=%d\n", service.dev_path,
+		       strerror(-ret), -ret);
+	else
+		notify("STOPPING=1\nSTATUS=stopping %s\n", service.dev_path);
+}
+
+/* On the way out: remove the pid file, let the logger finish. */
+static int service_exit(int status)
+{
+	pidfile_remove();
+	log_stop();
+	return status;
 }
 
 /* ---- records: which store belongs to which device ---- */
@@ -523,9 +1090,10 @@ static void store_done(struct served_store *st, int dev_id, bool kept)
 static int serve(struct ublk_dev *dev, struct served_store *st)
 {
 	int id = ublk_dev_id(dev);
-	int ret = ublk_run(dev, &st->mem, print_path, NULL);
+	int ret = ublk_run(dev, &st->mem, service_live, NULL);
 	bool kept = ublk_kept(dev);
 
+	service_stopping(ret);
 	ublk_remove(dev);
 	store_done(st, id, kept);
 	return ret;
@@ -567,6 +1135,8 @@ static int cmd_serve(int argc, char **argv)
 	int ret;
 
 	parse_args(argc, argv, &o);
+	if (service_start(&o.svc) < 0)
+		return 1;
 	if (ublk_ctrl_open(&ctrl, o.cfg.trace) < 0)
 		return 1;
 	protect_from_oom_killer();
@@ -637,39 +1207,182 @@ static int held_ids(const int *live, int n_live, int *ids, int max)
 	return n;
 }
 
-/* `ublk-mem list`: one line per device. */
-static int cmd_list(void)
+/* How a device's data travels, from its flags. */
+static enum ublk_copy_mode copy_mode_of(uint64_t flags)
+{
+	return (flags & UBLK_F_USER_COPY) ? UBLK_COPY_USER :
+	       (flags & UBLK_F_NEED_GET_DATA) ? UBLK_COPY_GET_DATA : UBLK_COPY_BOUNCE;
+}
+
+/* The length of the valid UTF-8 sequence at @s, or 0 if there is none. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 :
+		   s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : 0;
+	uint32_t c;
+
+	if (!n)
+		return 0;
+	c = s[0] & (0x7f >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	/* No overlong forms, no surrogates, nothing past U+10FFFF. */
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/*
+ * @s as a JSON string.  A path is bytes, JSON is Unicode: bytes that are
+ * not UTF-8 become U+FFFD, so the output always parses.
+ */
+static void json_string(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	fputc('"', f);
+	while (*p) {
+		size_t n;
+
+		if (*p == '"' || *p == '\\') {
+			fprintf(f, "\\%c", *p++);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			fprintf(f, "\\u%04x", *p++);
+		} else if (*p < 0x80) {
+			fputc(*p++, f);
+		} else if ((n = utf8_len(p))) {
+			fwrite(p, 1, n, f);
+			p += n;
+		} else {
+			fputs("\\ufffd", f);
+			p++;
+		}
+	}
+	fputc('"', f);
+}
+
+/*
+ * One device as a JSON object, for `list --json`.  @info is NULL for an
+ * id the kernel still holds for a removed device: only id and state.
+ */
+static void json_device(FILE *f, int id, const struct ublksrv_ctrl_dev_info *info,
+			const struct ublk_params *params, const char *store)
+{
+	bool sized = info && (params->types & UBLK_PARAM_TYPE_BASIC);
+	bool first = true;
+
+	fprintf(f, "{\"id\":%d,\"device\":\"/dev/ublkb%d\",\"state\":", id, id);
+	json_string(f, info ? state_name(info) : "removed");
+	if (!info) {
+		fputs(",\"pid\":null,\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"store\":null}",
+		      f);
+		return;
+	}
+	fprintf(f, ",\"pid\":%d", info->ublksrv_pid);
+	if (sized)
+		fprintf(f, ",\"size\":%llu,\"block_size\":%u",
+			(unsigned long long)(params->basic.dev_sectors << 9),
+			1U << params->basic.logical_bs_shift);
+	else
+		fputs(",\"size\":null,\"block_size\":null", f);
+	fprintf(f, ",\"queues\":%u,\"depth\":%u,\"copy_mode\":\"%s\",\"recoverable\":%s,\"flags\":[",
+		info->nr_hw_queues, info->queue_depth,
+		ublk_copy_mode_name(copy_mode_of(info->flags)),
+		(info->flags & UBLK_F_USER_RECOVERY) ? "true" : "false");
+	for (unsigned bit = 0; bit < 64; bit++) {
+		const char *name = ublk_feature_name(bit);
+
+		if (!(info->flags & (1ULL << bit)))
+			continue;
+		fputs(first ? "" : ",", f);
+		first = false;
+		if (name)
+			json_string(f, name);
+		else
+			fprintf(f, "\"bit-%u\"", bit);
+	}
+	fputs("],\"store\":", f);
+	if (store)
+		json_string(f, store);
+	else
+		fputs("null", f);
+	fputc('}', f);
+}
+
+/* One device as a line of the `list` table; @info NULL: removed. */
+static void table_device(int id, const struct ublksrv_ctrl_dev_info *info,
+			 const struct ublk_params *params)
+{
+	char size[32] = "-";
+
+	if (!info) {
+		printf("%-4d %-15s %-8s %-8s %-6s %-5s %s\n", id, "removed", "-",
+		       "-", "-", "-", "still mounted: its id is free after umount");
+		return;
+	}
+	if (params->types & UBLK_PARAM_TYPE_BASIC)
+		format_size(size, sizeof(size), params->basic.dev_sectors << 9);
+	printf("%-4d %-15s %-8d %-8s %-6u %-5u %s%s%s%s\n", id,
+	       state_name(info), info->ublksrv_pid, size,
+	       info->nr_hw_queues, info->queue_depth,
+	       ublk_copy_mode_name(copy_mode_of(info->flags)),
+	       (info->flags & UBLK_F_USER_RECOVERY) ? ",recoverable" : "",
+	       (info->flags & UBLK_F_USER_RECOVERY_REISSUE) ? ",reissue" : "",
+	       (info->flags & UBLK_F_UNPRIVILEGED_DEV) ? ",unprivileged" : "");
+}
+
+/*
+ * `ublk-mem list [--json]`: one line per device, or, for scripts and
+ * monitoring, one JSON array of objects, one a line.
+ */
+static int cmd_list(int argc, char **argv)
 {
 	struct ublk_ctrl *ctrl;
 	int ids[1024], held[64], n, n_held;
+	bool json = argc == 3 && !strcmp(argv[2], "--json");
+	unsigned shown = 0;
 
+	if (argc != 2 && !json)
+		usage_error("usage: ublk-mem list [--json]");
 	if (ublk_ctrl_open(&ctrl, false) < 0)
 		return 1;
 	n = ublk_list_ids(ids, 1024);
-	printf("%-4s %-15s %-8s %-8s %-6s %-5s %s\n", "ID", "STATE", "PID",
-	       "SIZE", "QUEUES", "DEPTH", "FLAGS");
+	if (json)
+		putchar('[');
+	else
+		printf("%-4s %-15s %-8s %-8s %-6s %-5s %s\n", "ID", "STATE", "PID",
+		       "SIZE", "QUEUES", "DEPTH", "FLAGS");
 	for (int i = 0; i < n; i++) {
 		struct ublksrv_ctrl_dev_info info;
 		struct ublk_params params;
-		char size[32] = "-";
+		struct record r;
+		bool stored;
 
 		if (ublk_get_info(ctrl, ids[i], &info, &params) < 0)
 			continue;	/* went away meanwhile */
-		if (params.types & UBLK_PARAM_TYPE_BASIC)
-			format_size(size, sizeof(size), params.basic.dev_sectors << 9);
-		printf("%-4d %-15s %-8d %-8s %-6u %-5u %s%s%s%s\n", ids[i],
-		       state_name(&info), info.ublksrv_pid, size,
-		       info.nr_hw_queues, info.queue_depth,
-		       (info.flags & UBLK_F_USER_COPY) ? "user_copy" :
-		       (info.flags & UBLK_F_NEED_GET_DATA) ? "get_data" : "bounce",
-		       (info.flags & UBLK_F_USER_RECOVERY) ? ",recoverable" : "",
-		       (info.flags & UBLK_F_USER_RECOVERY_REISSUE) ? ",reissue" : "",
-		       (info.flags & UBLK_F_UNPRIVILEGED_DEV) ? ",unprivileged" : "");
+		if (!json) {
+			table_device(ids[i], &info, &params);
+			continue;
+		}
+		stored = (info.flags & UBLK_F_USER_RECOVERY) && record_read(ids[i], &r);
+		fputs(shown++ ? ",\n" : "\n", stdout);
+		json_device(stdout, ids[i], &info, &params, stored ? r.path : NULL);
 	}
 	n_held = held_ids(ids, n > 0 ? n : 0, held, 64);
-	for (int i = 0; i < n_held; i++)
-		printf("%-4d %-15s %-8s %-8s %-6s %-5s %s\n", held[i], "removed", "-",
-		       "-", "-", "-", "still mounted: its id is free after umount");
+	for (int i = 0; i < n_held; i++) {
+		if (!json) {
+			table_device(held[i], NULL, NULL);
+			continue;
+		}
+		fputs(shown++ ? ",\n" : "\n", stdout);
+		json_device(stdout, held[i], NULL, NULL, NULL);
+	}
+	if (json)
+		fputs(shown ? "\n]\n" : "]\n", stdout);
 	ublk_ctrl_close(ctrl);
 	return n < 0 ? 1 : 0;
 }
@@ -740,9 +1453,7 @@ static void config_of(const struct ublksrv_ctrl_dev_info *info,
 	cfg->nr_queues = info->nr_hw_queues;
 	cfg->depth = info->queue_depth;
 	cfg->dev_id = (int)info->dev_id;
-	cfg->copy_mode = (info->flags & UBLK_F_USER_COPY) ? UBLK_COPY_USER :
-			 (info->flags & UBLK_F_NEED_GET_DATA) ? UBLK_COPY_GET_DATA :
-			 UBLK_COPY_BOUNCE;
+	cfg->copy_mode = copy_mode_of(info->flags);
 	cfg->recoverable = true;
 }
 
@@ -772,7 +1483,7 @@ static int rebuild(struct ublk_ctrl *ctrl, struct ublk_config *cfg,
 	return serve(dev, st);
 }
 
-/* `ublk-mem recover ID [--store PATH] [--rebuild] [-v]`. */
+/* `ublk-mem recover ID [--store PATH] [--rebuild] [-D] [--pidfile PATH] [-v]`. */
 static int cmd_recover(int argc, char **argv)
 {
 	struct ublksrv_ctrl_dev_info info;
@@ -780,27 +1491,40 @@ static int cmd_recover(int argc, char **argv)
 	struct mem_store_config scfg = { 0 };
 	struct ublk_config cfg = { 0 };
 	struct served_store st = { 0 };
+	struct service svc = { 0 };
 	struct ublk_ctrl *ctrl;
 	struct ublk_dev *dev;
-	const char *store_arg = NULL;
+	char store_arg[PATH_MAX] = "";
 	bool rebuild_asked = false, recorded;
 	int id = -1, ret;
 
 	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--store") && i + 1 < argc)
-			store_arg = argv[++i];
-		else if (!strcmp(argv[i], "--rebuild"))
+		if (!strcmp(argv[i], "--store") && i + 1 < argc) {
+			if (absolute_path(argv[++i], store_arg, sizeof(store_arg)) < 0)
+				usage_error("--store %s: give an absolute path", argv[i]);
+		} else if (!strcmp(argv[i], "--rebuild")) {
 			rebuild_asked = true;
-		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--trace"))
+		} else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--trace")) {
 			cfg.trace = true;
-		else if (id < 0 && argv[i][0] != '-')
+		} else if (!strcmp(argv[i], "-D") || !strcmp(argv[i], "--daemon")) {
+			svc.daemon = true;
+		} else if (!strcmp(argv[i], "--pidfile") && i + 1 < argc) {
+			i++;
+			check_file_arg("--pidfile", argv[i], svc.pidfile, sizeof(svc.pidfile));
+		} else if (!strncmp(argv[i], "--pidfile=", 10)) {
+			check_file_arg("--pidfile", argv[i] + 10, svc.pidfile, sizeof(svc.pidfile));
+		} else if (id < 0 && argv[i][0] != '-') {
 			id = (int)parse_num(argv[i], "device id", 0, MAX_ID);
-		else
-			usage_error("unexpected argument '%s' (usage: ublk-mem recover ID [--store PATH] [--rebuild] [-v])",
-				    argv[i]);
+		} else {
+			usage_error("unexpected argument '%s' (usage: " RECOVER_USAGE ")", argv[i]);
+		}
 	}
 	if (id < 0)
-		usage_error("usage: ublk-mem recover ID [--store PATH] [--rebuild] [-v]");
+		usage_error("usage: " RECOVER_USAGE);
+	if (svc.daemon && cfg.trace)
+		usage_error("--trace prints on stderr, which --daemon leaves: trace in the foreground");
+	if (service_start(&svc) < 0)
+		return 1;
 	if (ublk_ctrl_open(&ctrl, cfg.trace) < 0)
 		return 1;
 	ret = ublk_get_info(ctrl, id, &info, &params);
@@ -815,7 +1539,7 @@ static int cmd_recover(int argc, char **argv)
 	}
 	/* The store: as given, else as recorded, else where it is by default. */
 	recorded = record_read(id, &st.rec);
-	if (store_arg)
+	if (store_arg[0])
 		snprintf(st.rec.path, sizeof(st.rec.path), "%s", store_arg);
 	else if (!recorded)
 		default_store_path(st.rec.path, sizeof(st.rec.path), id);
@@ -834,7 +1558,7 @@ static int cmd_recover(int argc, char **argv)
 	}
 	st.rec.dev = (unsigned long long)st.mem.st_dev;
 	st.rec.ino = (unsigned long long)st.mem.st_ino;
-	if (!recorded || store_arg)
+	if (!recorded || store_arg[0])
 		record_write(id, st.rec.path, &st.mem);
 	protect_from_oom_killer();
 
@@ -906,16 +1630,13 @@ int main(int argc, char **argv)
 {
 	hold_std_fds();
 	set_signals();
-	if (argc >= 2 && !strcmp(argv[1], "list")) {
-		if (argc != 2)
-			usage_error("usage: ublk-mem list");
-		return cmd_list();
-	}
+	if (argc >= 2 && !strcmp(argv[1], "list"))
+		return cmd_list(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "del"))
 		return cmd_del(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "recover"))
-		return cmd_recover(argc, argv);
+		return service_exit(cmd_recover(argc, argv));
 	if (argc >= 2 && !strcmp(argv[1], "features"))
 		return cmd_features(argc, argv);
-	return cmd_serve(argc, argv);
+	return service_exit(cmd_serve(argc, argv));
 }

@@ -1,8 +1,10 @@
 /*
  * cli_test.c - unit tests for the command line in main.c: parse_size(),
  * the option parser on valid command lines, the small parsers and
- * formatters it uses, the names `list` and `features` print, and the
- * rule that only the recorded store file is ever removed.
+ * formatters it uses, the names `list` and `features` print, the rule
+ * that only the recorded store file is ever removed, and the service
+ * parts: the pid file, the sd_notify datagrams, the JSON of
+ * `list --json` and the priorities of what goes to syslog.
  *
  * main.c's functions are static, so this file includes main.c itself,
  * its main() renamed.  What exits the process (usage errors, --help) is
@@ -494,6 +496,358 @@ static void test_store_remove(void)
 	rmdir(dir);
 }
 
+/* ---- the service options ---- */
+
+/* -D, --daemon, --pidfile; relative paths are made absolute. */
+static void test_parse_args_service(void)
+{
+	static const char *const shorts[] = { "-D", "8M", NULL };
+	static const char *const longs[] = { "8M", "--daemon", "--pidfile", "/run/x.pid", NULL };
+	static const char *const rel[] = {
+		"--pidfile=x.pid", "--recoverable", "--store", "s", "8M", NULL,
+	};
+	char cwd[PATH_MAX], want[PATH_MAX + 8];
+	struct options o;
+
+	parse(&o, shorts);
+	CHECK(o.svc.daemon && !o.svc.pidfile[0], "-D 8M: a daemon, no pid file",
+	      "daemon %d, pidfile '%s'", o.svc.daemon, o.svc.pidfile);
+	parse(&o, longs);
+	CHECK(o.svc.daemon && !strcmp(o.svc.pidfile, "/run/x.pid"),
+	      "8M --daemon --pidfile /run/x.pid", "daemon %d, pidfile '%s'", o.svc.daemon,
+	      o.svc.pidfile);
+	if (!CHECK(getcwd(cwd, sizeof(cwd)) != NULL, "the current directory", "%s",
+		   strerror(errno)))
+		return;
+	parse(&o, rel);
+	snprintf(want, sizeof(want), "%s/x.pid", strcmp(cwd, "/") ? cwd : "");
+	CHECK_STR(o.svc.pidfile, want, "--pidfile=x.pid is made absolute (the daemon works from /)");
+	snprintf(want, sizeof(want), "%s/s", strcmp(cwd, "/") ? cwd : "");
+	CHECK_STR(o.store.path, want, "--store s is made absolute (its record names it)");
+	CHECK(!o.svc.daemon, "without -D: the foreground", "daemon %d", o.svc.daemon);
+}
+
+static void test_absolute_path(void)
+{
+	char buf[16], cwd[PATH_MAX], want[PATH_MAX + 8];
+
+	CHECK_EQ(absolute_path("/a/b", buf, sizeof(buf)), 0, "absolute_path(\"/a/b\")");
+	CHECK_STR(buf, "/a/b", "an absolute path stays as it is");
+	CHECK_EQ(absolute_path("/0123456789abcdef", buf, sizeof(buf)), -ENAMETOOLONG,
+		 "absolute_path: a path too long for the buffer is -ENAMETOOLONG");
+	if (getcwd(cwd, sizeof(cwd))) {
+		char big[PATH_MAX + 8];
+
+		CHECK_EQ(absolute_path("f", big, sizeof(big)), 0, "absolute_path(\"f\")");
+		snprintf(want, sizeof(want), "%s/f", strcmp(cwd, "/") ? cwd : "");
+		CHECK_STR(big, want, "a relative path is taken from the current directory");
+	}
+}
+
+/* ---- the pid file ---- */
+
+/* The whole of a small file, or "" (for checks). */
+static const char *slurp(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+/* How many entries @dir holds (besides . and ..). */
+static int entries(const char *dir)
+{
+	char cmd[128];
+	int n = -1;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "ls -A '%s' | wc -l", dir);
+	f = popen(cmd, "r");
+	if (f) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = -1;
+		pclose(f);
+	}
+	return n;
+}
+
+/*
+ * pidfile_write() writes "PID\n" by rename, replacing (never following) a
+ * link planted at the path, leaves no temporary file; pidfile_remove()
+ * removes only that file; pidfile_owner() names only a running ublk-mem.
+ */
+static void test_pidfile(void)
+{
+	char dir[] = "/tmp/cli_test.XXXXXX", path[64], victim[64], buf[64], want[32];
+	struct stat st;
+
+	if (!CHECK(mkdtemp(dir) != NULL, "a temporary directory for pid files", "%s",
+		   "mkdtemp failed"))
+		return;
+	snprintf(path, sizeof(path), "%s/ublk.pid", dir);
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	snprintf(want, sizeof(want), "%d\n", (int)getpid());
+
+	CHECK_EQ(pidfile_write(path), 0, "pidfile_write to a new path");
+	CHECK_STR(slurp(path, buf, sizeof(buf)), want, "the pid file holds our pid and a newline");
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0644,
+	      "the pid file is mode 0644, for monitoring", "mode %o", st.st_mode & 0777);
+	CHECK_EQ(entries(dir), 1, "no temporary file is left beside it");
+	CHECK_EQ(pidfile_owner(path), 0, "pidfile_owner: our own pid is not another server");
+	pidfile_remove();
+	CHECK(access(path, F_OK) < 0, "pidfile_remove removes it", "%s", "it is still there");
+
+	/* A link planted at the path: replaced, its target untouched. */
+	if (CHECK(symlink(victim, path) == 0, "a symbolic link planted at the pid file's path",
+		  "%s", strerror(errno))) {
+		int fd = open(victim, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		if (fd >= 0) {
+			CHECK(write(fd, "precious\n", 9) == 9, "the link's target", "%s",
+			      "cannot write it");
+			close(fd);
+		}
+		CHECK_EQ(pidfile_write(path), 0, "pidfile_write over a planted link");
+		CHECK(lstat(path, &st) == 0 && S_ISREG(st.st_mode),
+		      "the link was replaced by a regular file", "%s", "it was not");
+		CHECK_STR(slurp(victim, buf, sizeof(buf)), "precious\n",
+			  "the link's target is untouched");
+		/* Replaced by someone else meanwhile: not ours to remove. */
+		unlink(path);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd >= 0)
+			close(fd);
+		pidfile_remove();
+		CHECK(access(path, F_OK) == 0,
+		      "pidfile_remove leaves a file that replaced ours", "%s", "it removed it");
+		unlink(path);
+	}
+
+	/* Stale and foreign pid files name no running server. */
+	if (CHECK(pidfile_write(path) == 0, "a pid file to tamper with", "%s", "cannot write")) {
+		FILE *f = fopen(path, "w");
+
+		if (f) {
+			fprintf(f, "%d\n", (int)getppid());	/* running, not ublk-mem */
+			fclose(f);
+		}
+		CHECK_EQ(pidfile_owner(path), 0, "pidfile_owner: a running process that is not ublk-mem");
+		f = fopen(path, "w");
+		if (f) {
+			fputs("abc\n", f);
+			fclose(f);
+		}
+		CHECK_EQ(pidfile_owner(path), 0, "pidfile_owner: not a number");
+		pidfile_remove();
+		unlink(path);
+	}
+	if (CHECK(mkfifo(path, 0600) == 0, "a FIFO planted at the path", "%s", strerror(errno))) {
+		CHECK_EQ(pidfile_owner(path), 0, "pidfile_owner: a FIFO does not hang it");
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/no-such-dir/ublk.pid", dir);
+	CHECK(pidfile_write(path) == -ENOENT, "pidfile_write in a missing directory: -ENOENT",
+	      "%s", "it did not fail so");
+	unlink(victim);
+	rmdir(dir);
+}
+
+/* ---- sd_notify ---- */
+
+/* A datagram socket bound at @name (a path, or @abstract); -1 on failure. */
+static int bind_notify(const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n = strlen(name);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	memcpy(sa.sun_path, name, n);
+	if (name[0] == '@')
+		sa.sun_path[0] = '\0';
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa,
+			    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* The next datagram on @fd as a string, or "" when there is none. */
+static const char *received(int fd, char *buf, size_t len)
+{
+	ssize_t n = recv(fd, buf, len - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+static void test_notify(void)
+{
+	char dir[] = "/tmp/cli_test.XXXXXX", path[64], name[64], buf[512];
+	int fd;
+
+	if (!CHECK(mkdtemp(dir) != NULL, "a temporary directory for a socket", "%s",
+		   "mkdtemp failed"))
+		return;
+	unsetenv("NOTIFY_SOCKET");
+	notify("READY=1\n");	/* nowhere to go: nothing happens */
+
+	snprintf(path, sizeof(path), "%s/notify", dir);
+	fd = bind_notify(path);
+	if (CHECK(fd >= 0, "a notify socket at a path", "%s", strerror(errno))) {
+		setenv("NOTIFY_SOCKET", path, 1);
+		notify("READY=1\nSTATUS=serving %s\n", "/dev/ublkb3");
+		CHECK_STR(received(fd, buf, sizeof(buf)), "READY=1\nSTATUS=serving /dev/ublkb3\n",
+			  "notify: one datagram to a socket path");
+		close(fd);
+		unlink(path);
+	}
+	snprintf(name, sizeof(name), "@ublk-mem-cli-test-%d", (int)getpid());
+	fd = bind_notify(name);
+	if (CHECK(fd >= 0, "a notify socket in the abstract namespace", "%s", strerror(errno))) {
+		setenv("NOTIFY_SOCKET", name, 1);
+		notify("STOPPING=1\n");
+		CHECK_STR(received(fd, buf, sizeof(buf)), "STOPPING=1\n",
+			  "notify: '@' names an abstract socket");
+		close(fd);
+	}
+	unsetenv("NOTIFY_SOCKET");
+	rmdir(dir);
+}
+
+/* ---- list --json ---- */
+
+/* What @print writes on a memory stream, for comparing. */
+static const char *printed(char *buf, size_t len, void (*print)(FILE *, const void *),
+			   const void *arg)
+{
+	FILE *f = fmemopen(buf, len, "w");
+
+	buf[0] = '\0';
+	if (f) {
+		print(f, arg);
+		fclose(f);
+	}
+	return buf;
+}
+
+static void print_json_string(FILE *f, const void *s)
+{
+	json_string(f, s);
+}
+
+static void test_json_string(void)
+{
+	static const struct {
+		const char *in, *out, *what;
+	} cases[] = {
+		{ "/dev/shm/ublk-mem-0", "\"/dev/shm/ublk-mem-0\"", "plain ASCII" },
+		{ "", "\"\"", "empty" },
+		{ "a\"b\\c", "\"a\\\"b\\\\c\"", "quote and backslash escaped" },
+		{ "tab\there\x01\x7f", "\"tab\\u0009here\\u0001\\u007f\"", "control characters" },
+		{ "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xbe", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xbe\"",
+		  "valid UTF-8 passes through" },
+		{ "a\xff" "b", "\"a\\ufffdb\"", "a byte that is not UTF-8 becomes U+FFFD" },
+		{ "\xc3", "\"\\ufffd\"", "a truncated sequence" },
+		{ "\xc0\xaf", "\"\\ufffd\\ufffd\"", "an overlong form" },
+		{ "\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"", "a surrogate" },
+		{ "\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"", "past U+10FFFF" },
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		char buf[128], name[96];
+
+		snprintf(name, sizeof(name), "json_string: %s", cases[i].what);
+		CHECK_STR(printed(buf, sizeof(buf), print_json_string, cases[i].in),
+			  cases[i].out, name);
+	}
+}
+
+struct device_case {
+	int id;
+	const struct ublksrv_ctrl_dev_info *info;
+	const struct ublk_params *params;
+	const char *store;
+};
+
+static void print_json_device(FILE *f, const void *arg)
+{
+	const struct device_case *c = arg;
+
+	json_device(f, c->id, c->info, c->params, c->store);
+}
+
+static void test_json_device(void)
+{
+	struct ublksrv_ctrl_dev_info info = {
+		.nr_hw_queues = 2, .queue_depth = 64, .state = UBLK_S_DEV_QUIESCED,
+		.ublksrv_pid = 4242, .dev_id = 3,
+		.flags = UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE |
+			 UBLK_F_CMD_IOCTL_ENCODE | UBLK_F_USER_COPY | (1ULL << 62),
+	};
+	struct ublk_params params = { .types = UBLK_PARAM_TYPE_BASIC };
+	struct device_case c = { 3, &info, &params, "/dev/shm/ublk-mem-3" };
+	char buf[1024], want[512];
+
+	params.basic.dev_sectors = 64 * MiB >> 9;
+	params.basic.logical_bs_shift = 12;
+	CHECK_STR(printed(buf, sizeof(buf), print_json_device, &c),
+		  "{\"id\":3,\"device\":\"/dev/ublkb3\",\"state\":\"recoverable\",\"pid\":4242,"
+		  "\"size\":67108864,\"block_size\":4096,\"queues\":2,\"depth\":64,"
+		  "\"copy_mode\":\"user_copy\",\"recoverable\":true,\"flags\":[\"USER_RECOVERY\","
+		  "\"USER_RECOVERY_REISSUE\",\"CMD_IOCTL_ENCODE\",\"USER_COPY\",\"bit-62\"],"
+		  "\"store\":\"/dev/shm/ublk-mem-3\"}",
+		  "json_device: a recoverable device with its store");
+	info.flags = UBLK_F_NEED_GET_DATA;
+	info.state = UBLK_S_DEV_LIVE;
+	info.ublksrv_pid = getpid();
+	params.types = 0;
+	c.store = NULL;
+	snprintf(want, sizeof(want),
+		 "{\"id\":3,\"device\":\"/dev/ublkb3\",\"state\":\"live\",\"pid\":%d,"
+		 "\"size\":null,\"block_size\":null,\"queues\":2,\"depth\":64,"
+		 "\"copy_mode\":\"get_data\",\"recoverable\":false,"
+		 "\"flags\":[\"NEED_GET_DATA\"],\"store\":null}", (int)getpid());
+	CHECK_STR(printed(buf, sizeof(buf), print_json_device, &c), want,
+		  "json_device: live, no size without parameters, no store, get_data");
+	c.info = NULL;
+	c.params = NULL;
+	CHECK_STR(printed(buf, sizeof(buf), print_json_device, &c),
+		  "{\"id\":3,\"device\":\"/dev/ublkb3\",\"state\":\"removed\",\"pid\":null,"
+		  "\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,"
+		  "\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"store\":null}",
+		  "json_device: an id held for a removed device");
+}
+
+/* ---- what goes to syslog, at which priority ---- */
+
+static void test_log_priority(void)
+{
+	static const struct {
+		const char *msg;
+		int prio;
+	} cases[] = {
+		{ "warning: cannot set oom_score_adj to -900: Permission denied", LOG_WARNING },
+		{ "memory is running out: 60 MiB available, 64 MiB kept in reserve; ...", LOG_WARNING },
+		{ "ignoring signal 10 (User defined signal 1) from pid 1: ...", LOG_NOTICE },
+		{ "memory for new writes is available again: writes succeed again", LOG_NOTICE },
+		{ "/dev/ublkb0 was stopped by someone else; exiting", LOG_ERR },
+		{ "queue 0: io_uring_enter: Bad address", LOG_ERR },
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		char name[128];
+
+		snprintf(name, sizeof(name), "log_priority(\"%.40s...\") = %d", cases[i].msg,
+			 cases[i].prio);
+		CHECK_EQ(log_priority(cases[i].msg), cases[i].prio, name);
+	}
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -508,6 +862,13 @@ int main(void)
 	test_config_of();
 	test_paths();
 	test_store_remove();
+	test_parse_args_service();
+	test_absolute_path();
+	test_pidfile();
+	test_notify();
+	test_json_string();
+	test_json_device();
+	test_log_priority();
 
 	return check_summary("cli_test");
 }
