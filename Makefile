@@ -79,3 +79,64 @@ clean-bin:
 
 clean: clean-bin
 	rm -f ublk-mem-asan $(TESTS)
+
+# ---- installing ----
+# make install [PREFIX=/usr/local] [DESTDIR=/staging/root]: the static
+# binary, the man page, the systemd unit and the other init examples, with
+# the paths inside them made to match PREFIX.
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR  ?= $(PREFIX)/share/doc/ublk-mem
+INSTALL ?= install
+# The files name /usr/local; installed elsewhere they name their PREFIX
+# (in the man page a '-' may be written '\-').
+FIX_PATHS = sed -E -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
+		-e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g' \
+		-e 's|/usr/local/share/doc/ublk\\?-mem|$(DOCDIR)|g'
+
+.PHONY: install uninstall test-docs lint-dist clean-helpers
+
+install: ublk-mem
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 755 ublk-mem $(DESTDIR)$(SBINDIR)/ublk-mem
+	$(FIX_PATHS) ublk-mem.8 >$(DESTDIR)$(MANDIR)/man8/ublk-mem.8
+	$(FIX_PATHS) dist/ublk-mem@.service >'$(DESTDIR)$(UNITDIR)/ublk-mem@.service'
+	$(FIX_PATHS) dist/ublk-mem.openrc >$(DESTDIR)$(DOCDIR)/ublk-mem.openrc
+	$(FIX_PATHS) dist/ublk-mem.init >$(DESTDIR)$(DOCDIR)/ublk-mem.init
+	chmod 644 $(DESTDIR)$(MANDIR)/man8/ublk-mem.8 \
+		'$(DESTDIR)$(UNITDIR)/ublk-mem@.service' \
+		$(DESTDIR)$(DOCDIR)/ublk-mem.openrc $(DESTDIR)$(DOCDIR)/ublk-mem.init
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/ublk-mem $(DESTDIR)$(MANDIR)/man8/ublk-mem.8 \
+		'$(DESTDIR)$(UNITDIR)/ublk-mem@.service' \
+		$(DESTDIR)$(DOCDIR)/ublk-mem.openrc $(DESTDIR)$(DOCDIR)/ublk-mem.init
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+# ---- checks of the man page, the install and the init examples ----
+# Host checks that `make test` runs with the unit tests (test/run-all.sh
+# runs every program it is given); `make test-docs` runs them alone.
+HOST_CHECKS := test/man_test.sh test/install_test.sh
+test: TESTS += $(HOST_CHECKS)
+
+test-docs: ublk-mem
+	@for t in $(HOST_CHECKS); do ./$$t; echo "$$t: exit $$?"; done
+
+lint: lint-dist
+lint-dist:
+	shellcheck -s sh dist/ublk-mem.init dist/ublk-mem.openrc
+
+# Helpers the VM suite runs (test/ is copied into the VM): static, libc only.
+TEST_HELPERS := test/notify_listen
+
+test/notify_listen: test/notify_listen.c
+	$(CC) $(CFLAGS) -static -o $@ test/notify_listen.c
+
+test test-host: $(TEST_HELPERS)
+
+clean: clean-helpers
+clean-helpers:
+	rm -f $(TEST_HELPERS)
