@@ -2,13 +2,13 @@
 # Build the test VM's initramfs: initramfs.sh OUT
 #
 # OUT is two gzip'd cpio archives back to back (the kernel unpacks both):
-#  - a base holding busybox, fio, e2fsprogs, util-linux tools, nbdkit with
-#    its memory plugin and nbd-client (for bench.sh), cached in
+#  - a base holding busybox, fio, e2fsprogs, util-linux tools, jq, nbdkit
+#    with its memory plugin and nbd-client (for bench.sh), cached in
 #    $UBLK_MEM_CACHE/initramfs and rebuilt only when one of its inputs
 #    changes; it does not depend on the kernel;
 #  - an overlay, rebuilt every time (a second or two): /init, the kernel's
-#    modules at /lib/modules, the test/ tree at /test, bench.sh, and
-#    ublk-mem at /usr/local/bin.
+#    modules at /lib/modules, the test/ tree at /test, bench.sh, the
+#    init examples at /dist, and ublk-mem at /usr/local/bin.
 #
 # Environment:
 #   UBLK_MEM_BIN    the server binary (default: ublk-mem at the repository root)
@@ -24,7 +24,7 @@ OUT=$1
 
 ensure_pkgs /bin/busybox:busybox-static fio:fio mke2fs:e2fsprogs e2fsck:e2fsprogs \
 	blkdiscard:util-linux blockdev:util-linux cpio:cpio gzip:gzip ldd:libc-bin \
-	/usr/bin/nbdkit:nbdkit /usr/sbin/nbd-client:nbd-client
+	/usr/bin/nbdkit:nbdkit /usr/sbin/nbd-client:nbd-client /usr/bin/jq:jq
 
 if [ -z "${MODULES:-}" ]; then
 	eval "$("$VM_DIR/kernel.sh")"
@@ -35,7 +35,7 @@ fi
 NBDKIT_PLUGINS=$(/usr/bin/nbdkit --dump-config | sed -n 's/^plugindir=//p')
 TOOLS="/bin/busybox /usr/bin/fio /usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck
        /usr/sbin/blkdiscard /usr/sbin/blockdev /usr/bin/nbdkit /usr/sbin/nbd-client
-       $NBDKIT_PLUGINS/nbdkit-memory-plugin.so"
+       $NBDKIT_PLUGINS/nbdkit-memory-plugin.so /usr/bin/jq"
 CONFIGS="/etc/mke2fs.conf"
 
 # The shared libraries a binary needs, one absolute path a line.
@@ -131,6 +131,7 @@ cp "$MODULES"/*.ko "$stage/usr/lib/modules/"
 cp -a "$REPO/test" "$stage/test"
 [ -f "$REPO/bench.sh" ] && cp "$REPO/bench.sh" "$stage/bench.sh"
 [ -f "$REPO/README.md" ] && cp "$REPO/README.md" "$stage/README.md"
+[ -d "$REPO/dist" ] && cp -a "$REPO/dist" "$stage/dist"
 bin=${UBLK_MEM_BIN:-$REPO/ublk-mem}
 if [ -f "$bin" ]; then
 	put_bin "$stage" "$bin" /usr/local/bin/ublk-mem
