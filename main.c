@@ -672,15 +672,24 @@ static bool syslog_listening(void)
 static void log_line(const char *line)
 {
 	const char *msg = strncmp(line, "ublk-mem: ", 10) ? line : line + 10;
-	int prio = log_priority(msg);
+	int prio = log_priority(msg), n;
+	char rec[1100];
 
 	if (!*msg)
 		return;
-	if (syslog_listening())
+	if (syslog_listening()) {
 		syslog(prio, "%s", msg);
-	else if (service.kmsg_fd >= 0)
-		dprintf(service.kmsg_fd, "<%d>ublk-mem[%d]: %s\n", LOG_DAEMON | prio,
-			(int)getpid(), msg);
+		return;
+	}
+	if (service.kmsg_fd < 0)
+		return;
+	/* One write(2) per record; dprintf() would first lseek() and fail. */
+	n = snprintf(rec, sizeof(rec), "<%d>ublk-mem[%d]: %s\n", LOG_DAEMON | prio,
+		     (int)getpid(), msg);
+	if (n > (int)sizeof(rec) - 1)
+		n = (int)sizeof(rec) - 1;
+	if (write(service.kmsg_fd, rec, (size_t)n) < 0)
+		return;	/* nowhere else to say it */
 }
 
 /* The logger thread: stderr's pipe, line by line, until it is closed. */

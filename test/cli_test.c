@@ -848,6 +848,47 @@ static void test_log_priority(void)
 	}
 }
 
+/*
+ * The logger: lines written on stderr's pipe reach the kernel log as one
+ * record each, "<facility|priority>ublk-mem[PID]: message", the prefix
+ * "ublk-mem: " dropped, a last line without newline too.  (Run against a
+ * file standing in for /dev/kmsg; skipped where a syslog daemon listens,
+ * since lines then go to it.)
+ */
+static void test_logger(void)
+{
+	char path[] = "/tmp/cli_test.kmsg.XXXXXX", buf[512], want[512];
+	int fds[2], fd = mkstemp(path);
+
+	if (syslog_listening()) {
+		skip("logger to the kernel log", "a syslog daemon listens on /dev/log here");
+		if (fd >= 0) {
+			close(fd);
+			unlink(path);
+		}
+		return;
+	}
+	if (!CHECK(fd >= 0 && pipe(fds) == 0, "a file and a pipe for the logger", "%s",
+		   strerror(errno)))
+		return;
+	service.kmsg_fd = fd;
+	service.log_fd = fds[0];
+	CHECK(write(fds[1], "ublk-mem: ignoring signal 10 (x)\nublk-mem: device 3 fa", 54) == 54 &&
+	      write(fds[1], "iled\nno prefix", 14) == 14, "writing lines to the logger's pipe",
+	      "%s", strerror(errno));
+	close(fds[1]);
+	logger_thread(NULL);	/* until the pipe's end, here and now */
+	snprintf(want, sizeof(want),
+		 "<29>ublk-mem[%d]: ignoring signal 10 (x)\n<27>ublk-mem[%d]: device 3 failed\n"
+		 "<27>ublk-mem[%d]: no prefix\n", (int)getpid(), (int)getpid(), (int)getpid());
+	CHECK_STR(slurp(path, buf, sizeof(buf)), want,
+		  "the logger: one kernel log record per line, with priority and pid");
+	close(fds[0]);
+	close(fd);
+	service.kmsg_fd = service.log_fd = -1;
+	unlink(path);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -869,6 +910,7 @@ int main(void)
 	test_json_string();
 	test_json_device();
 	test_log_priority();
+	test_logger();
 
 	return check_summary("cli_test");
 }
