@@ -404,6 +404,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 
 /* ---- the process ---- */
 
+/* The signals that stop the server (ublk.c takes them while it serves). */
+static const int stop_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
 /*
  * Make fds 0, 1 and 2 valid.  Started with one of them closed, the first
  * file we open would take its number, and printing the device path would
@@ -429,6 +432,23 @@ static void set_signals(void)
 	signal(SIGTTOU, SIG_IGN);
 	signal(SIGTTIN, SIG_IGN);
 	ublk_block_signals();
+}
+
+/*
+ * Did a stop signal come while the server was busy starting (a long
+ * --prealloc)?  It is still pending: all signals are taken only once
+ * the device starts.
+ */
+static bool stop_pending(void)
+{
+	sigset_t set;
+
+	if (sigpending(&set) < 0)
+		return false;
+	for (unsigned i = 0; i < sizeof(stop_sigs) / sizeof(stop_sigs[0]); i++)
+		if (sigismember(&set, stop_sigs[i]))
+			return true;
+	return false;
 }
 
 /* Make the OOM killer pick this server last (see OOM_SCORE_ADJ). */
@@ -784,12 +804,13 @@ static void close_inherited_fds(int keep)
 /*
  * The parent of a daemon: wait until the child writes its device's path
  * on @fd (print it, exit 0) or exits (exit as it did).  A stop signal
- * meanwhile (Ctrl-C while a big --prealloc starts) is passed on: the
- * child gives up starting, removes what it made and exits.
+ * meanwhile (Ctrl-C while a big --prealloc starts, an init system's
+ * timeout) is passed on: the child gives up starting, or stops right
+ * after, removes what it made and exits; the parent then exits 1.
  */
 static void __attribute__((noreturn)) daemon_parent(pid_t child, int fd)
 {
-	static const int stop_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	bool stop_passed = false;
 	char line[64];
 	size_t n = 0;
 	sigset_t set;
@@ -810,8 +831,10 @@ static void __attribute__((noreturn)) daemon_parent(pid_t child, int fd)
 			break;
 		}
 		if (sfd >= 0 && (p[1].revents & POLLIN) &&
-		    read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		    read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 			kill(child, (int)si.ssi_signo);
+			stop_passed = true;
+		}
 		if (!p[0].revents)
 			continue;
 		r = read(fd, line + n, sizeof(line) - 1 - n);
@@ -820,7 +843,9 @@ static void __attribute__((noreturn)) daemon_parent(pid_t child, int fd)
 		if (r <= 0)
 			break;	/* the child exited without a device */
 		n += (size_t)r;
-		if (memchr(line, '\n', n) || n == sizeof(line) - 1) {
+		if (stop_passed) {
+			n = 0;	/* live, but told to stop: wait for the end */
+		} else if (memchr(line, '\n', n) || n == sizeof(line) - 1) {
 			/* Live: a closed stdout does not change that. */
 			fwrite(line, 1, n, stdout);
 			fflush(stdout);
@@ -835,7 +860,7 @@ static void __attribute__((noreturn)) daemon_parent(pid_t child, int fd)
 		ublk_err("the server (pid %d) was killed by signal %d (%s) before its device was live",
 			 (int)child, WTERMSIG(status), strsignal(WTERMSIG(status)));
 	else
-		ublk_err("the server stopped before its device was live, as asked");
+		ublk_err("stopped as asked while starting: no device");
 	exit(1);
 }
 
@@ -1152,11 +1177,18 @@ static int cmd_serve(int argc, char **argv)
 	/* The kernel picks the id; a recoverable store is named after it. */
 	ret = ublk_add(ctrl, &o.cfg, &mem_backend_ops, &dev);
 	if (ret == 0) {
-		ret = open_new_store(&o, ublk_dev_id(dev), &st);
-		if (ret == 0)
-			ret = serve(dev, &st);
-		else
+		int id = ublk_dev_id(dev);
+
+		ret = open_new_store(&o, id, &st);
+		if (ret == 0 && stop_pending()) {
+			/* Told to stop while the store was made: as asked. */
 			ublk_remove(dev);
+			store_done(&st, id, false);
+		} else if (ret == 0) {
+			ret = serve(dev, &st);
+		} else {
+			ublk_remove(dev);
+		}
 	}
 	ublk_ctrl_close(ctrl);
 	return ret < 0 ? 1 : 0;

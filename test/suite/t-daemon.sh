@@ -171,6 +171,42 @@ expect_eq "$(cat "$T_TMP/planted")" planted "the planted store file"
 try_fail "more memory than can be locked" 1G --prealloc --reserve 1G
 stop_ublk
 
+step "SIGTERM to the waiting parent: the start is given up"
+# A start that takes a while (locking 1 GiB), interrupted as Ctrl-C or an
+# init system's timeout would: the parent passes the signal on, the child
+# gives up, and nothing is left.
+"$UBLK_MEM" -D 1G --prealloc --reserve 0 --pidfile "$T_TMP/run/slow.pid" \
+	>"$T_TMP/slow.out" 2>"$T_TMP/slow.err" </dev/null &
+parent=$!
+child=
+i=0
+while [ -z "$child" ] && alive "$parent" && [ $i -lt 300 ]; do
+	child=$(awk -v p="$parent" '{ sub(/.*\) /, ""); if ($2 == p) print FILENAME }' \
+		/proc/[0-9]*/stat 2>/dev/null | head -n 1)
+	child=${child#/proc/}
+	child=${child%/stat}
+	[ -z "$child" ] && sleep 0.1
+	i=$((i + 1))
+done
+[ -n "$child" ] && echo "$child" >>"$T_TMP/pids"
+kill -TERM "$parent" 2>/dev/null
+wait_exit "$parent" 60 "ublk-mem -D 1G --prealloc" SIGTERM
+wait "$parent"
+rc=$?
+if [ "$rc" = 0 ]; then
+	# The device went live before the signal came: a fast machine.
+	say "the 1 GiB start finished before SIGTERM reached it; stopping it"
+	stop_daemon "$(cat "$T_TMP/run/slow.pid")" "$(cat "$T_TMP/slow.out")" "$T_TMP/run/slow.pid"
+else
+	say "interrupted start: exit $rc: $(cat "$T_TMP/slow.err")"
+	expect_eq "$rc" 1 "exit status of an interrupted ublk-mem -D"
+	[ -s "$T_TMP/slow.err" ] || fail "an interrupted start said nothing"
+	[ -s "$T_TMP/slow.out" ] && fail "an interrupted start printed $(cat "$T_TMP/slow.out")"
+	[ -n "$child" ] && wait_exit "$child" 30 "the interrupted daemon" "SIGTERM to its parent"
+	[ -e "$T_TMP/run/slow.pid" ] && fail "an interrupted start left its pid file"
+	expect_eq "$(ublk_nodes)" "$before" "ublk devices after an interrupted start"
+fi
+
 step "usage errors come before the fork: exit 2"
 run_with_timeout 30 "$UBLK_MEM" -D 16M -v >"$T_TMP/u.out" 2>"$T_TMP/u.err" </dev/null
 expect_eq "$?" 2 "exit status of ublk-mem -D -v"
