@@ -7,7 +7,9 @@
 # file. A pid file naming a running server is refused; a link planted at
 # the pid file's path is replaced, not followed. A start that fails exits
 # non-zero with one line on stderr and leaves no device, no pid file, no
-# process and no store behind. --pidfile without -D works the same way.
+# process and no store behind, and so does one whose parent gets SIGTERM
+# while it starts. recover -D takes over a recoverable device the same
+# way. --pidfile without -D works the same way.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
 need_ublk
@@ -213,6 +215,24 @@ expect_eq "$?" 2 "exit status of ublk-mem -D -v"
 run_with_timeout 30 "$UBLK_MEM" -D 16M --pidfile "$T_TMP/no-dir/x.pid" >"$T_TMP/u.out" 2>"$T_TMP/u.err" </dev/null
 expect_eq "$?" 2 "exit status of --pidfile in a missing directory"
 expect_eq "$(ublk_nodes)" "$before" "ublk devices after the usage errors"
+
+step "recover -D: a new daemon takes over a recoverable device"
+start_daemon d3 32M --recoverable --pidfile "$T_TMP/run/rec.pid"
+pid=$(pid_from "$T_TMP/run/rec.pid")
+random_file "$T_TMP/rdata" $((4 * MiB))
+write_at "$DEV" "$T_TMP/rdata" 0
+kill -KILL "$pid"
+wait_exit "$pid" 30 "the recoverable daemon" SIGKILL
+run_with_timeout 60 "$UBLK_MEM" recover "$SRV_ID" -D --pidfile "$T_TMP/run/rec.pid" \
+	>"$T_TMP/rec.out" 2>"$T_TMP/rec.err" </dev/null
+rc=$?
+expect_eq "$rc" 0 "exit status of recover -D: $(cat "$T_TMP/rec.err")"
+expect_eq "$(cat "$T_TMP/rec.out")" "$DEV" "the device recover -D printed"
+pid=$(pid_from "$T_TMP/run/rec.pid")
+expect_eq "$(proc_field "$pid" 4)" "$pid" "session of the recovering daemon"
+expect_eq "$(dev_sha "$DEV" 0 $((4 * MiB)))" "$(sha_of "$T_TMP/rdata")" "data after recover -D"
+stop_daemon "$pid" "$DEV" "$T_TMP/run/rec.pid"
+[ -e "/dev/shm/ublk-mem-$SRV_ID" ] && fail "the store remains after a clean stop of recover -D"
 
 step "--pidfile in the foreground"
 start_ublk 16M --pidfile "$T_TMP/run/fg.pid"
