@@ -114,7 +114,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/ublk-mem $(DESTDIR)$(MANDIR)/man8/ublk-mem.8 \
 		'$(DESTDIR)$(UNITDIR)/ublk-mem@.service' \
 		$(DESTDIR)$(DOCDIR)/ublk-mem.openrc $(DESTDIR)$(DOCDIR)/ublk-mem.init
-	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 # ---- checks of the man page, the install and the init examples ----
 # Host checks that `make test` runs with the unit tests (test/run-all.sh
