@@ -498,7 +498,7 @@ struct service_state {
 	int ready_fd;		/* daemon child: the pipe to the waiting parent */
 	bool live;		/* the device went live and has not stopped */
 	char dev_path[32];	/* /dev/ublkbN, once live */
-	const char *pidfile;	/* the pid file we wrote, or NULL */
+	char pidfile[PATH_MAX];	/* the pid file we wrote, or "" */
 	dev_t pid_dev;		/* ... and which file that is */
 	ino_t pid_ino;
 	bool logging;		/* stderr is the pipe to the logger thread */
@@ -591,7 +591,7 @@ static int pidfile_write(const char *path)
 		ublk_err("--pidfile %s: %s", path, strerror(-ret));
 		return ret;
 	}
-	service.pidfile = path;
+	snprintf(service.pidfile, sizeof(service.pidfile), "%s", path);
 	service.pid_dev = st.st_dev;
 	service.pid_ino = st.st_ino;
 	return 0;
@@ -602,12 +602,12 @@ static void pidfile_remove(void)
 {
 	struct stat st;
 
-	if (!service.pidfile)
+	if (!service.pidfile[0])
 		return;
 	if (lstat(service.pidfile, &st) == 0 && S_ISREG(st.st_mode) &&
 	    st.st_dev == service.pid_dev && st.st_ino == service.pid_ino)
 		unlink(service.pidfile);
-	service.pidfile = NULL;
+	service.pidfile[0] = '\0';
 }
 
 /*
