@@ -78,6 +78,7 @@
 #define CTRL_SLICE_MS		100		/* see ctrl_cmd_abortable() */
 #define START_LIMIT_MS		30000		/* START_DEV, END_USER_RECOVERY */
 #define CANCEL_LIMIT_MS		10000		/* a cancelled command's answer */
+#define STOP_CLOSE_MS		1000		/* see stop_give_up() */
 /* Bounce mode allocates every tag's buffer at start: at most this much. */
 #define BOUNCE_BYTES_PER_QUEUE	(32U << 20)
 #define ERRORS_SHOWN		10		/* per queue */
@@ -1245,19 +1246,16 @@ static int dev_start_queues(struct ublk_dev *dev)
 }
 
 /*
- * End the queue threads and close the channel.  With @stop_dev, STOP_DEV
- * first makes the kernel finish in-flight I/O, remove /dev/ublkbN and
- * retire every tag.  Then each thread is told through its eventfd to end
- * as it is (if it has not ended already): closing its ring hands what it
- * still holds back to the kernel, which, without a STOP_DEV, quiesces a
- * recoverable device and keeps it for the next server.  The channel is
- * closed last, so a DEL_DEV afterwards has nothing to wait for.
+ * End the queue threads and close the channel.  Each thread is told
+ * through its eventfd to end as it is (if it has not ended already):
+ * closing its ring, and then the channel, hands whatever the server still
+ * holds back to the kernel, which fails it, or for a recoverable device
+ * requeues it and keeps the device for the next server.  With the channel
+ * closed a DEL_DEV has nothing to wait for.
  */
-static void dev_stop_queues(struct ublk_dev *dev, bool stop_dev)
+static void dev_end_queues(struct ublk_dev *dev)
 {
 	atomic_store(&dev->stopping, true);
-	if (stop_dev)
-		ctrl_cmd(dev->ctrl, UBLK_U_CMD_STOP_DEV, (uint32_t)dev->id, NULL, 0, 0);
 	for (unsigned i = 0; dev->queues && i < dev->info.nr_hw_queues; i++) {
 		struct ublk_queue *q = &dev->queues[i];
 		uint64_t one = 1;
@@ -1592,6 +1590,47 @@ static int dev_go_live(struct ublk_dev *dev)
 }
 
 /*
+ * While STOP_DEV waits for the requests in flight: after a failure, the
+ * server may hold requests it will never answer.  Linux up to 6.14 fails
+ * them as soon as a queue's ring is closed; later ones only once the
+ * channel is closed too, and until then STOP_DEV waits.  So if STOP_DEV
+ * has not answered within STOP_CLOSE_MS, end the queues and close the
+ * channel, and keep waiting.  (Doing that first instead races, on 6.12,
+ * with the driver's own stop of the device.)
+ */
+struct stop_wait {
+	struct ublk_dev *dev;
+	struct timespec t0;
+};
+
+static bool stop_give_up(void *arg)
+{
+	struct stop_wait *w = arg;
+	struct timespec t;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	ms = (t.tv_sec - w->t0.tv_sec) * 1000 + (t.tv_nsec - w->t0.tv_nsec) / 1000000;
+	if (ms >= STOP_CLOSE_MS && w->dev->cdev_fd >= 0)
+		dev_end_queues(w->dev);
+	return ms >= START_LIMIT_MS;
+}
+
+/*
+ * STOP_DEV: remove /dev/ublkbN once the requests in flight are done.
+ * After a requested stop the queue threads still serve and finish them,
+ * however long that takes; after a @failure, see stop_give_up().
+ */
+static void dev_stop(struct ublk_dev *dev, bool failure)
+{
+	struct stop_wait w = { .dev = dev };
+
+	clock_gettime(CLOCK_MONOTONIC, &w.t0);
+	ctrl_cmd_abortable(dev->ctrl, UBLK_U_CMD_STOP_DEV, (uint32_t)dev->id, NULL, 0, 0,
+			   failure ? stop_give_up : NULL, &w);
+}
+
+/*
  * Serve until a signal: a stop signal asks for a clean stop (returns 0);
  * SIG_QUEUE_EXIT from one of our threads means a queue thread ended by
  * itself: either the device was removed from outside or serving failed.
@@ -1625,7 +1664,7 @@ static int dev_wait(struct ublk_dev *dev)
 int ublk_run(struct ublk_dev *dev, void *data,
 	     void (*on_live)(int dev_id, void *arg), void *arg)
 {
-	bool keep;
+	bool keep, stop;
 	int ret;
 
 	dev->data = data;
@@ -1646,7 +1685,10 @@ int ublk_run(struct ublk_dev *dev, void *data,
 	 */
 	keep = ret < 0 && ret != -ENODEV && dev->had_data &&
 	       (dev->info.flags & UBLK_F_USER_RECOVERY);
-	dev_stop_queues(dev, dev->owned && !keep);
+	stop = dev->owned && !keep;
+	if (stop)
+		dev_stop(dev, ret != 0);
+	dev_end_queues(dev);
 	dev->kept = keep || !dev->owned;
 	if (keep)
 		ublk_err("device %d keeps its data and waits for a new server: ublk-mem recover %d",

@@ -20,7 +20,7 @@ check() {
 	fi
 }
 
-srcs=(uring.c ublk.c mem_backend.c)
+srcs=(uring.c ublk.c mem_backend.c main.c)
 warn=(-std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Werror -D_FILE_OFFSET_BITS=64)
 
 # Static: no program interpreter and no shared library needed.

@@ -10,11 +10,11 @@ need_ublk
 
 step "SIGUSR1, SIGUSR2, SIGALRM while fio writes"
 start_ublk 64M
-fio_background stray --rw=randwrite --runtime=20 --verify=crc32c
+fio_background stray --rw=randwrite --runtime=5 --verify=crc32c
 for sig in USR1 USR2 ALRM; do
 	kill -"$sig" "$SRV_PID" || fail "cannot send SIG$sig"
 done
-wait_exit $FIO_PID 60 fio "its 20 s run"
+wait_exit $FIO_PID 60 fio "its 5 s run"
 wait $FIO_PID || fail "fio failed while stray signals came: $(tail -n 5 "$T_TMP/fio-stray.log")"
 check_alive
 grep -q "ignoring signal" "$SRV_ERR" || fail "the server did not say it ignored the signals"
