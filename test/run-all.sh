@@ -19,14 +19,20 @@
 # Environment: KVERS (the kernels, in order), or KVER (one kernel), or
 # KERNEL and MODULES (one kernel of your own); VM_TESTS (tests for step 2,
 # default all), MODE_TESTS and ASAN_TESTS (tests for steps 3 and 4; "none"
-# skips a step), BENCH=0 skips step 5, plus what test/vm/vm.sh reads.
+# skips a step), MODE_TESTS_NEXT (step 3 on the kernels after the first),
+# BENCH=0 skips step 5, plus what test/vm/vm.sh reads.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 ASAN_TESTS=${ASAN_TESTS:-t-fio-rand4k t-fio-mixed t-copy-modes t-discard t-two-devices
-	t-queues t-depth t-signals t-sigkill t-recover t-list-id t-bad-args}
+	t-queues t-depth t-signals t-sigkill t-recover t-list-id t-bad-args t-enospc
+	t-stray-signals t-runtime-error t-start-fails t-store-safety t-daemon t-notify}
 MODE_TESTS=${MODE_TESTS:-t-fio-rand4k t-fio-mixed t-fio-seq t-fio-two-jobs t-dd-dropcache
-	t-scattered t-zero t-discard t-ext4 t-block-sizes t-queues t-recover-fio}
+	t-scattered t-zero t-discard t-ext4 t-block-sizes t-queues t-recover-fio t-enospc
+	t-recover-tmpfs t-read-error}
+# On the kernels after the first, the copy-mode passes run the core of it.
+MODE_TESTS_NEXT=${MODE_TESTS_NEXT:-t-fio-rand4k t-fio-mixed t-fio-seq t-scattered t-discard
+	t-ext4 t-recover-fio t-enospc t-read-error}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
 KVERS=${KVERS:-${KVER:-lts newest}}
 
@@ -145,11 +151,13 @@ for kv in $KVERS; do
 
 	# shellcheck disable=SC2086 # the test lists are space separated
 	run_vm "VM integration tests (ublk-mem, $KSHORT)" ${VM_TESTS:-}
-	if [ "$MODE_TESTS" != none ]; then
+	mode_tests=$MODE_TESTS
+	[ $first = 1 ] || mode_tests=$MODE_TESTS_NEXT
+	if [ "$mode_tests" != none ]; then
 		for mode in user_copy bounce; do
 			# shellcheck disable=SC2086
 			UBLK_MEM_ARGS="--copy-mode $mode" \
-				run_vm "VM data-integrity tests (--copy-mode $mode, $KSHORT)" $MODE_TESTS
+				run_vm "VM data-integrity tests (--copy-mode $mode, $KSHORT)" $mode_tests
 		done
 	fi
 	if [ $first = 1 ] && [ -f ublk-mem-asan ] && [ "$ASAN_TESTS" != none ]; then
