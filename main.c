@@ -80,14 +80,16 @@
 static const char usage_text[] =
 "usage: ublk-mem SIZE [options]     create a RAM block device and serve it\n"
 "       ublk-mem list [--json]      list ublk devices (a table, or a JSON array)\n"
-"       ublk-mem del ID             remove a device (e.g. one whose server died)\n"
+"       ublk-mem del [--force] ID   remove a device (e.g. one whose server died);\n"
+"                                   --force: even if mounted or open\n"
 "       " RECOVER_USAGE "\n"
 "                                   take over a --recoverable device whose server died\n"
 "       ublk-mem features           what this kernel's ublk driver supports\n"
 "\n"
 "SIZE is bytes, with an optional K, M, G or T suffix (powers of 1024): 64M, 1G.\n"
 "The device path (/dev/ublkbN) is printed on stdout once it is live;\n"
-"SIGINT, SIGTERM, SIGHUP or SIGQUIT removes the device and exits.\n"
+"SIGINT, SIGTERM, SIGHUP or SIGQUIT removes the device and exits; while the\n"
+"device is in use (mounted, open) a second signal within 10 s is needed.\n"
 "With NOTIFY_SOCKET set (systemd Type=notify) READY=1 is sent once it is live.\n"
 "\n"
 "options:\n"
@@ -1459,16 +1461,32 @@ static int cmd_del(int argc, char **argv)
 {
 	struct ublksrv_ctrl_dev_info info;
 	struct ublk_ctrl *ctrl;
-	int id, ret;
+	bool force = false;
+	char who[256];
+	int id = -1, ret;
 
-	if (argc != 3)
-		usage_error("usage: ublk-mem del ID");
-	id = (int)parse_num(argv[2], "device id", 0, MAX_ID);
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f"))
+			force = true;
+		else if (id < 0 && argv[i][0] != '-')
+			id = (int)parse_num(argv[i], "device id", 0, MAX_ID);
+		else
+			usage_error("unexpected argument '%s' (usage: ublk-mem del [--force] ID)", argv[i]);
+	}
+	if (id < 0)
+		usage_error("usage: ublk-mem del [--force] ID");
 	if (ublk_ctrl_open(&ctrl, false) < 0)
 		return 1;
 	ret = ublk_get_info(ctrl, id, &info, NULL);
 	if (ret < 0) {
 		ublk_err("device %d: %s", id, ret == -ENODEV ? "no such ublk device" : strerror(-ret));
+		ublk_ctrl_close(ctrl);
+		return 1;
+	}
+	/* Pulling a disk from under a mounted file system loses its data. */
+	if (!force && ublk_in_use(id, who, sizeof(who))) {
+		ublk_err("/dev/ublkb%d is in use (%s): not deleting; unmount or close it first, or: ublk-mem del --force %d (its users then get I/O errors)",
+			 id, who, id);
 		ublk_ctrl_close(ctrl);
 		return 1;
 	}

@@ -52,6 +52,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -64,6 +65,8 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,6 +82,7 @@
 #define START_LIMIT_MS		30000		/* START_DEV, END_USER_RECOVERY */
 #define CANCEL_LIMIT_MS		10000		/* a cancelled command's answer */
 #define STOP_CLOSE_MS		1000		/* see stop_give_up() */
+#define FORCE_WINDOW_S		10		/* see dev_may_stop() */
 /* Bounce mode allocates every tag's buffer at start: at most this much. */
 #define BOUNCE_BYTES_PER_QUEUE	(32U << 20)
 #define ERRORS_SHOWN		10		/* per queue */
@@ -475,6 +479,146 @@ int ublk_delete(struct ublk_ctrl *c, int dev_id, unsigned timeout_ms)
 	return id_held(c, dev_id) ? -EBUSY : 0;
 }
 
+/* ---- who uses a block device ---- */
+
+#define MAX_DEVTS	16	/* the disk and its first partitions */
+
+/* Add "what" to the description in @who (comma separated, truncated). */
+static void add_user(char *who, size_t len, const char *what)
+{
+	size_t n = strlen(who);
+
+	if (n + 3 < len)
+		snprintf(who + n, len - n, "%s%s", n ? ", " : "", what);
+}
+
+/* The device numbers of /dev/ublkbN and of its partitions. */
+static int disk_devts(int dev_id, dev_t *devts)
+{
+	char dir[64], path[PATH_MAX];
+	struct dirent *e;
+	unsigned maj, min;
+	int n = 0;
+	DIR *d;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "/sys/block/ublkb%d", dev_id);
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while (n < MAX_DEVTS && (e = readdir(d))) {
+		if (strcmp(e->d_name, ".") && strncmp(e->d_name, "ublkb", 5))
+			continue;	/* "." is the disk itself, ublkbNpM a partition */
+		snprintf(path, sizeof(path), "%s/%s/dev", dir, e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fscanf(f, "%u:%u", &maj, &min) == 2)
+			devts[n++] = makedev(maj, min);
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+static bool is_one_of(dev_t d, const dev_t *devts, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (devts[i] == d)
+			return true;
+	return false;
+}
+
+/* File systems mounted from the device: "mounted on /mnt". */
+static void find_mounts(const dev_t *devts, int n, char *who, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[1024], mnt[512], what[600];
+	unsigned maj, min;
+
+	if (!f)
+		return;
+	/* "36 35 259:0 / /mnt rw,... - ext4 /dev/ublkb0 rw" */
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*u %*u %u:%u %*s %511s", &maj, &min, mnt) == 3 &&
+		    is_one_of(makedev(maj, min), devts, n)) {
+			snprintf(what, sizeof(what), "mounted on %s", mnt);
+			add_user(who, len, what);
+		}
+	fclose(f);
+}
+
+/* Devices stacked on it (device mapper, md): "held by dm-0". */
+static void find_holders(int dev_id, char *who, size_t len)
+{
+	char dir[64], what[300];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/sys/block/ublkb%d/holders", dev_id);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.') {
+			snprintf(what, sizeof(what), "held by %s", e->d_name);
+			add_user(who, len, what);
+		}
+	closedir(d);
+}
+
+/* Processes with the device open: "open by pid 123 (dd)". */
+static void find_openers(const dev_t *devts, int n, char *who, size_t len)
+{
+	char path[PATH_MAX], comm[64] = "", what[384];
+	DIR *procs = opendir("/proc"), *fds;
+	struct dirent *p, *fd;
+	struct stat st;
+	FILE *f;
+
+	while (procs && (p = readdir(procs))) {
+		if (p->d_name[0] < '0' || p->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd", p->d_name);
+		fds = opendir(path);
+		while (fds && (fd = readdir(fds))) {
+			snprintf(path, sizeof(path), "/proc/%s/fd/%s", p->d_name, fd->d_name);
+			if (fd->d_name[0] == '.' || stat(path, &st) < 0 ||
+			    !S_ISBLK(st.st_mode) || !is_one_of(st.st_rdev, devts, n))
+				continue;
+			snprintf(path, sizeof(path), "/proc/%s/comm", p->d_name);
+			f = fopen(path, "re");
+
+			if (!f || !fgets(comm, sizeof(comm), f))
+				comm[0] = '\0';
+			if (f)
+				fclose(f);
+			comm[strcspn(comm, "\n")] = '\0';
+			snprintf(what, sizeof(what), "open by pid %s (%s)", p->d_name, comm);
+			add_user(who, len, what);
+			break;
+		}
+		if (fds)
+			closedir(fds);
+	}
+	if (procs)
+		closedir(procs);
+}
+
+bool ublk_in_use(int dev_id, char *who, size_t len)
+{
+	dev_t devts[MAX_DEVTS];
+	int n = disk_devts(dev_id, devts);
+
+	who[0] = '\0';
+	if (!n)
+		return false;	/* no block device (any more) */
+	find_mounts(devts, n, who, len);
+	find_holders(dev_id, who, len);
+	find_openers(devts, n, who, len);
+	return who[0] != '\0';
+}
+
 int ublk_list_ids(int *ids, int max)
 {
 	DIR *d = opendir(SYSFS_CHAR_DIR);
@@ -579,6 +723,7 @@ struct ublk_dev {
 	atomic_bool stopping;		/* main thread has begun teardown */
 	atomic_bool queue_ended;	/* a queue thread ended by itself */
 	bool stop_asked;		/* a stop signal came while starting */
+	time_t refused_at;		/* a stop was refused: device in use */
 };
 
 /*
@@ -1312,6 +1457,21 @@ static void dev_fill_params(struct ublk_dev *dev, const struct ublk_config *cfg)
 	}
 }
 
+/*
+ * Flags ublk-mem asks for wherever the driver offers them: no partition
+ * scan at START_DEV (a fresh RAM disk has no partition table, and the
+ * scan's reads race the start), live resizing, and quiescing a
+ * recoverable device for a planned restart.
+ */
+static uint64_t optional_flags(const struct ublk_config *cfg, uint64_t features)
+{
+	uint64_t f = UBLK_F_NO_AUTO_PART_SCAN | UBLK_F_UPDATE_SIZE;
+
+	if (cfg->recoverable)
+		f |= UBLK_F_QUIESCE;
+	return f & features;
+}
+
 /* The UBLK_F_* flags a configuration needs. */
 static uint64_t config_flags(const struct ublk_config *cfg)
 {
@@ -1386,7 +1546,7 @@ int ublk_add(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 	dev->info.queue_depth = (uint16_t)cfg->depth;
 	dev->info.max_io_buf_bytes = dev->buf_bytes;
 	dev->info.dev_id = cfg->dev_id < 0 ? UINT32_MAX : (uint32_t)cfg->dev_id;
-	dev->info.flags = config_flags(cfg);
+	dev->info.flags = config_flags(cfg) | optional_flags(cfg, ctrl->features);
 	ret = ctrl_cmd(ctrl, UBLK_U_CMD_ADD_DEV, dev->info.dev_id, &dev->info,
 		       sizeof(dev->info), 0);
 	if (ret < 0) {
@@ -1631,10 +1791,48 @@ static void dev_stop(struct ublk_dev *dev, bool failure)
 }
 
 /*
- * Serve until a signal: a stop signal asks for a clean stop (returns 0);
- * SIG_QUEUE_EXIT from one of our threads means a queue thread ended by
- * itself: either the device was removed from outside or serving failed.
- * Any other signal is reported and ignored.
+ * Is /dev/ublkbN still stopped as asked?  A stop signal to the server of a
+ * device that is in use (a file system mounted on it, a program holding
+ * it open) would pull the disk from under it: its data gone, its users
+ * faced with I/O errors.  So the first stop signal then only says what
+ * holds the device, and a second one within FORCE_WINDOW_S stops it
+ * anyway.  With UBLK_F_SAFE_STOP_DEV (Linux 7.0) TRY_STOP_DEV stops the
+ * device in one step if nobody has it open; elsewhere the mount table,
+ * sysfs holders and every process's open files tell.
+ */
+static bool dev_may_stop(struct ublk_dev *dev)
+{
+	char who[256];
+	struct timespec t;
+	int ret;
+
+	if (dev->ctrl->features & UBLK_F_SAFE_STOP_DEV) {
+		ret = ctrl_cmd(dev->ctrl, UBLK_U_CMD_TRY_STOP_DEV, (uint32_t)dev->id,
+			       NULL, 0, 0);
+		if (ret != -EBUSY)
+			return true;	/* stopped, or let STOP_DEV say why not */
+		ublk_in_use(dev->id, who, sizeof(who));
+	} else if (!ublk_in_use(dev->id, who, sizeof(who))) {
+		return true;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (dev->refused_at && t.tv_sec - dev->refused_at <= FORCE_WINDOW_S) {
+		ublk_err("stopping /dev/ublkb%d although it is in use, as asked twice: its users get I/O errors",
+			 dev->id);
+		return true;
+	}
+	ublk_err("/dev/ublkb%d is in use (%s): not stopping; unmount or close it first, or send the signal again within %d s to stop it anyway",
+		 dev->id, who[0] ? who : "open by a program", FORCE_WINDOW_S);
+	dev->refused_at = t.tv_sec ? t.tv_sec : 1;
+	return false;
+}
+
+/*
+ * Serve until a signal: a stop signal asks for a clean stop (returns 0),
+ * unless the device is in use (dev_may_stop()); SIG_QUEUE_EXIT from one
+ * of our threads means a queue thread ended by itself: either the device
+ * was removed from outside or serving failed.  Any other signal is
+ * reported and ignored.
  */
 static int dev_wait(struct ublk_dev *dev)
 {
@@ -1647,8 +1845,10 @@ static int dev_wait(struct ublk_dev *dev)
 		sig = sigwaitinfo(&set, &si);
 		if (sig < 0)
 			continue;	/* EINTR */
-		if (is_stop_signal(sig))
+		if (is_stop_signal(sig) && dev_may_stop(dev))
 			return 0;
+		if (is_stop_signal(sig))
+			continue;
 		if (sig != SIG_QUEUE_EXIT || !signal_from_us(&si))
 			report_stray_signal(sig, &si);
 	}

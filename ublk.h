@@ -18,6 +18,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---- kernel ABI: control commands on /dev/ublk-control ---- */
@@ -314,6 +315,13 @@ bool ublk_server_running(const struct ublksrv_ctrl_dev_info *info);
  * id is still held after the wait, or -errno.
  */
 int ublk_delete(struct ublk_ctrl *ctrl, int dev_id, unsigned timeout_ms);
+
+/*
+ * Is /dev/ublkbN (or a partition of it) in use: a file system mounted on
+ * it, a device stacked on it, a process holding it open?  Says what in
+ * @who ("mounted on /mnt, open by pid 12 (dd)").
+ */
+bool ublk_in_use(int dev_id, char *who, size_t len);
 
 /* Ids of existing ublk devices, ascending; returns the count or -errno. */
 int ublk_list_ids(int *ids, int max);

@@ -387,6 +387,26 @@ stop_server() {
 	say "ublk-mem pid $_pid stopped by SIG$_sig, exit 0, $_dev gone"
 }
 
+# stop_in_use PID DEV ERRFILE [SIGNAL]: stop the server of a device that is
+# in use (mounted, held open): the first signal (default TERM) must be
+# refused with a line on its stderr (ERRFILE) naming what holds the device,
+# the server still running; a second one then stops it anyway, exit 0.
+stop_in_use() {
+	_sp=$1 _sd=$2 _se=$3 _ss=${4:-TERM}
+	alive "$_sp" || fail "the server of $_sd (pid $_sp) is not running"
+	kill -"$_ss" "$_sp" || fail "cannot send SIG$_ss to $_sp"
+	_i=0
+	until grep -q "is in use" "$_se"; do
+		alive "$_sp" || fail "the server of $_sd stopped on the first SIG$_ss although the device is in use"
+		[ $_i -ge 300 ] && fail "the server of $_sd said nothing 30 s after SIG$_ss"
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	alive "$_sp" || fail "the server of $_sd stopped although the device is in use"
+	say "first SIG$_ss refused: $(grep -m 1 'is in use' "$_se")"
+	stop_server "$_sp" "$_sd" "$_ss"
+}
+
 # stop_ublk: stop_server with SIGTERM for the last started server.
 stop_ublk() {
 	stop_server "$SRV_PID" "$DEV" TERM

@@ -1,6 +1,8 @@
 #!/bin/sh
 # SIGTERM and SIGINT stop the server cleanly: exit 0 and both device nodes
-# gone, also while the block device is held open and while I/O runs.
+# gone. While the block device is held open or I/O runs, the first signal
+# is refused with what holds the device, the device keeps working, and a
+# second one stops it; once the holder lets go, one signal is enough.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
 need_ublk
@@ -22,14 +24,41 @@ until [ "$(readlink "/proc/$holder/fd/3" 2>/dev/null)" = "$DEV" ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
-stop_server "$SRV_PID" "$DEV" TERM
+stop_in_use "$SRV_PID" "$DEV" "$SRV_ERR" TERM
+grep -q "open by pid $holder" "$SRV_ERR" || fail "the refusal did not name the holder $holder: $(cat "$SRV_ERR")"
 kill $holder
 wait $holder 2>/dev/null
+
+step "SIGINT while held open, the holder lets go, SIGINT again"
+start_ublk 64M
+(exec 3<"$DEV" && exec sleep 600) &
+holder=$!
+i=0
+until [ "$(readlink "/proc/$holder/fd/3" 2>/dev/null)" = "$DEV" ]; do
+	[ $i -ge 300 ] && fail "$DEV not held open after 30 s"
+	sleep 0.1
+	i=$((i + 1))
+done
+kill -INT "$SRV_PID"
+i=0
+until grep -q "is in use" "$SRV_ERR"; do
+	alive "$SRV_PID" || fail "the server stopped although $DEV is held open"
+	[ $i -ge 300 ] && fail "the server said nothing after SIGINT"
+	sleep 0.1
+	i=$((i + 1))
+done
+fio_verify still-serving --size=4M
+kill $holder
+wait $holder 2>/dev/null
+# The holder is gone: the next signal stops the device, nothing forced.
+stop_server "$SRV_PID" "$DEV" INT
+grep -q "as asked twice" "$SRV_ERR" && fail "a device nobody held any more was stopped by force"
+true
 
 step "SIGTERM while fio writes"
 start_ublk 64M
 fio_background busy --rw=randwrite
-stop_server "$SRV_PID" "$DEV" TERM
+stop_in_use "$SRV_PID" "$DEV" "$SRV_ERR" TERM
 wait_exit $FIO_PID 30 fio "its device was removed"
 wait $FIO_PID
 say "fio ended with status $? once its device was gone"

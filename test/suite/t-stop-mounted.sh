@@ -1,5 +1,6 @@
 #!/bin/sh
-# A device stopped while a file system on it is still mounted: the kernel
+# A device stopped while a file system on it is still mounted: the first
+# SIGTERM is refused, naming the mount; a second one stops it, and the kernel
 # keeps its id until the file system is unmounted. The server says so,
 # `list` shows the id as held, a new device (--recoverable too) gets
 # another id instead of failing, and after umount the id is free again.
@@ -15,9 +16,19 @@ mount_dev "$DEV" "$T_TMP/mnt"
 echo hello >"$T_TMP/mnt/hello"
 sync
 
-step "SIGTERM with the file system mounted"
+step "SIGTERM with the file system mounted: refused, then forced"
 kill -TERM "$SRV_PID"
-wait_exit "$SRV_PID" 60 ublk-mem SIGTERM
+i=0
+until grep -q "is in use" "$SRV_ERR"; do
+	alive "$SRV_PID" || fail "the server stopped on the first SIGTERM with a file system mounted"
+	[ $i -ge 300 ] && fail "the server said nothing after SIGTERM"
+	sleep 0.1
+	i=$((i + 1))
+done
+grep -q "mounted on $T_TMP/mnt" "$SRV_ERR" || fail "the refusal did not name the mount: $(cat "$SRV_ERR")"
+expect_eq "$(cat "$T_TMP/mnt/hello")" hello "the file system after the refused stop"
+kill -TERM "$SRV_PID"
+wait_exit "$SRV_PID" 60 ublk-mem "the second SIGTERM"
 wait "$SRV_PID"
 say "the server exited with status $?: $(cat "$SRV_ERR")"
 grep -q "keeps its id" "$SRV_ERR" || fail "the server did not say the id stays held: $(cat "$SRV_ERR")"
