@@ -7,8 +7,26 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -D_FILE_OFFSET_BITS=64
 LDFLAGS ?= -static
 LDLIBS  += -pthread
 
-SRCS    := uring.c ublk.c mem_backend.c main.c
-HDRS    := uring.h ublk.h mem_backend.h
+# Another architecture: make ARCH=arm64 builds ./ublk-mem for arm64 with
+# $(CROSS)gcc, CROSS=aarch64-linux-gnu- unless given (Debian's
+# gcc-aarch64-linux-gnu and libc6-dev-arm64-cross); CC=... overrides it.
+# ARCH (x86_64 or arm64; default this machine's) also picks the test VM's
+# architecture for vm-shell and demo. A build for another ARCH or CC than
+# the last one rebuilds ublk-mem (.build-id keeps the last one).
+HOST_ARCH := $(shell uname -m)
+ARCH    ?= $(HOST_ARCH)
+triplet  = $(if $(filter arm64 aarch64,$(1)),aarch64,$(if $(filter x86_64 amd64 x86,$(1)),x86_64,$(1)))-linux-gnu
+ifneq ($(call triplet,$(ARCH)),$(call triplet,$(HOST_ARCH)))
+CROSS   ?= $(call triplet,$(ARCH))-
+endif
+ifneq ($(CROSS),)
+ifeq ($(origin CC),default)
+CC      := $(CROSS)gcc
+endif
+endif
+
+SRCS    := uring.c ublk.c mem_backend.c control.c main.c
+HDRS    := uring.h ublk.h mem_backend.h control.h
 TESTS   := test/uring_test test/mem_test test/cli_test
 
 # Sanitizer builds cannot be static.
@@ -38,7 +56,7 @@ test/mem_test: test/mem_test.c test/check.h mem_backend.c $(HDRS) ublk.c uring.c
 # The command line: cli_test.c includes main.c, renaming its main().
 test/cli_test: test/cli_test.c test/check.h $(SRCS) $(HDRS)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ \
-		test/cli_test.c mem_backend.c ublk.c uring.c $(LDLIBS)
+		test/cli_test.c mem_backend.c control.c ublk.c uring.c $(LDLIBS)
 
 test-unit: $(TESTS)
 	@for t in $(TESTS); do ./$$t; echo "$$t: exit $$?"; done
@@ -140,3 +158,33 @@ test test-host: $(TEST_HELPERS)
 clean: clean-helpers
 clean-helpers:
 	rm -f $(TEST_HELPERS)
+
+# ---- arm64 ----
+# .build-id: what the last build of ublk-mem used; rewritten, and so
+# rebuilding ublk-mem, only when that changes.
+BUILD_ID := $(CC) $(call triplet,$(ARCH))
+.build-id: FORCE
+	@[ "$$(cat $@ 2>/dev/null)" = '$(BUILD_ID)' ] || echo '$(BUILD_ID)' >$@
+ublk-mem $(TEST_HELPERS): .build-id
+FORCE:
+
+# The arm64 builds the arm64 test VM runs, beside this machine's own.
+ARM64_CC ?= $(if $(filter aarch64 arm64,$(HOST_ARCH)),$(CC),aarch64-linux-gnu-gcc)
+
+build/arm64/ublk-mem: $(SRCS) $(HDRS)
+	@mkdir -p $(@D)
+	$(ARM64_CC) $(CFLAGS) -o $@ $(SRCS) $(LDFLAGS) $(LDLIBS)
+
+build/arm64/notify_listen: test/notify_listen.c
+	@mkdir -p $(@D)
+	$(ARM64_CC) $(CFLAGS) -static -o $@ test/notify_listen.c
+
+# The integration suite on Debian's newest arm64 kernels, with 4 KiB and
+# with 16 KiB pages, in qemu-system-aarch64 (test/arm64.sh).
+test-arm64: build/arm64/ublk-mem build/arm64/notify_listen
+	test/arm64.sh
+
+.PHONY: test-arm64 clean-arm64 FORCE
+clean: clean-arm64
+clean-arm64:
+	rm -rf build .build-id

@@ -25,6 +25,7 @@
  * written without following anything planted at its path.
  */
 #define _GNU_SOURCE
+#include "control.h"
 #include "mem_backend.h"
 #include "ublk.h"
 
@@ -47,6 +48,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VERSION		"0.2.0"
@@ -85,6 +87,10 @@ static const char usage_text[] =
 "       " RECOVER_USAGE "\n"
 "                                   take over a --recoverable device whose server died\n"
 "       ublk-mem features           what this kernel's ublk driver supports\n"
+"       ublk-mem resize [--force] ID SIZE\n"
+"                                   grow (or, with --force, shrink) a live device\n"
+"       ublk-mem restart ID         replace a --recoverable device's server with a\n"
+"                                   fresh one, while the device stays in use\n"
 "\n"
 "SIZE is bytes, with an optional K, M, G or T suffix (powers of 1024): 64M, 1G.\n"
 "The device path (/dev/ublkbN) is printed on stdout once it is live;\n"
@@ -274,6 +280,18 @@ static void unknown_option(char **argv)
 	usage_error("unknown option '%s'", argv[optind - 1]);
 }
 
+/*
+ * The largest size a store of @size bytes is prepared to grow to: what
+ * the machine could ever hold (the address space it reserves costs no
+ * memory).
+ */
+static uint64_t max_store_size(uint64_t size)
+{
+	uint64_t total = mem_total_bytes();
+
+	return total == UINT64_MAX || total < size ? size : total;
+}
+
 /* Parse SIZE and options; exits with status 2 on any usage error. */
 static void parse_args(int argc, char **argv, struct options *o)
 {
@@ -400,6 +418,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 	if (o->svc.daemon && o->cfg.trace)
 		usage_error("--trace prints on stderr, which --daemon leaves: trace in the foreground");
 	o->store.size = o->cfg.size;
+	/* Room to grow (ublk-mem resize): up to what the machine could hold. */
+	o->store.max_size = max_store_size(o->cfg.size);
 	if (!o->reserve_set)
 		o->store.reserve = mem_default_reserve();
 }
@@ -1125,10 +1145,28 @@ static void store_done(struct served_store *st, int dev_id, bool kept)
  */
 static int serve(struct ublk_dev *dev, struct served_store *st)
 {
-	int id = ublk_dev_id(dev);
-	int ret = ublk_run(dev, &st->mem, service_live, NULL);
-	bool kept = ublk_kept(dev);
+	int id = ublk_dev_id(dev), ret;
+	struct control ctl = {
+		.dev_id = id,
+		.store = &st->mem,
+		.block_size = ublk_block_size(dev),
+		.pidfile = service.pidfile,
+	};
+	bool kept;
 
+	/* resize and restart reach the server through its control socket. */
+	control_open(&ctl);
+	if (ctl.fd >= 0)
+		ublk_set_control(dev, ctl.fd, control_serve, &ctl);
+	ret = ublk_run(dev, &st->mem, service_live, NULL);
+	kept = ublk_kept(dev);
+	control_handed_over(&ctl, ublk_requests_held(dev));
+	if (ublk_must_exit(dev)) {
+		/* Handed over without QUIESCE: the exit ends the queues. */
+		control_close(&ctl);
+		_exit(0);
+	}
+	control_close(&ctl);
 	service_stopping(ret);
 	ublk_remove(dev);
 	store_done(st, id, kept);
@@ -1604,6 +1642,7 @@ static int cmd_recover(int argc, char **argv)
 		default_store_path(st.rec.path, sizeof(st.rec.path), id);
 	st.file = true;
 	scfg.size = params.basic.dev_sectors << 9;
+	scfg.max_size = max_store_size(scfg.size);
 	scfg.path = st.rec.path;
 	scfg.reserve = mem_default_reserve();
 	if (mem_store_open(&st.mem, &scfg) < 0)
@@ -1685,6 +1724,124 @@ static int cmd_features(int argc, char **argv)
 	return 0;
 }
 
+/* `ublk-mem resize [--force] ID SIZE`: grow or shrink a live device. */
+static int cmd_resize(int argc, char **argv)
+{
+	const char *size_arg = NULL;
+	char req[96], answer[512];
+	unsigned long long old, new;
+	bool force = false;
+	uint64_t size;
+	int id = -1;
+
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f"))
+			force = true;
+		else if (id < 0 && argv[i][0] != '-')
+			id = (int)parse_num(argv[i], "device id", 0, MAX_ID);
+		else if (!size_arg && argv[i][0] != '-')
+			size_arg = argv[i];
+		else
+			usage_error("unexpected argument '%s' (usage: ublk-mem resize [--force] ID SIZE)",
+				    argv[i]);
+	}
+	if (id < 0 || !size_arg)
+		usage_error("usage: ublk-mem resize [--force] ID SIZE");
+	if (parse_size(size_arg, &size) < 0 || !size)
+		usage_error("invalid size '%s': expected a number with an optional K, M, G or T suffix, e.g. 128M",
+			    size_arg);
+	snprintf(req, sizeof(req), "resize %llu%s", (unsigned long long)size,
+		 force ? " force" : "");
+	if (control_request(id, req, answer, sizeof(answer)) < 0)
+		return 1;
+	if (sscanf(answer, "ok %llu %llu", &old, &new) != 2) {
+		ublk_err("%s", strncmp(answer, "error ", 6) ? answer : answer + 6);
+		return 1;
+	}
+	printf("/dev/ublkb%d: %llu -> %llu bytes\n", id, old, new);
+	return 0;
+}
+
+/* Milliseconds on the monotonic clock. */
+static long long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * `ublk-mem restart ID`: replace the server of a --recoverable device with
+ * a fresh process of the ublk-mem binary now on disk, while the device
+ * stays in use.  The old server hands the device over (quiescing it where
+ * the kernel can) and exits; `ublk-mem recover ID -D` takes it over.
+ */
+static int cmd_restart(int argc, char **argv)
+{
+	struct ublksrv_ctrl_dev_info info;
+	char answer[PATH_MAX + 64], pidfile[PATH_MAX] = "-";
+	struct ublk_ctrl *ctrl;
+	unsigned held = 0;
+	long long t0;
+	int id, status;
+	pid_t pid;
+
+	if (argc != 3)
+		usage_error("usage: ublk-mem restart ID");
+	id = (int)parse_num(argv[2], "device id", 0, MAX_ID);
+	if (ublk_ctrl_open(&ctrl, false) < 0)
+		return 1;
+	if (ublk_get_info(ctrl, id, &info, NULL) < 0 || !ublk_server_running(&info)) {
+		ublk_err("device %d has no running server to restart (see: ublk-mem list)", id);
+		ublk_ctrl_close(ctrl);
+		return 1;
+	}
+	ublk_ctrl_close(ctrl);
+	t0 = now_ms();
+	if (control_request(id, "handover", answer, sizeof(answer)) < 0)
+		return 1;
+	if (sscanf(answer, "ok %u %4095s", &held, pidfile) < 1) {
+		ublk_err("%s", strncmp(answer, "error ", 6) ? answer : answer + 6);
+		return 1;
+	}
+	/* The old server exits once it has let go of the device. */
+	for (int ms = 0; ublk_server_running(&info); ms += 10) {
+		if (ms >= 30000) {
+			ublk_err("the old server (pid %d) has not exited 30 s after handing over",
+				 info.ublksrv_pid);
+			return 1;
+		}
+		usleep(10000);
+	}
+	pid = fork();
+	if (pid == 0) {
+		char idstr[16], self[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+		/* The binary on disk now, by its name (so ps shows ublk-mem). */
+		if (n <= 0 || (self[n] = '\0', strstr(self, " (deleted)")))
+			snprintf(self, sizeof(self), "/proc/self/exe");
+		snprintf(idstr, sizeof(idstr), "%d", id);
+		if (strcmp(pidfile, "-"))
+			execl(self, "ublk-mem", "recover", idstr, "-D", "--pidfile", pidfile,
+			      (char *)NULL);
+		else
+			execl(self, "ublk-mem", "recover", idstr, "-D", (char *)NULL);
+		ublk_err("cannot run %s: %s; run: ublk-mem recover %d", self, strerror(errno), id);
+		_exit(1);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status)) {
+		ublk_err("the new server did not take device %d over; its data is safe: ublk-mem recover %d",
+			 id, id);
+		return 1;
+	}
+	ublk_err("device %d restarted: I/O paused for %lld ms; %u request%s in flight %s re-issued to the new server",
+		 id, now_ms() - t0, held, held == 1 ? "" : "s", held == 1 ? "was" : "were");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	hold_std_fds();
@@ -1697,5 +1854,9 @@ int main(int argc, char **argv)
 		return service_exit(cmd_recover(argc, argv));
 	if (argc >= 2 && !strcmp(argv[1], "features"))
 		return cmd_features(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "resize"))
+		return cmd_resize(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "restart"))
+		return cmd_restart(argc, argv);
 	return service_exit(cmd_serve(argc, argv));
 }

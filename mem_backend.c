@@ -216,6 +216,15 @@ static void memory_returned(struct mem_store *s)
 	pthread_mutex_unlock(&s->avail_lock);
 }
 
+/*
+ * The store's size now.  Queue threads read it while the main thread may
+ * change it (mem_store_resize): an atomic load, so never torn.
+ */
+static inline uint64_t store_size(const struct mem_store *s)
+{
+	return __atomic_load_n(&s->size, __ATOMIC_ACQUIRE);
+}
+
 /* ---- the allocation map ---- */
 
 static inline bool map_test(_Atomic uint64_t *map, uint64_t u)
@@ -281,8 +290,8 @@ static int populate(struct mem_store *s, uint64_t first, uint64_t last)
 		 * tmpfs allocates its pages here and says ENOSPC when full.
 		 * Not past the device's end: that would grow the file.
 		 */
-		if (end > s->size)
-			end = s->size;
+		if (end > store_size(s))
+			end = store_size(s);
 		if (fallocate(s->fd, 0, (off_t)start, (off_t)(end - start)) < 0)
 			err = errno;
 	} else if (madvise(s->base + start, end - start, MADV_POPULATE_WRITE) < 0) {
@@ -306,10 +315,10 @@ static int populate(struct mem_store *s, uint64_t first, uint64_t last)
 int mem_store_prepare_write(void *store, uint64_t off, uint32_t len)
 {
 	struct mem_store *s = store;
-	uint64_t first, last, u, run;
+	uint64_t first, last, u, run, size = store_size(s);
 	int ret;
 
-	if (off > s->size || len > s->size - off)
+	if (off > size || len > size - off)
 		return -EIO;
 	if (!len || map_all(s->backed, s, off, len))
 		return 0;	/* the common case: written before */
@@ -454,7 +463,11 @@ static int map_file(struct mem_store *s, const struct mem_store_config *cfg)
 		return err;
 	if (cfg->create && ftruncate(s->fd, (off_t)s->size) < 0)
 		goto err;
-	p = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+	/*
+	 * Map as much as the store may grow to: beyond the file's end the
+	 * mapping is never touched, and growing then moves nothing.
+	 */
+	p = mmap(NULL, s->reserved_len, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
 	if (p == MAP_FAILED)
 		goto err;
 	s->base = p;
@@ -478,46 +491,45 @@ err:
  * more than the device's size in all); --small-pages says
  * MADV_NOHUGEPAGE instead.
  */
-static int map_anonymous(struct mem_store *s, bool want_huge)
+static int map_anonymous(struct mem_store *s, uint64_t hpage)
 {
-	const uint64_t hpage = want_huge ? mem_huge_page_size() : 0;
 	const size_t align = hpage ? hpage : s->page;
 	char *p, *start, *end;
 
-	/* Over-reserve by the alignment, then trim both ends. */
-	p = mmap(NULL, s->map_len + align, PROT_READ | PROT_WRITE,
+	/*
+	 * Reserve address space for the largest size the store may grow to
+	 * (it costs no memory), over-reserved by the alignment; then trim
+	 * both ends.
+	 */
+	p = mmap(NULL, s->reserved_len + align, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
 		int err = errno;
 
 		ublk_err("cannot reserve %llu bytes of address space: %s",
-			 (unsigned long long)s->size, strerror(err));
+			 (unsigned long long)s->reserved_len, strerror(err));
 		return -err;
 	}
 	start = (char *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
-	end = start + s->map_len;
+	end = start + s->reserved_len;
 	if (start > p)
 		munmap(p, (size_t)(start - p));
-	munmap(end, (size_t)(p + s->map_len + align - end));
+	munmap(end, (size_t)(p + s->reserved_len + align - end));
 	s->base = start;
 	/*
 	 * Say which either way: a kernel whose THP mode is "always" would
 	 * give huge pages unasked.  EINVAL means a kernel without THP.
 	 */
-	s->huge = madvise(s->base, s->map_len, hpage ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 &&
+	s->huge = madvise(s->base, s->reserved_len, hpage ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 &&
 		  hpage;
-	s->unit = s->huge ? hpage : s->page;
 	return 0;
 }
 
 /* The allocation maps, and the zeros reads of untouched parts come from. */
 static int make_maps(struct mem_store *s)
 {
-	size_t words;
+	size_t words = (size_t)((s->nr_units + 63) / 64);
 
-	s->unit_shift = (unsigned)__builtin_ctzll(s->unit);
-	s->nr_units = (s->size + s->unit - 1) >> s->unit_shift;
-	words = (size_t)((s->nr_units + 63) / 64);
 	s->backed = calloc(words, sizeof(*s->backed));
 	s->used = calloc(words, sizeof(*s->used));
 	/* Never written, so every page of it is the kernel's zero page. */
@@ -562,65 +574,105 @@ static void map_existing_data(struct mem_store *s)
 }
 
 /*
- * --prealloc: allocate and pin every page now, so that serving never
- * allocates.  Refused up front when the machine cannot spare it, rather
- * than letting mlock() wake the OOM killer.
+ * --prealloc: allocate and pin bytes [@from, @to) of the store now, so
+ * that serving never allocates.  Refused up front when the machine cannot
+ * spare it, rather than letting mlock() wake the OOM killer.
  */
-static int lock_all(struct mem_store *s, const char *path)
+static int lock_range(struct mem_store *s, uint64_t from, uint64_t to)
 {
-	uint64_t avail = meminfo_now("MemAvailable:");
+	uint64_t avail = meminfo_now("MemAvailable:"), len = to - from;
 	int err;
 
-	if (avail && s->size > beyond_reserve(avail, s->reserve)) {
+	if (avail && len > beyond_reserve(avail, s->reserve)) {
 		ublk_err("--prealloc: cannot lock %llu MiB of RAM: %llu MiB is available and %llu MiB must stay in reserve (see --reserve)",
-			 (unsigned long long)(s->size >> 20),
+			 (unsigned long long)(len >> 20),
 			 (unsigned long long)(avail >> 20),
 			 (unsigned long long)(s->reserve >> 20));
 		return -ENOMEM;
 	}
-	if (s->fd >= 0 && fallocate(s->fd, 0, 0, (off_t)s->size) < 0) {
+	if (s->fd >= 0 && fallocate(s->fd, 0, (off_t)from, (off_t)len) < 0) {
 		err = errno;
-		ublk_err("%s: cannot allocate %llu MiB: %s", path,
-			 (unsigned long long)(s->size >> 20), strerror(err));
+		ublk_err("cannot allocate %llu MiB for the store file: %s",
+			 (unsigned long long)(len >> 20), strerror(err));
 		return -err;
 	}
-	if (mlock(s->base, s->size) < 0) {
+	if (mlock(s->base + from, len) < 0) {
 		err = errno;
 		ublk_err("cannot allocate and lock %llu bytes of RAM: %s",
-			 (unsigned long long)s->size, strerror(err));
+			 (unsigned long long)len, strerror(err));
 		return -err;
 	}
 	s->locked = true;
-	for (uint64_t u = 0; u < s->nr_units; u++)
+	for (uint64_t u = from >> s->unit_shift; u < s->nr_units &&
+	     (u << s->unit_shift) < to; u++)
 		map_set(s->backed, u);
 	return 0;
 }
 
+static size_t round_to(uint64_t v, uint64_t to)
+{
+	return (size_t)((v + to - 1) / to * to);
+}
+
+void mem_store_geometry(uint64_t size, uint64_t max_size, unsigned page,
+			uint64_t hpage, struct mem_geometry *g)
+{
+	if (max_size < size)
+		max_size = size;
+	g->map_len = round_to(size, page);
+	g->reserved_len = round_to(max_size, page);
+	/* One bit per huge page when huge pages are used, else per page. */
+	g->align = hpage ? (size_t)hpage : page;
+	g->unit = g->align;
+	g->unit_shift = (unsigned)__builtin_ctzll(g->unit);
+	g->nr_units = (max_size + g->unit - 1) >> g->unit_shift;
+}
+
+/* Apply a geometry to the store. */
+static void set_geometry(struct mem_store *s, const struct mem_geometry *g)
+{
+	s->map_len = g->map_len;
+	s->reserved_len = g->reserved_len;
+	s->unit = g->unit;
+	s->unit_shift = g->unit_shift;
+	s->nr_units = g->nr_units;
+}
+
 int mem_store_open(struct mem_store *s, const struct mem_store_config *cfg)
 {
+	struct mem_geometry g;
+	uint64_t hpage;
 	int ret;
 
 	memset(s, 0, sizeof(*s));
 	s->size = cfg->size;
+	s->max_size = cfg->max_size > cfg->size ? cfg->max_size : cfg->size;
 	s->fd = -1;
 	s->meminfo_fd = -1;
 	s->page = (unsigned)sysconf(_SC_PAGESIZE);
-	s->map_len = (size_t)((s->size + s->page - 1) / s->page * s->page);
-	s->unit = s->page;
 	s->reserve = cfg->reserve;
 	pthread_mutex_init(&s->avail_lock, NULL);
 	atomic_init(&s->starved, false);
 	s->meminfo_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+	/* A tmpfs store's page size is its tmpfs's: pages, here. */
+	hpage = cfg->path || cfg->small_pages ? 0 : mem_huge_page_size();
+	mem_store_geometry(s->size, s->max_size, s->page, hpage, &g);
+	set_geometry(s, &g);
 	if (cfg->path)
 		ret = map_file(s, cfg);
 	else
-		ret = map_anonymous(s, !cfg->small_pages);
+		ret = map_anonymous(s, hpage);
+	if (ret == 0 && !cfg->path && !s->huge && hpage) {
+		/* The kernel took no advice: track pages, not huge pages. */
+		mem_store_geometry(s->size, s->max_size, s->page, 0, &g);
+		set_geometry(s, &g);
+	}
 	if (ret == 0)
 		ret = make_maps(s);
 	if (ret == 0 && cfg->path && !cfg->create)
 		map_existing_data(s);
 	if (ret == 0 && cfg->prealloc)
-		ret = lock_all(s, cfg->path);
+		ret = lock_range(s, 0, s->size);
 	if (ret < 0) {
 		/* The file is ours to remove: O_EXCL created it just now. */
 		if (s->created)
@@ -633,7 +685,7 @@ int mem_store_open(struct mem_store *s, const struct mem_store_config *cfg)
 void mem_store_close(struct mem_store *s)
 {
 	if (s->base)
-		munmap(s->base, s->fd >= 0 ? s->size : s->map_len);
+		munmap(s->base, s->reserved_len);
 	if (s->zeros)
 		munmap((void *)s->zeros, s->zeros_len);
 	if (s->fd >= 0)
@@ -648,13 +700,94 @@ void mem_store_close(struct mem_store *s)
 	s->fd = s->meminfo_fd = -1;
 }
 
+/* Grow the store to @new_size: the new part reads as zeros already. */
+static int grow(struct mem_store *s, uint64_t old, uint64_t new_size)
+{
+	int ret;
+
+	if (s->fd >= 0) {
+		if (new_size - old > fs_free_bytes(s->fd)) {
+			ublk_err("cannot grow the store to %llu MiB: its file system has %llu MiB free",
+				 (unsigned long long)(new_size >> 20),
+				 (unsigned long long)(fs_free_bytes(s->fd) >> 20));
+			return -ENOSPC;
+		}
+		if (ftruncate(s->fd, (off_t)new_size) < 0) {
+			ret = -errno;
+			ublk_err("cannot grow the store file: %s", strerror(-ret));
+			return ret;
+		}
+	}
+	if (s->locked) {
+		ret = lock_range(s, old, new_size);
+		if (ret < 0) {
+			if (s->fd >= 0 && ftruncate(s->fd, (off_t)old) < 0)
+				ublk_err("cannot shrink the store file back: %s", strerror(errno));
+			return ret;
+		}
+	}
+	s->map_len = round_to(new_size, s->page);
+	__atomic_store_n(&s->size, new_size, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/*
+ * Shrink the store to @new_size: forget everything from there on, so that
+ * growing again later adds zeros, and give its memory back.
+ */
+static int shrink(struct mem_store *s, uint64_t old, uint64_t new_size)
+{
+	uint64_t cut = round_to(new_size, s->page);
+
+	/* Requests beyond the new end fail from now on. */
+	__atomic_store_n(&s->size, new_size, __ATOMIC_RELEASE);
+	if (s->fd >= 0) {
+		if (ftruncate(s->fd, (off_t)new_size) < 0)
+			ublk_err("cannot shrink the store file: %s", strerror(errno));
+	} else {
+		memset(s->base + new_size, 0, cut - new_size);
+		if (s->locked)
+			munlock(s->base + cut, round_to(old, s->page) - cut);
+		if (madvise(s->base + cut, round_to(old, s->page) - cut, MADV_DONTNEED) < 0)
+			ublk_err("cannot give the memory beyond the new end back: %s",
+				 strerror(errno));
+	}
+	for (uint64_t u = new_size >> s->unit_shift; u < s->nr_units; u++) {
+		if ((u << s->unit_shift) < new_size) {
+			map_clear(s->backed, u);	/* the unit at the new end */
+			continue;
+		}
+		map_clear(s->backed, u);
+		map_clear(s->used, u);
+	}
+	s->map_len = cut;
+	memory_returned(s);
+	return 0;
+}
+
+int mem_store_resize(struct mem_store *s, uint64_t new_size)
+{
+	uint64_t old = store_size(s);
+
+	if (new_size > s->max_size) {
+		ublk_err("cannot grow the store to %llu MiB: it was set up for at most %llu MiB (this machine's RAM + swap)",
+			 (unsigned long long)(new_size >> 20),
+			 (unsigned long long)(s->max_size >> 20));
+		return -EFBIG;
+	}
+	if (new_size == old)
+		return 0;
+	return new_size > old ? grow(s, old, new_size) : shrink(s, old, new_size);
+}
+
 /* ---- serving ---- */
 
 int mem_store_read(void *store, void *buf, uint64_t off, uint32_t len)
 {
 	const struct mem_store *s = store;
+	uint64_t size = store_size(s);
 
-	if (off > s->size || len > s->size - off)
+	if (off > size || len > size - off)
 		return -EIO;
 	if (!len)
 		return 0;
@@ -738,7 +871,7 @@ static void unmap_range(struct mem_store *s, uint64_t off, uint64_t len)
 
 		unit_span(s, u, &start, &end);
 		map_clear(s->backed, u);
-		if (start >= off && (end <= off + len || off + len >= s->size))
+		if (start >= off && (end <= off + len || off + len >= store_size(s)))
 			map_clear(s->used, u);
 	}
 }
@@ -746,9 +879,10 @@ static void unmap_range(struct mem_store *s, uint64_t off, uint64_t len)
 int mem_store_zero(void *store, uint64_t off, uint64_t len)
 {
 	struct mem_store *s = store;
+	uint64_t size = store_size(s);
 	int ret;
 
-	if (off > s->size || len > s->size - off)
+	if (off > size || len > size - off)
 		return -EIO;
 	if (!len)
 		return 0;
@@ -781,8 +915,9 @@ int mem_store_zero(void *store, uint64_t off, uint64_t len)
 static void *mem_direct(void *store, uint64_t off, uint32_t len, bool for_write)
 {
 	const struct mem_store *s = store;
+	uint64_t size = store_size(s);
 
-	if (off > s->size || len > s->size - off || !len)
+	if (off > size || len > size - off || !len)
 		return NULL;
 	if (for_write || map_all(s->backed, s, off, len))
 		return s->base + off;

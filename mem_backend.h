@@ -27,6 +27,7 @@
 /* What to make; see mem_store_open(). */
 struct mem_store_config {
 	uint64_t size;		/* bytes */
+	uint64_t max_size;	/* what mem_store_resize() may grow to (0: size) */
 	const char *path;	/* a file to map, or NULL for anonymous memory */
 	bool create;		/* with a path: create it (else: reuse it) */
 	bool prealloc;		/* allocate and lock everything now */
@@ -38,10 +39,33 @@ struct mem_store_config {
 	uint64_t reserve;
 };
 
+/*
+ * Where the store's bytes and bits lie, from the size and the machine's
+ * page and huge page sizes: a pure function of them (mem_store_geometry),
+ * so it can be checked for any page size.
+ */
+struct mem_geometry {
+	size_t map_len;		/* the size rounded up to a page */
+	size_t reserved_len;	/* the mapping: max_size rounded up to a page */
+	size_t align;		/* where the mapping starts: huge page or page */
+	uint64_t unit;		/* bytes per bit of the maps */
+	unsigned unit_shift;
+	uint64_t nr_units;	/* bits per map: enough for max_size */
+};
+
+/*
+ * The geometry of a store of @size bytes that may grow to @max_size, with
+ * pages of @page bytes and huge pages of @hpage bytes (0: none used).
+ */
+void mem_store_geometry(uint64_t size, uint64_t max_size, unsigned page,
+			uint64_t hpage, struct mem_geometry *g);
+
 struct mem_store {
 	char *base;		/* the device's bytes, [0, size) */
-	uint64_t size;
+	uint64_t size;		/* read and written atomically: it can change */
+	uint64_t max_size;
 	size_t map_len;		/* size rounded up to a page */
+	size_t reserved_len;	/* the whole mapping, for max_size */
 	int fd;			/* backing file, or -1 for anonymous memory */
 	bool created;		/* mem_store_open() created that file */
 	dev_t st_dev;		/* the backing file's identity */
@@ -87,6 +111,15 @@ int mem_store_write(void *store, const void *buf, uint64_t off, uint32_t len);
 int mem_store_prepare_write(void *store, uint64_t off, uint32_t len);
 /* Make [off, off + len) read as zeros, giving whole pages back. */
 int mem_store_zero(void *store, uint64_t off, uint64_t len);
+
+/*
+ * Change the store's size while it is served.  Bytes below the smaller of
+ * the two sizes are untouched; growing adds zeros (a file store's file
+ * grows), shrinking gives the memory beyond the new end back.  Returns 0
+ * or -errno after printing why (beyond max_size, no room on the tmpfs,
+ * memory that cannot be locked for a preallocated store).
+ */
+int mem_store_resize(struct mem_store *s, uint64_t new_size);
 
 /* Bytes of RAM + swap on this machine: no store can ever be larger. */
 uint64_t mem_total_bytes(void);

@@ -62,8 +62,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -173,19 +175,18 @@ void ublk_block_signals(void)
  * on some kernels); another process can only forge si_pid along with a
  * negative si_code such as SI_QUEUE, which is not accepted here.
  */
-static bool signal_from_us(const siginfo_t *si)
+static bool signal_from_us(int code, pid_t pid)
 {
-	return (si->si_code == SI_USER || si->si_code == SI_TKILL) &&
-	       si->si_pid == getpid();
+	return (code == SI_USER || code == SI_TKILL) && pid == getpid();
 }
 
-static void report_stray_signal(int sig, const siginfo_t *si)
+static void report_stray_signal(int sig, pid_t pid)
 {
 	static unsigned reported;
 
 	if (reported++ < ERRORS_SHOWN)
 		ublk_err("ignoring signal %d (%s) from pid %d: only SIGINT, SIGTERM, SIGHUP or SIGQUIT stop the server",
-			 sig, strsignal(sig), (int)si->si_pid);
+			 sig, strsignal(sig), (int)pid);
 }
 
 /* ---- the control channel ---- */
@@ -674,6 +675,7 @@ bool ublk_server_running(const struct ublksrv_ctrl_dev_info *info)
  * and forth, and at any moment exactly one side owns it.
  */
 struct ublk_tag {
+	bool owned;		/* we hold its request and owe the COMMIT */
 	bool data_direct;	/* NEED_GET_DATA gave the backend's memory */
 	int write_err;		/* NEED_GET_DATA: the WRITE was refused */
 };
@@ -695,6 +697,7 @@ struct ublk_queue {
 	unsigned errors_reported;
 	int stop_fd;			/* eventfd: "end now, stop nothing" */
 	uint64_t stop_val;		/* the eventfd read lands here */
+	unsigned held;			/* requests still ours when it ended */
 	cpu_set_t affinity;
 	pthread_t thread;
 	bool started;
@@ -724,6 +727,12 @@ struct ublk_dev {
 	atomic_bool queue_ended;	/* a queue thread ended by itself */
 	bool stop_asked;		/* a stop signal came while starting */
 	time_t refused_at;		/* a stop was refused: device in use */
+	bool handed_over;		/* ublk_hand_over(): end, keep it */
+	bool quiesced;			/* ... after QUIESCE_DEV drained it */
+	unsigned held;			/* requests ours when the queues ended */
+	int control_fd;			/* ublk_set_control() */
+	void (*on_control)(struct ublk_dev *dev, void *arg);
+	void *control_arg;
 };
 
 /*
@@ -964,6 +973,7 @@ static void queue_serve_request(struct ublk_queue *q, unsigned tag,
 	}
 	q->tags[tag].data_direct = false;
 	q->tags[tag].write_err = 0;
+	q->tags[tag].owned = false;
 	if (res < 0 && op != UBLK_IO_OP_FLUSH)
 		queue_report_error(q, tag, op, off, len, res);
 	if (__builtin_expect(dev->trace, 0))
@@ -1020,6 +1030,7 @@ static int queue_handle_cqe(struct ublk_queue *q,
 	 * plain copy is enough.
 	 */
 	iod = q->descs[tag];
+	q->tags[tag].owned = true;
 	if (iod.start_sector == (1 << 20) >> 9 && test_fault("queue-error"))
 		return -EIO;	/* as if serving had failed for good */
 	if (cqe->res == UBLK_IO_RES_NEED_GET_DATA)
@@ -1137,9 +1148,9 @@ static int queue_wait(struct ublk_queue *q, unsigned spin_us)
  */
 static int queue_loop(struct ublk_queue *q)
 {
-	bool busy = false;
+	bool busy = false, told_to_end = false;
 
-	while (q->live_tags) {
+	while (q->live_tags && !told_to_end) {
 		unsigned n;
 		int ret = queue_wait(q, spin_time(q->dev->poll_us, busy));
 
@@ -1149,13 +1160,19 @@ static int queue_loop(struct ublk_queue *q)
 		busy = ret == 1 || n > 1;
 		for (unsigned i = 0; i < n; i++) {
 			ret = queue_handle_cqe(q, uring_cqe_at(&q->ring, i));
-			if (ret != 0) {
+			if (ret < 0) {
 				uring_cq_advance(&q->ring, n);
-				return ret < 0 ? ret : 0;
+				return ret;
 			}
+			told_to_end |= ret == 1;
 		}
 		uring_cq_advance(&q->ring, n);
 	}
+	/* Told to end: answer what the batch served before going. */
+	if (told_to_end)
+		uring_submit(&q->ring);
+	for (unsigned tag = 0; tag < q->depth; tag++)
+		q->held += q->tags[tag].owned;
 	return 0;
 }
 
@@ -1413,6 +1430,7 @@ static void dev_end_queues(struct ublk_dev *dev)
 
 		if (q->started)
 			pthread_join(q->thread, NULL);
+		dev->held += q->held;
 		queue_release(q);
 	}
 	free(dev->queues);
@@ -1517,6 +1535,7 @@ static struct ublk_dev *dev_new(struct ublk_ctrl *ctrl, const struct ublk_config
 	dev->poll_us = cfg->poll_us;
 	dev->trace = cfg->trace;
 	dev->cdev_fd = -1;
+	dev->control_fd = -1;
 	dev->id = -1;
 	atomic_init(&dev->stopping, false);
 	atomic_init(&dev->queue_ended, false);
@@ -1612,12 +1631,89 @@ bool ublk_kept(const struct ublk_dev *dev)
 	return dev->kept;
 }
 
+unsigned ublk_block_size(const struct ublk_dev *dev)
+{
+	return 1U << dev->params.basic.logical_bs_shift;
+}
+
+uint64_t ublk_dev_features(const struct ublk_dev *dev)
+{
+	return dev->ctrl->features;
+}
+
+void ublk_set_control(struct ublk_dev *dev, int fd,
+		      void (*on_control)(struct ublk_dev *dev, void *arg), void *arg)
+{
+	dev->control_fd = fd;
+	dev->on_control = on_control;
+	dev->control_arg = arg;
+}
+
+int ublk_resize(struct ublk_dev *dev, uint64_t new_size)
+{
+	int ret;
+
+	if (!(dev->ctrl->features & UBLK_F_UPDATE_SIZE)) {
+		ublk_err("resizing needs the ublk driver's UPDATE_SIZE (Linux %s); this kernel has not got it",
+			 ublk_feature_since(10));
+		return -EOPNOTSUPP;
+	}
+	ret = ctrl_cmd(dev->ctrl, UBLK_U_CMD_UPDATE_SIZE, (uint32_t)dev->id,
+		       NULL, 0, new_size >> 9);
+	if (ret < 0)
+		ublk_err("UPDATE_SIZE for /dev/ublkb%d: %s", dev->id, strerror(-ret));
+	else
+		dev->params.basic.dev_sectors = new_size >> 9;
+	return ret;
+}
+
+/*
+ * Hand a recoverable device over to the next server: with QUIESCE (Linux
+ * 6.16) the driver first holds new requests back and waits, up to
+ * @timeout_ms, for the ones in flight, so the queue threads answer them
+ * all before they end.  Without it ublk_run() returns with the queue
+ * threads still running, and the process must exit at once
+ * (ublk_must_exit()): the kernel takes the device back as after a crash
+ * and re-issues the requests in flight to the next server
+ * (USER_RECOVERY_REISSUE).  Either way the device is kept.
+ */
+int ublk_hand_over(struct ublk_dev *dev, unsigned timeout_ms)
+{
+	int ret;
+
+	if (!(dev->info.flags & UBLK_F_USER_RECOVERY)) {
+		ublk_err("/dev/ublkb%d was not created --recoverable: no other server can take it over",
+			 dev->id);
+		return -EINVAL;
+	}
+	if (dev->info.flags & UBLK_F_QUIESCE) {
+		ret = ctrl_cmd(dev->ctrl, UBLK_U_CMD_QUIESCE_DEV, (uint32_t)dev->id,
+			       NULL, 0, timeout_ms);
+		dev->quiesced = ret == 0;
+		if (ret < 0)
+			ublk_err("QUIESCE_DEV for /dev/ublkb%d: %s; handing over as after a crash",
+				 dev->id, strerror(-ret));
+	}
+	dev->handed_over = true;
+	return 0;
+}
+
+unsigned ublk_requests_held(const struct ublk_dev *dev)
+{
+	return dev->held;
+}
+
+bool ublk_must_exit(const struct ublk_dev *dev)
+{
+	return dev->queues != NULL;	/* threads still serve */
+}
+
 int ublk_remove(struct ublk_dev *dev)
 {
 	int ret = 0;
 
-	if (!dev)
-		return 0;
+	if (!dev || ublk_must_exit(dev))
+		return 0;	/* threads still use it: the exit frees it */
 	if (!dev->kept && dev->owned) {
 		ret = ublk_delete(dev->ctrl, dev->id, 5000);
 		if (ret == -EBUSY)
@@ -1654,8 +1750,8 @@ static bool start_give_up(void *arg)
 	while ((sig = sigtimedwait(&set, &si, &zero)) > 0) {
 		if (is_stop_signal(sig))
 			w->dev->stop_asked = true;
-		else if (sig != SIG_QUEUE_EXIT || !signal_from_us(&si))
-			report_stray_signal(sig, &si);
+		else if (sig != SIG_QUEUE_EXIT || !signal_from_us(si.si_code, si.si_pid))
+			report_stray_signal(sig, si.si_pid);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	if ((t.tv_sec - w->t0.tv_sec) * 1000 + (t.tv_nsec - w->t0.tv_nsec) / 1000000 >
@@ -1716,6 +1812,23 @@ static int start_recovery(struct ublk_dev *dev)
 			 " (its old server has not finished exiting)" : "");
 	}
 	return ret;
+}
+
+/* Requests in flight on /dev/ublkbN, as the block layer counts them. */
+static unsigned disk_inflight(int dev_id)
+{
+	unsigned r = 0, w = 0;
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/block/ublkb%d/inflight", dev_id);
+	f = fopen(path, "re");
+	if (f) {
+		if (fscanf(f, "%u %u", &r, &w) != 2)
+			r = w = 0;
+		fclose(f);
+	}
+	return r + w;
 }
 
 /* Start the queues and make the device live (or live again). */
@@ -1836,23 +1949,43 @@ static bool dev_may_stop(struct ublk_dev *dev)
  */
 static int dev_wait(struct ublk_dev *dev)
 {
+	struct signalfd_siginfo si;
+	struct pollfd p[2];
 	sigset_t set;
-	siginfo_t si;
 	int sig;
 
+	/*
+	 * The signals arrive as reads of a signalfd, so that one poll() can
+	 * also wait for a request on the control socket (ublk_set_control).
+	 */
 	handled_signals(&set);
-	while (!dev->stop_asked && !atomic_load(&dev->queue_ended)) {
-		sig = sigwaitinfo(&set, &si);
-		if (sig < 0)
+	p[0].fd = signalfd(-1, &set, SFD_CLOEXEC);
+	p[0].events = p[1].events = POLLIN;
+	p[1].fd = dev->control_fd;
+	if (p[0].fd < 0) {
+		ublk_err("signalfd: %s", strerror(errno));
+		return -errno;
+	}
+	while (!dev->stop_asked && !dev->handed_over && !atomic_load(&dev->queue_ended)) {
+		if (poll(p, dev->control_fd >= 0 ? 2 : 1, -1) < 0)
 			continue;	/* EINTR */
-		if (is_stop_signal(sig) && dev_may_stop(dev))
-			return 0;
+		if (dev->control_fd >= 0 && (p[1].revents & POLLIN))
+			dev->on_control(dev, dev->control_arg);
+		if (!(p[0].revents & POLLIN) ||
+		    read(p[0].fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+			continue;
+		sig = (int)si.ssi_signo;
+		if (is_stop_signal(sig) && dev_may_stop(dev)) {
+			close(p[0].fd);
+			return 0;	/* its queues may have ended already */
+		}
 		if (is_stop_signal(sig))
 			continue;
-		if (sig != SIG_QUEUE_EXIT || !signal_from_us(&si))
-			report_stray_signal(sig, &si);
+		if (sig != SIG_QUEUE_EXIT || !signal_from_us(si.ssi_code, (pid_t)si.ssi_pid))
+			report_stray_signal(sig, (pid_t)si.ssi_pid);
 	}
-	if (dev->stop_asked)
+	close(p[0].fd);
+	if (dev->stop_asked || dev->handed_over || !atomic_load(&dev->queue_ended))
 		return 0;
 	for (unsigned i = 0; i < dev->info.nr_hw_queues; i++)
 		if (dev->queues[i].err)
@@ -1883,14 +2016,27 @@ int ublk_run(struct ublk_dev *dev, void *data,
 	 * ready for `ublk-mem recover`.  A device we never took over is left
 	 * as it was.  Anything else is stopped.
 	 */
-	keep = ret < 0 && ret != -ENODEV && dev->had_data &&
+	keep = (dev->handed_over ||
+		(ret < 0 && ret != -ENODEV && dev->had_data)) &&
 	       (dev->info.flags & UBLK_F_USER_RECOVERY);
 	stop = dev->owned && !keep;
 	if (stop)
 		dev_stop(dev, ret != 0);
+	/*
+	 * A handover the driver could not quiesce leaves the queues to the
+	 * process's exit: the kernel then takes the device back exactly as
+	 * after a crash, its best-trodden path, and re-issues what was in
+	 * flight.  (Ending the rings first, with the process still alive,
+	 * can leave Linux 6.12 waiting for ever.)
+	 */
+	if (dev->handed_over && !dev->quiesced) {
+		dev->held = disk_inflight(dev->id);
+		dev->kept = true;
+		return 0;
+	}
 	dev_end_queues(dev);
 	dev->kept = keep || !dev->owned;
-	if (keep)
+	if (keep && !dev->handed_over)
 		ublk_err("device %d keeps its data and waits for a new server: ublk-mem recover %d",
 			 dev->id, dev->id);
 	return ret;

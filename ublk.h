@@ -366,6 +366,42 @@ int ublk_run(struct ublk_dev *dev, void *data,
 /* Was the device left for recovery instead of stopped? */
 bool ublk_kept(const struct ublk_dev *dev);
 
+/* The device's logical block size in bytes. */
+unsigned ublk_block_size(const struct ublk_dev *dev);
+
+/* The GET_FEATURES answer of the device's driver. */
+uint64_t ublk_dev_features(const struct ublk_dev *dev);
+
+/*
+ * While ublk_run() serves, call @on_control in its thread whenever @fd is
+ * readable (a listening socket for commands such as resize).
+ */
+void ublk_set_control(struct ublk_dev *dev, int fd,
+		      void (*on_control)(struct ublk_dev *dev, void *arg), void *arg);
+
+/*
+ * Tell the kernel the device's new size (UPDATE_SIZE, Linux 6.16): what
+ * `blockdev --getsize64` and file systems see.  The backend must already
+ * hold that much (growing) or no longer need it (shrinking).  0 or -errno.
+ */
+int ublk_resize(struct ublk_dev *dev, uint64_t new_size);
+
+/*
+ * From @on_control: end serving and leave the (recoverable) device, with
+ * its data, to the next server (`ublk-mem recover`); ublk_run() returns 0
+ * and ublk_kept() is true.  See ublk.c for what QUIESCE adds.
+ */
+int ublk_hand_over(struct ublk_dev *dev, unsigned timeout_ms);
+
+/* Requests still held by the queue threads when they ended. */
+unsigned ublk_requests_held(const struct ublk_dev *dev);
+
+/*
+ * After ublk_run(): must the process exit now, touching nothing the queue
+ * threads use (its backend data)?  True after a handover without QUIESCE.
+ */
+bool ublk_must_exit(const struct ublk_dev *dev);
+
 /*
  * Delete the device (unless it was kept for recovery) and free @dev.
  * Returns what ublk_delete() returns, or 0 when kept.

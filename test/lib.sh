@@ -43,6 +43,7 @@ BLKDISCARD=$(first_tool /usr/sbin/blkdiscard /sbin/blkdiscard /usr/bin/blkdiscar
 BLOCKDEV=$(first_tool /usr/sbin/blockdev /sbin/blockdev) || BLOCKDEV=blockdev
 MKFS_EXT4=$(first_tool /usr/sbin/mkfs.ext4 /sbin/mkfs.ext4) || MKFS_EXT4=
 E2FSCK=$(first_tool /usr/sbin/e2fsck /sbin/e2fsck) || E2FSCK=
+RESIZE2FS=$(first_tool /usr/sbin/resize2fs /sbin/resize2fs) || RESIZE2FS=
 
 STEP=
 _nsrv=0
@@ -405,6 +406,16 @@ stop_in_use() {
 	alive "$_sp" || fail "the server of $_sd stopped although the device is in use"
 	say "first SIG$_ss refused: $(grep -m 1 'is in use' "$_se")"
 	stop_server "$_sp" "$_sd" "$_ss"
+}
+
+# has_feature NAME: the kernel's ublk driver offers UBLK_F_NAME.
+has_feature() {
+	"$UBLK_MEM" features | grep -q "^$1 *yes"
+}
+
+# server_of DEV: the pid of the server of DEV, from `ublk-mem list`.
+server_of() {
+	"$UBLK_MEM" list | awk -v id="${1#/dev/ublkb}" '$1 == id { print $3 }'
 }
 
 # stop_ublk: stop_server with SIGTERM for the last started server.

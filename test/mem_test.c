@@ -1898,6 +1898,107 @@ static void test_machine_memory(void)
 	      "got %llu, want %llu", (unsigned long long)hpage, (unsigned long long)want_hpage);
 }
 
+/*
+ * The store's arithmetic for the page sizes Linux uses: 4 KiB (x86-64,
+ * arm64), 16 KiB (arm64-16k, whose huge page is 32 MiB) and 64 KiB (arm64
+ * and ppc64le with 64 KiB pages, huge page 512 MiB), with and without
+ * huge pages, for a device whose size is not a page multiple.
+ */
+struct geometry_case {
+	unsigned page;
+	uint64_t hpage;
+};
+
+static void test_geometry(void)
+{
+	static const struct geometry_case cases[] = {
+		{ 4096, 0 }, { 4096, 2 * MiB },
+		{ 16384, 0 }, { 16384, 32 * MiB },
+		{ 65536, 0 }, { 65536, 512 * MiB },
+	};
+	const uint64_t size = 100 * MiB + 512, max = 3 * GiB;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		const struct geometry_case *c = &cases[i];
+		uint64_t unit = c->hpage ? c->hpage : c->page;
+		struct mem_geometry g;
+		char name[128];
+
+		mem_store_geometry(size, max, c->page, c->hpage, &g);
+		snprintf(name, sizeof(name), "geometry, %u-byte pages, huge pages of %llu KiB",
+			 c->page, (unsigned long long)(c->hpage >> 10));
+		CHECK(g.map_len % c->page == 0 && g.map_len >= size && g.map_len - size < c->page &&
+		      g.reserved_len % c->page == 0 && g.reserved_len >= max &&
+		      g.align == unit && g.unit == unit && (1ULL << g.unit_shift) == unit &&
+		      g.nr_units == (max + unit - 1) / unit,
+		      name, "map_len %zu reserved_len %zu align %zu unit %llu shift %u units %llu",
+		      g.map_len, g.reserved_len, g.align, (unsigned long long)g.unit,
+		      g.unit_shift, (unsigned long long)g.nr_units);
+	}
+	/* A store that may not grow reserves exactly its own pages. */
+	{
+		struct mem_geometry g;
+
+		mem_store_geometry(size, 0, 16384, 32 * MiB, &g);
+		CHECK(g.reserved_len == g.map_len && g.nr_units == (size + 32 * MiB - 1) / (32 * MiB),
+		      "geometry without room to grow", "reserved_len %zu map_len %zu units %llu",
+		      g.reserved_len, g.map_len, (unsigned long long)g.nr_units);
+	}
+}
+
+/*
+ * mem_store_resize(): growing adds zeros and keeps the data; shrinking
+ * keeps the data below the new end and gives the rest back; the store
+ * cannot grow beyond what it reserved.
+ */
+static void test_resize(void)
+{
+	const uint64_t size = 8 * MiB, max = 32 * MiB;
+	struct mem_store_config cfg = { .size = size, .max_size = max };
+	char *buf = malloc(2 * MiB), *back = malloc(2 * MiB);
+	struct mem_store s;
+	long long res;
+
+	if (!buf || !back || !CHECK_RES(mem_store_open(&s, &cfg), 0,
+					"mem_store_open: 8 MiB, room for 32 MiB")) {
+		free(buf);
+		free(back);
+		return;
+	}
+	fill_random(buf, 2 * MiB);
+	CHECK_RES(mem_store_write(&s, buf, 6 * MiB, 2 * MiB), 0, "write the last 2 MiB");
+	CHECK_RES(mem_store_write(&s, buf, 16 * MiB, 512), -EIO, "a write beyond the end fails");
+	CHECK_RES(mem_store_resize(&s, 24 * MiB), 0, "grow to 24 MiB");
+	CHECK(s.size == 24 * MiB, "the size is 24 MiB", "%llu", (unsigned long long)s.size);
+	mem_store_read(&s, back, 6 * MiB, 2 * MiB);
+	CHECK(!memcmp(back, buf, 2 * MiB), "the data before growing stays", "differs");
+	mem_store_read(&s, back, 20 * MiB, 2 * MiB);
+	CHECK(first_nonzero(back, 2 * MiB) == 2 * MiB, "the grown part reads as zeros",
+	      "byte %zu not zero", first_nonzero(back, 2 * MiB));
+	CHECK_RES(mem_store_write(&s, buf, 20 * MiB, 2 * MiB), 0, "write in the grown part");
+	CHECK_RES(mem_store_resize(&s, 7 * MiB + 512), 0, "shrink to 7 MiB + 512");
+	res = resident_bytes(s.base + 8 * MiB, 16 * MiB);
+	CHECK(res == 0, "nothing beyond the new end stays resident", "%lld bytes", res);
+	mem_store_read(&s, back, 6 * MiB, MiB + 512);
+	CHECK(!memcmp(back, buf, MiB + 512), "the data below the new end stays", "differs");
+	CHECK_RES(mem_store_read(&s, back, 7 * MiB + 512, 512), -EIO, "a read beyond the new end fails");
+	CHECK_RES(mem_store_resize(&s, 24 * MiB), 0, "grow again to 24 MiB");
+	mem_store_read(&s, back, 7 * MiB + 512, 2 * MiB);
+	CHECK(first_nonzero(back, 2 * MiB) == 2 * MiB,
+	      "what was cut off reads as zeros after growing again", "byte %zu not zero",
+	      first_nonzero(back, 2 * MiB));
+	{
+		int saved = capture_stderr();
+		int ret = mem_store_resize(&s, 64 * MiB);
+
+		CHECK(ret == -EFBIG && captured_lines(saved) == 1,
+		      "growing beyond max_size is refused, with one line", "got %d", ret);
+	}
+	mem_store_close(&s);
+	free(buf);
+	free(back);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1919,6 +2020,8 @@ int main(void)
 		test_direct_anonymous(small);
 	}
 	check_prefix = "";
+	test_geometry();
+	test_resize();
 	test_lazy_allocation();
 	test_prealloc();
 	test_prealloc_refused();

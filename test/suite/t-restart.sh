@@ -1,0 +1,87 @@
+#!/bin/sh
+# `ublk-mem restart` replaces the server of a --recoverable device with a
+# fresh process while the device is in use: fio verify keeps running
+# across it with no error, and a mounted ext4 keeps its files. Where the
+# kernel has QUIESCE (6.16) the old server drains its requests first;
+# before it, the kernel re-issues the ones in flight. The pause is said.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+need_ublk
+need_tool "$MKFS_EXT4" mkfs.ext4
+need_tool "$E2FSCK" e2fsck
+
+# restart_dev ID [CHILD]: restart the server of device ID; set SRV_PID to
+# the new one. With CHILD, the old server is this shell's child, whose
+# exit status is checked.
+restart_dev() {
+	_old=$SRV_PID
+	run_with_timeout 120 "$UBLK_MEM" restart "$1" >"$T_TMP/restart.out" 2>"$T_TMP/restart.err" ||
+		fail "ublk-mem restart $1 failed: $(cat "$T_TMP/restart.err")"
+	say "restart: $(cat "$T_TMP/restart.err")"
+	grep -q "paused for [0-9]* ms" "$T_TMP/restart.err" || fail "restart did not say how long I/O paused"
+	wait_exit "$_old" 30 "the old server" "the restart"
+	if [ -n "${2:-}" ]; then
+		wait "$_old"
+		expect_eq "$?" 0 "exit status of the old server"
+	fi
+	SRV_PID=$(server_of "/dev/ublkb$1")
+	if [ -z "$SRV_PID" ] || [ "$SRV_PID" = "$_old" ] || ! alive "$SRV_PID"; then
+		fail "no new server for device $1: $("$UBLK_MEM" list)"
+	fi
+	echo "$SRV_PID" >>"$T_TMP/pids"
+}
+
+# stop_daemon: stop the (daemon, not our child) server of $DEV.
+stop_daemon() {
+	kill -TERM "$SRV_PID" || fail "cannot signal $SRV_PID"
+	wait_exit "$SRV_PID" 30 ublk-mem SIGTERM
+	wait_gone "$DEV" || fail "$DEV remains after a clean stop"
+}
+
+start_ublk 64M --recoverable
+id=$SRV_ID
+dev=$DEV
+if has_feature QUIESCE; then
+	say "the kernel has QUIESCE"
+else
+	say "no QUIESCE: requests in flight are re-issued"
+fi
+
+step "restart while fio verify runs"
+# Rate-limited to run at least 4 s, so the restart lands mid-run anywhere.
+ios0=$(dev_ios "$dev")
+(cd "$T_TMP" && "$FIO" --name=across --filename="$dev" --ioengine=libaio --direct=1 \
+	--rw=randwrite --bs=4k --iodepth=16 --size=32M --rate_iops=2000 \
+	--verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0) \
+	>"$T_TMP/fio.log" 2>&1 &
+fio_pid=$!
+wait_io "$dev" "$ios0" 300 $fio_pid || fail "fio did not get going: $(tail -n 5 "$T_TMP/fio.log")"
+restart_dev "$id" child
+expect_eq "$(server_of "$dev")" "$SRV_PID" "server of $dev"
+wait_exit $fio_pid 120 fio "the restart"
+wait $fio_pid || { tail -n 20 "$T_TMP/fio.log"; fail "fio failed across the restart"; }
+grep -q "err= 0" "$T_TMP/fio.log" || fail "fio saw errors: $(grep -m 3 err "$T_TMP/fio.log")"
+
+step "restart with ext4 mounted"
+"$MKFS_EXT4" -q -F "$dev" || fail "mkfs.ext4 failed"
+mount_dev "$dev" "$T_TMP/mnt"
+random_file "$T_TMP/a" $((6 * MiB))
+cp "$T_TMP/a" "$T_TMP/mnt/a" || fail "cannot write a file"
+restart_dev "$id"
+random_file "$T_TMP/b" $((2 * MiB))
+cp "$T_TMP/b" "$T_TMP/mnt/b" || fail "cannot write after the restart"
+sync
+drop_caches
+expect_eq "$(sha_of "$T_TMP/mnt/a")" "$(sha_of "$T_TMP/a")" "file written before the restart"
+expect_eq "$(sha_of "$T_TMP/mnt/b")" "$(sha_of "$T_TMP/b")" "file written after it"
+umount "$T_TMP/mnt" || fail "cannot unmount"
+"$E2FSCK" -fn "$dev" >"$T_TMP/fsck.log" 2>&1 || { cat "$T_TMP/fsck.log"; fail "e2fsck found errors"; }
+
+step "a device that is not recoverable cannot be restarted"
+stop_daemon
+start_ublk 16M
+run_with_timeout 30 "$UBLK_MEM" restart "$SRV_ID" >"$T_TMP/r.out" 2>"$T_TMP/r.err"
+expect_eq "$?" 1 "exit status of restart for a plain device"
+say "refused: $(cat "$T_TMP/r.err")"
+check_alive
+stop_ublk
