@@ -3,7 +3,8 @@
 # at once, the device stays up, everything written before reads back
 # intact, and once memory is freed (here by a discard) writes work again.
 # The shortage is made with --reserve (memory the server must leave to the
-# rest of the machine), for the anonymous and the --recoverable store.
+# rest of the machine), for the anonymous and the --recoverable store; the
+# memory comes back from a discard and from another program's file.
 # (t-oom runs the machine out of memory for real.)
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -22,6 +23,8 @@ case " ${UBLK_MEM_ARGS:-} " in *" bounce "*) extra_kb=$((32 * 1024)) ;; esac
 
 for store in anonymous --recoverable; do
 	step "$store: a reserve that leaves about 64 MiB for data"
+	# Another program's 64 MiB, freed later on.
+	head -c $((64 * MiB)) /dev/zero >"$T_TMP/ballast" || fail "cannot make the ballast"
 	# Measured after the source file exists: it lives in RAM too.
 	reserve_kb=$(($(mem_kb MemAvailable) - 64 * 1024 - extra_kb))
 	[ "$reserve_kb" -gt 0 ] || skip "less than 96 MiB of memory available"
@@ -44,10 +47,20 @@ for store in anonymous --recoverable; do
 	grep -q "memory is running out" "$SRV_ERR" ||
 		fail "the server did not say why writes fail: $(cat "$SRV_ERR")"
 
-	# Freed pages may sit in the kernel's per-CPU lists for a while, not
-	# yet counted as available: free four times what is written next.
-	step "$store: free 32 MiB with a discard, then write 8 MiB again"
+	step "$store: a discard gives memory back"
+	rss0=$(rss_kb "$SRV_PID")
 	"$BLKDISCARD" -f -o 0 -l $((32 * MiB)) "$DEV" || fail "blkdiscard failed"
+	if [ "$store" = anonymous ]; then
+		rss1=$(rss_kb "$SRV_PID")
+		say "RSS $rss0 KiB before the discard, $rss1 KiB after"
+		[ $((rss0 - rss1)) -ge $((24 * 1024)) ] ||
+			fail "discarding 32 MiB gave only $((rss0 - rss1)) KiB back"
+	fi
+
+	# Freed pages may sit in the kernel's per-CPU lists for a while, not
+	# yet counted in MemAvailable: free far more than is written next.
+	step "$store: another program frees 64 MiB; writes work again"
+	rm -f "$T_TMP/ballast"
 	dd if="$T_TMP/src" of="$DEV" bs=1M count=8 skip="$done_mb" seek="$done_mb" \
 		oflag=direct conv=notrunc >"$T_TMP/dd2.out" 2>&1 ||
 		fail "writing after the discard failed: $(cat "$T_TMP/dd2.out")"
