@@ -832,8 +832,9 @@ static int user_copy(const struct ublk_queue *q, unsigned tag, void *buf,
 /*
  * Serve a READ.  Returns the byte count or -errno, and in *addr the
  * buffer the kernel should copy the data from at COMMIT time.  The
- * address is always a valid buffer, even on failure: the driver refuses
- * a COMMIT of a READ without one and would tear the whole device down.
+ * address is always a valid buffer, even on failure: without USER_COPY
+ * the driver refuses a COMMIT of a READ without one, and would tear the
+ * whole device down.
  */
 static int queue_read(struct ublk_queue *q, unsigned tag, uint64_t off,
 		      uint32_t len, void **addr)
@@ -983,10 +984,13 @@ static void queue_serve_request(struct ublk_queue *q, unsigned tag,
 			 ublk_copy_mode_name(dev->copy_mode));
 	/*
 	 * Bounce mode: the address also names the buffer for the tag's next
-	 * WRITE, so it is always the tag's buffer.
+	 * WRITE, so it is always the tag's buffer.  USER_COPY: the driver
+	 * refuses any address at all, even with a failed request.
 	 */
 	if (dev->copy_mode == UBLK_COPY_BOUNCE)
 		addr = tag_buf(q, tag);
+	else if (dev->copy_mode == UBLK_COPY_USER)
+		addr = NULL;
 	queue_io_cmd(q, tag, UBLK_U_IO_COMMIT_AND_FETCH_REQ, IO_COMMIT, res,
 		     addr);
 }
