@@ -48,6 +48,7 @@ expect_eq "$?" 0 "exit status after SIGTERM during START_DEV"
 [ -s "$T_TMP/2.out" ] && fail "a device that never started was announced: $(cat "$T_TMP/2.out")"
 no_device_left
 
+# Under the hook the time limit is 5 s, not 30.
 step "START_DEV waiting for a FETCH that never comes, no signal"
 start=$(date +%s)
 run_with_timeout 90 env UBLK_MEM_TEST_FAULT=fetch-missing "$UBLK_MEM" 64M \
