@@ -11,14 +11,17 @@
 #        kernel.sh --list       every cloud kernel the package indexes offer,
 #                               bootable or not and why
 #
-# KVER (default lts) is one of
+# KVER (default lts; newest for another ARCH than this machine's) is one of
 #   lts      the newest Debian 12 6.12 cloud kernel, from this machine's own apt
-#   newest   the newest Debian cloud kernel that boots with its modules
+#   newest   the newest Debian kernel of the flavour that boots with its modules
 #   7.3      the newest bootable point release of a series
 #   7.3.4    a version (or a whole release: 7.3.4+deb13-cloud-amd64)
+# The flavour is KFLAVOUR's (common.sh): cloud-amd64 for ARCH=x86_64;
+# arm64 (4 KiB pages) or arm64-16k (16 KiB pages) for ARCH=arm64.
 #
-# Kernels other than the LTS come from Debian's sid and trixie-backports
-# suites through an apt configuration of our own under $UBLK_MEM_CACHE/apt:
+# Kernels other than the LTS, and every kernel of another architecture than
+# this machine's, come from Debian's sid and trixie-backports suites
+# through an apt configuration of our own under $UBLK_MEM_CACHE/apt/DEB_ARCH:
 # its own sources list (naming the Debian archive this machine's apt uses),
 # package lists and cache, so the machine's apt set-up is left as it is.
 # A kernel is bootable when its packages hold both the kernel and its
@@ -32,7 +35,7 @@
 # kept. With KERNEL and MODULES set in the environment, those are used
 # (MODULES may be a flat directory of .ko/.ko.xz files or a lib/modules tree).
 #
-# Environment: KVER, KERNEL, MODULES, UBLK_MEM_CACHE, ARCH (see common.sh),
+# Environment: KVER, KERNEL, MODULES, UBLK_MEM_CACHE, ARCH, KFLAVOUR (common.sh),
 # UBLK_MEM_SUITES (default "sid trixie-backports"), UBLK_MEM_MIRROR (the
 # Debian archive's URI, when this machine's apt configuration names none),
 # UBLK_MEM_INDEX_HOURS (refresh our package lists when older, default 24).
@@ -44,13 +47,18 @@ set -euo pipefail
 # Modules the VM needs, by name (drivers/block/..., fs/configfs), plus nbd
 # for the benchmark's nbdkit device. Their dependencies come along.
 WANTED="ublk_drv brd loop null_blk configfs nbd"
+# Debian's cloud kernels have ext4 built in, its arm64 and arm64-16k
+# flavours as a module.
+case $KFLAVOUR in cloud-*) ;; *) WANTED="$WANTED ext4" ;; esac
 # The series "lts" names; it comes from this machine's own apt sources.
 LTS_SERIES=6.12
 SUITES=${UBLK_MEM_SUITES:-sid trixie-backports}
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-KVER=${KVER:-lts}
+if [ "$FOREIGN" = 1 ]; then
+	KVER=${KVER:-newest}
+else
+	KVER=${KVER:-lts}
+fi
 KDIR=$CACHE/kernels
-APT_DIR=$CACHE/apt/$DEB_ARCH
 
 # ---- modules -----------------------------------------------------------------
 
@@ -134,76 +142,24 @@ use_given() {
 		MODULES=$flat
 	fi
 	release=$(bzimage_release "$KERNEL")
+	# An uncompressed kernel (arm64's Image) carries its banner in clear.
+	[ -n "$release" ] ||
+		release=$(grep -a -o -m 1 'Linux version [^ ]*' "$KERNEL" 2>/dev/null | head -n 1 | cut -d' ' -f3 || true)
 	printf 'KERNEL=%q\nMODULES=%q\nKVERSION=%q\n' "$(readlink -f "$KERNEL")" \
 		"$(readlink -f "$MODULES")" "${release:-custom}"
 }
 
 # ---- the package indexes -------------------------------------------------------
 
-# Our own apt configuration: sources, lists and cache under $APT_DIR, the
-# machine's preferences (pins) ignored. The binary package cache is kept
-# (some machines turn it off): it makes apt-cache fast.
-PAPT=(-o "Dir::Etc::sourcelist=$APT_DIR/sources.list" -o Dir::Etc::sourceparts=/nonexistent
-	-o "Dir::State::Lists=$APT_DIR/lists" -o "Dir::Cache=$APT_DIR/cache"
-	-o Dir::Cache::pkgcache=pkgcache.bin -o Dir::Cache::srcpkgcache=
-	-o Dir::Etc::preferences=/nonexistent -o "Dir::Etc::preferencesparts=$APT_DIR/preferences.d"
-	-o "APT::Architecture=$DEB_ARCH" -o "APT::Architectures=$DEB_ARCH"
-	-o Acquire::Languages=none)
-
-# debian_uri: the URI of the Debian archive this machine's apt takes "main"
-# from, as apt itself reads its sources (sources.list and deb822 files).
-debian_uri() {
-	if [ -n "${UBLK_MEM_MIRROR:-}" ]; then
-		echo "$UBLK_MEM_MIRROR"
-		return
-	fi
-	apt-get indextargets 'Identifier: Packages' 'Component: main' 2>/dev/null | awk '
-		/^Repo-URI: / { uri = $2 }
-		/^Release: / { rel = $2 }
-		/^Label: / { label = $2 }
-		/^$/ { flush() }
-		END { flush(); print best != "" ? best : fallback }
-		function flush() {
-			if (uri != "") {
-				if (label == "Debian" && best == "") best = uri
-				if (rel !~ /-security$/ && uri !~ /security/ && fallback == "") fallback = uri
-			}
-			uri = rel = label = ""
-		}'
-}
-
-# private_index: make our package lists exist and be no older than
-# UBLK_MEM_INDEX_HOURS; with "force", refresh them now. Returns non-zero
-# when there are none.
-private_index() {
-	local uri suite sources fresh force=${1:-}
-	mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" "$APT_DIR/preferences.d"
-	uri=$(debian_uri)
-	[ -n "$uri" ] || { log "this machine's apt names no Debian archive: set UBLK_MEM_MIRROR"; return 1; }
-	[ -f "$KEYRING" ] || ensure_pkgs "$KEYRING:debian-archive-keyring"
-	sources=$(for suite in $SUITES; do echo "deb [signed-by=$KEYRING] $uri $suite main"; done)
-	if [ "$sources" != "$(cat "$APT_DIR/sources.list" 2>/dev/null)" ]; then
-		echo "$sources" >"$APT_DIR/sources.list.tmp"
-		mv "$APT_DIR/sources.list.tmp" "$APT_DIR/sources.list"
-		force=force
-	fi
-	# The lists' own times are the archive's: "updated" keeps ours.
-	fresh=$(find "$APT_DIR/updated" -mmin "-$((${UBLK_MEM_INDEX_HOURS:-24} * 60))" 2>/dev/null || true)
-	if [ -z "$fresh" ] || [ "$force" = force ]; then
-		log "updating the package lists of $SUITES (in $APT_DIR)"
-		if apt-get "${PAPT[@]}" update -qq >&2; then
-			touch "$APT_DIR/updated"
-		else
-			log "warning: apt-get update of $SUITES failed"
-		fi
-	fi
-	find "$APT_DIR/lists" -maxdepth 1 -name '*_Packages*' | grep -q .
-}
+# Our own apt configuration (common.sh) for $DEB_ARCH's kernels.
+private_apt "$CACHE/apt/$DEB_ARCH" "$SUITES"
 
 # host_catalogue: "RELEASE host ok PACKAGE" for each LTS cloud kernel this
 # machine's apt offers. A fresh machine has no package lists: update them.
 host_catalogue() {
 	local series=${LTS_SERIES//./\\.} found
+	# This machine's apt knows its own architecture's kernels only.
+	[ "$FOREIGN" = 0 ] || return 0
 	found=$(apt-cache search --names-only "^linux-image-$series\..*-$KFLAVOUR-unsigned\$" 2>/dev/null)
 	if [ -z "$found" ]; then
 		log "updating the apt package lists"
@@ -221,7 +177,7 @@ host_catalogue() {
 debian_catalogue() {
 	local names
 	names=$(apt-cache "${PAPT[@]}" pkgnames linux- 2>/dev/null |
-		grep -E "^linux-(image|binary|modules)-[0-9][^ ]*-$KFLAVOUR\$" || true)
+		grep -E "^linux-(image|binary|modules)-[0-9][^-]*-$KFLAVOUR\$" || true)
 	[ -n "$names" ] || return 0
 	# shellcheck disable=SC2086 # one name a word
 	apt-cache "${PAPT[@]}" show --no-all-versions $names 2>/dev/null | awk -v flavour="$KFLAVOUR" '
@@ -380,8 +336,8 @@ retire_old_layout() {
 
 case ${1:-} in
 '' | --resolve | --series | --list) ;;
--h | --help) sed -n '2,19s/^# \{0,1\}//p' "$0"; exit 0 ;;
-*) sed -n '2,19s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+-h | --help) sed -n '2,21s/^# \{0,1\}//p' "$0"; exit 0 ;;
+*) sed -n '2,21s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 esac
 
 if [ -z "${1:-}" ] && { [ -n "${KERNEL:-}" ] || [ -n "${MODULES:-}" ]; }; then
@@ -390,7 +346,14 @@ if [ -z "${1:-}" ] && { [ -n "${KERNEL:-}" ] || [ -n "${MODULES:-}" ]; }; then
 fi
 
 case $KVER in
-lts | newest | [0-9]*.[0-9]*) ;;
+lts)
+	# --list and --series look at every kernel, whatever KVER says.
+	case $FOREIGN:${1:-} in
+	1:--list | 1:--series | 0:*) ;;
+	*) die "KVER=lts is Debian 12's $LTS_SERIES from this machine's own apt, which has no $DEB_ARCH kernels: use KVER=newest or a series" ;;
+	esac
+	;;
+newest | [0-9]*.[0-9]*) ;;
 *) die "KVER=$KVER: use lts, newest, a series (7.3), a version (7.3.4) or a release (7.3.4+deb13-$KFLAVOUR)" ;;
 esac
 command -v apt-get >/dev/null || die "apt-get not found: set KERNEL and MODULES"
