@@ -8,15 +8,19 @@
 #
 # The VM is qemu under TCG (this machine's KVM cannot run it) with the Debian
 # kernel KVER names (kernel.sh: lts, newest, 7.3, 7.3.4...) and an initramfs
-# built by initramfs.sh; test/vm/init runs the mode. The console goes to the terminal and to a log file in
-# $UBLK_MEM_CACHE/logs/. Afterwards the log is checked for the guest's
+# built by initramfs.sh; test/vm/init runs the mode. The console goes to the
+# terminal and to a log file in $UBLK_MEM_CACHE/logs/. Afterwards the log is checked for the guest's
 # results and for kernel oopses, warnings and hangs.
 #
 # Environment:
 #   KVER            the kernel (default lts, Debian 12's 6.12; see kernel.sh)
-#   VM_TIMEOUT      seconds the whole VM may run (default 1500)
+#   ARCH, KFLAVOUR  the guest: x86_64 or arm64 (default this machine's); an
+#                   arm64 guest runs in qemu-system-aarch64 with KFLAVOUR arm64
+#                   (4 KiB pages, default) or arm64-16k (see common.sh). The
+#                   server must be built for it (make ARCH=arm64)
+#   VM_TIMEOUT      seconds the whole VM may run (default 1500; arm64 3600)
 #   VM_SILENCE      seconds the console may stay quiet before the VM is
-#                   killed as hung (default 420)
+#                   killed as hung (default 420; arm64 600)
 #   VM_MEM, VM_SMP  guest memory in MiB (2048) and CPUs (2)
 #   VM_APPEND       more kernel parameters
 #   UBLK_MEM_GUEST  name of the server binary in the guest's /usr/local/bin
@@ -42,8 +46,8 @@ test | shell | demo | bench) ;;
 *) usage ;;
 esac
 
-VM_TIMEOUT=${VM_TIMEOUT:-1500}
-VM_SILENCE=${VM_SILENCE:-420}
+VM_TIMEOUT=${VM_TIMEOUT:-$VM_TIMEOUT_DEFAULT}
+VM_SILENCE=${VM_SILENCE:-$VM_SILENCE_DEFAULT}
 VM_MEM=${VM_MEM:-2048}
 VM_SMP=${VM_SMP:-2}
 
@@ -73,7 +77,7 @@ trap 'exit 130' INT TERM
 for a in "$@"; do
 	case $a in *[\"\ ]*) die "arguments may hold neither spaces nor double quotes: $a" ;; esac
 done
-APPEND="console=ttyS0 quiet panic=-1 mitigations=off ublkmem.mode=$MODE"
+APPEND="console=$CONSOLE quiet panic=-1 mitigations=off ublkmem.mode=$MODE"
 [ $# -gt 0 ] && APPEND="$APPEND ublkmem.args=\"$*\""
 [ -n "${UBLK_MEM_GUEST:-}" ] && APPEND="$APPEND ublkmem.bin=$UBLK_MEM_GUEST"
 [ -n "${UBLK_MEM_ARGS:-}" ] && APPEND="$APPEND ublkmem.srvargs=$(echo "$UBLK_MEM_ARGS" | tr ' ' ,)"
@@ -81,7 +85,7 @@ APPEND="console=ttyS0 quiet panic=-1 mitigations=off ublkmem.mode=$MODE"
 [ -n "${VM_APPEND:-}" ] && APPEND="$APPEND $VM_APPEND"
 
 # shellcheck disable=SC2054 # commas belong to qemu options
-QEMU=("$QEMU_SYSTEM" -accel tcg,thread=multi -cpu max -m "$VM_MEM" -smp "$VM_SMP"
+QEMU=("$QEMU_SYSTEM" "${QEMU_MACHINE[@]}" -accel tcg,thread=multi -m "$VM_MEM" -smp "$VM_SMP"
 	-no-reboot -display none -kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND")
 
 if [ "$MODE" = shell ]; then
