@@ -175,13 +175,14 @@ build/arm64/ublk-mem: $(SRCS) $(HDRS)
 	@mkdir -p $(@D)
 	$(ARM64_CC) $(CFLAGS) -o $@ $(SRCS) $(LDFLAGS) $(LDLIBS)
 
-build/arm64/notify_listen: test/notify_listen.c
+# The suite's helpers (TEST_HELPERS), each from one .c file.
+build/arm64/test/%: test/%.c
 	@mkdir -p $(@D)
-	$(ARM64_CC) $(CFLAGS) -static -o $@ test/notify_listen.c
+	$(ARM64_CC) $(CFLAGS) -static -o $@ $<
 
 # The integration suite on Debian's newest arm64 kernels, with 4 KiB and
 # with 16 KiB pages, in qemu-system-aarch64 (test/arm64.sh).
-test-arm64: build/arm64/ublk-mem build/arm64/notify_listen
+test-arm64: build/arm64/ublk-mem $(addprefix build/arm64/,$(TEST_HELPERS))
 	test/arm64.sh
 
 .PHONY: test-arm64 clean-arm64 FORCE
