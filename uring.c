@@ -29,6 +29,7 @@
 enum {
 	NR_io_uring_setup = 425,
 	NR_io_uring_enter = 426,
+	NR_io_uring_register = 427,
 };
 
 /*
@@ -60,6 +61,12 @@ static inline unsigned read_once(const unsigned *p)
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
+/* The same release, for the 16-bit tail of a provided-buffer ring. */
+static inline void store_release16(uint16_t *p, uint16_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
 static int sys_io_uring_setup(unsigned entries, struct io_uring_params *p)
 {
 	long ret = syscall(NR_io_uring_setup, entries, p);
@@ -72,6 +79,14 @@ static int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete,
 {
 	long ret = syscall(NR_io_uring_enter, fd, to_submit, min_complete,
 			   flags, arg, argsz);
+
+	return ret < 0 ? -errno : (int)ret;
+}
+
+static int sys_io_uring_register(int fd, unsigned op, const void *arg,
+				 unsigned nr_args)
+{
+	long ret = syscall(NR_io_uring_register, fd, op, arg, nr_args);
 
 	return ret < 0 ? -errno : (int)ret;
 }
@@ -406,4 +421,91 @@ void uring_prep_cmd(struct io_uring_sqe *sqe, int fd, uint32_t cmd_op,
 	sqe->cmd_op = cmd_op;
 	sqe->user_data = user_data;
 	memcpy(sqe->cmd, cmd, cmd_len);
+}
+
+void uring_prep_cmd_multishot(struct io_uring_sqe *sqe, int fd, uint32_t cmd_op,
+			      const void *cmd, size_t cmd_len, uint16_t bgid,
+			      uint64_t user_data)
+{
+	uring_prep_cmd(sqe, fd, cmd_op, cmd, cmd_len, user_data);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = bgid;
+	sqe->uring_cmd_flags = IORING_URING_CMD_MULTISHOT;
+}
+
+/* ---- provided buffers ---- */
+
+int uring_buf_ring_init(struct uring *r, struct uring_buf_ring *br,
+			unsigned entries, uint16_t bgid)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	struct io_uring_buf_reg reg;
+	void *p;
+	int ret;
+
+	memset(br, 0, sizeof(*br));
+	if (!entries || entries & (entries - 1) || entries >= 65536)
+		return -EINVAL;
+	/* The kernel pins this memory and reads the entries from it. */
+	br->map_len = (entries * sizeof(struct io_uring_buf) + page - 1) / page * page;
+	p = mmap(NULL, br->map_len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p == MAP_FAILED) {
+		ret = -errno;
+		memset(br, 0, sizeof(*br));
+		return ret;
+	}
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (uint64_t)(uintptr_t)p;
+	reg.ring_entries = entries;
+	reg.bgid = bgid;
+	ret = sys_io_uring_register(r->fd, IORING_REGISTER_PBUF_RING, &reg, 1);
+	if (ret < 0) {
+		munmap(p, br->map_len);
+		memset(br, 0, sizeof(*br));
+		return ret;
+	}
+	br->kbufs = p;
+	br->ktail = (uint16_t *)((char *)p + IO_URING_BUF_TAIL_OFF);
+	br->entries = entries;
+	br->mask = entries - 1;
+	br->bgid = bgid;
+	return 0;
+}
+
+void uring_buf_ring_add(struct uring_buf_ring *br, void *addr, uint32_t len,
+			uint16_t bid)
+{
+	struct io_uring_buf *b = &br->kbufs[br->tail & br->mask];
+
+	/* Field by field: entry 0's resv is the ring's tail. */
+	b->addr = (uint64_t)(uintptr_t)addr;
+	b->len = len;
+	b->bid = bid;
+	br->tail++;
+}
+
+void uring_buf_ring_publish(struct uring_buf_ring *br)
+{
+	/*
+	 * Release pairs with the kernel's smp_load_acquire() of the tail in
+	 * io_ring_buffer_select(): the entries are written before the tail
+	 * that hands them over.
+	 */
+	store_release16(br->ktail, br->tail);
+}
+
+void uring_buf_ring_exit(struct uring *r, struct uring_buf_ring *br)
+{
+	struct io_uring_buf_reg reg;
+
+	if (!br->kbufs)
+		return;
+	if (r->sq_map) {
+		memset(&reg, 0, sizeof(reg));
+		reg.bgid = br->bgid;
+		sys_io_uring_register(r->fd, IORING_UNREGISTER_PBUF_RING, &reg, 1);
+	}
+	munmap(br->kbufs, br->map_len);
+	memset(br, 0, sizeof(*br));
 }

@@ -41,9 +41,15 @@ struct io_uring_sqe {
 	};
 	uint64_t addr;		/* buffer address */
 	uint32_t len;		/* buffer length */
-	uint32_t rw_flags;
+	union {
+		uint32_t rw_flags;
+		uint32_t uring_cmd_flags;	/* URING_CMD: IORING_URING_CMD_* */
+	};
 	uint64_t user_data;	/* echoed back in the CQE */
-	uint16_t buf_index;
+	union {
+		uint16_t buf_index;
+		uint16_t buf_group;	/* IOSQE_BUFFER_SELECT: pick from this group */
+	};
 	uint16_t personality;
 	int32_t splice_fd_in;
 	union {
@@ -69,6 +75,23 @@ enum {
 	IORING_OP_URING_CMD = 46,
 };
 
+/* io_uring_sqe.flags */
+#define IOSQE_BUFFER_SELECT		(1U << 5)	/* the kernel picks the buffer */
+
+/* io_uring_sqe.uring_cmd_flags */
+#define IORING_URING_CMD_MULTISHOT	(1U << 1)	/* one SQE, many CQEs; needs
+							   IOSQE_BUFFER_SELECT */
+
+/*
+ * io_uring_cqe.flags.  A request that stays armed after posting a CQE
+ * (multishot) sets F_MORE; its last CQE comes without.  A CQE whose data
+ * went into a provided buffer sets F_BUFFER and names the buffer's id in
+ * the upper 16 bits.
+ */
+#define IORING_CQE_F_BUFFER		(1U << 0)
+#define IORING_CQE_F_MORE		(1U << 1)
+#define IORING_CQE_BUFFER_SHIFT		16
+
 /* io_uring_params.flags */
 #define IORING_SETUP_CLAMP		(1U << 4)
 #define IORING_SETUP_SUBMIT_ALL		(1U << 7)
@@ -93,6 +116,36 @@ struct io_uring_getevents_arg {
 	uint32_t sigmask_sz;
 	uint32_t min_wait_usec;
 	uint64_t ts;		/* struct uring_timespec *: longest wait */
+};
+
+/* io_uring_register() opcodes */
+enum {
+	IORING_REGISTER_PBUF_RING = 22,
+	IORING_UNREGISTER_PBUF_RING = 23,
+};
+
+/*
+ * A ring of provided buffers (Linux 5.19): an array of these in memory we
+ * share with the kernel.  The ring's tail, written by us, overlays the
+ * resv field of entry 0 (struct io_uring_buf_ring in the kernel header),
+ * so entry 0 is written field by field, never whole.
+ */
+struct io_uring_buf {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t bid;		/* the id a CQE names the buffer by */
+	uint16_t resv;		/* entry 0: the ring's tail */
+};
+
+#define IO_URING_BUF_TAIL_OFF	14	/* offsetof(struct io_uring_buf, resv) */
+
+/* IORING_REGISTER_PBUF_RING's argument. */
+struct io_uring_buf_reg {
+	uint64_t ring_addr;	/* page-aligned memory for the entries */
+	uint32_t ring_entries;	/* a power of two, below 65536 */
+	uint16_t bgid;		/* the group SQEs name in buf_group */
+	uint16_t flags;
+	uint64_t resv[3];
 };
 
 struct uring_timespec {		/* struct __kernel_timespec */
@@ -261,6 +314,60 @@ void uring_prep_cmd(struct io_uring_sqe *sqe, int fd, uint32_t cmd_op,
  */
 void uring_prep_cancel(struct io_uring_sqe *sqe, uint64_t target,
 		       uint64_t user_data);
+
+/*
+ * A multishot IORING_OP_URING_CMD: like uring_prep_cmd(), but the command
+ * stays armed and posts a CQE (with IORING_CQE_F_MORE) each time it has
+ * something to say, into a buffer the kernel picks from group @bgid.
+ */
+void uring_prep_cmd_multishot(struct io_uring_sqe *sqe, int fd, uint32_t cmd_op,
+			      const void *cmd, size_t cmd_len, uint16_t bgid,
+			      uint64_t user_data);
+
+/* The id of the provided buffer a CQE's data went into, if F_BUFFER. */
+static inline unsigned uring_cqe_buf_id(const struct io_uring_cqe *cqe)
+{
+	return cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+}
+
+/*
+ * Provided buffers (Linux 5.19): instead of naming a buffer in each SQE,
+ * hand the kernel a ring of buffers once; a request marked
+ * IOSQE_BUFFER_SELECT takes the next one when it has data, and its CQE
+ * says which (uring_cqe_buf_id()).  The kernel never gives a buffer back:
+ * once its CQE is read, uring_buf_ring_add() returns it to the ring, and
+ * uring_buf_ring_publish() makes every buffer added since visible.
+ */
+struct uring_buf_ring {
+	struct io_uring_buf *kbufs;	/* shared: entries the kernel reads */
+	uint16_t *ktail;		/* shared: we advance, the kernel reads */
+	unsigned entries;
+	unsigned mask;
+	uint16_t tail;			/* next entry to fill (local) */
+	uint16_t bgid;
+	size_t map_len;
+};
+
+/*
+ * Register an empty ring of @entries (a power of two, below 65536)
+ * buffers as group @bgid of ring @r.  Returns 0 or -errno (-EINVAL from a
+ * kernel older than 5.19).
+ */
+int uring_buf_ring_init(struct uring *r, struct uring_buf_ring *br,
+			unsigned entries, uint16_t bgid);
+
+/* Queue buffer @bid (@len bytes at @addr) for the kernel; see publish. */
+void uring_buf_ring_add(struct uring_buf_ring *br, void *addr, uint32_t len,
+			uint16_t bid);
+
+/* Hand every buffer added since the last call to the kernel. */
+void uring_buf_ring_publish(struct uring_buf_ring *br);
+
+/*
+ * Unregister the group (while @r is open) and unmap the ring.  Safe on a
+ * zeroed ring and twice.  The buffers themselves stay the caller's.
+ */
+void uring_buf_ring_exit(struct uring *r, struct uring_buf_ring *br);
 
 /* Size of the command area of an SQE of this ring: 16 or 80 bytes. */
 static inline size_t uring_cmd_area(const struct uring *r)
