@@ -181,6 +181,44 @@ struct ublksrv_io_cmd {
 #define UBLK_IO_RES_ABORT		(-19)	/* -ENODEV: tag is retired */
 
 /*
+ * Batched I/O commands (UBLK_F_BATCH_IO, Linux 7.0), which replace the
+ * three above on a device made with that flag.  Each carries this 16-byte
+ * header in the SQE's command area; PREP and COMMIT point sqe->addr at an
+ * array of nr_elem elements of elem_bytes each, FETCH names a group of
+ * provided buffers (IOSQE_BUFFER_SELECT) into which it writes tags.
+ *
+ *   PREP_IO_CMDS    hand tags to the driver at start: "these are ready"
+ *   FETCH_IO_CMDS   multishot: each CQE is a batch of new requests, an
+ *                   array of 16-bit tags in a provided buffer
+ *   COMMIT_IO_CMDS  the results of many requests at once; each tag is then
+ *                   ready for its next request.  Answers the bytes of the
+ *                   array it handled (fewer on a bad element) or -errno
+ */
+struct ublk_batch_io {
+	uint16_t q_id;
+	uint16_t flags;		/* UBLK_BATCH_F_*: what each element holds */
+	uint16_t nr_elem;	/* at most the queue depth */
+	uint8_t elem_bytes;	/* 8, + 8 with HAS_BUF_ADDR; FETCH: 2 */
+	uint8_t reserved;
+	uint64_t reserved2;
+};
+
+#define UBLK_BATCH_F_HAS_ZONE_LBA		(1U << 0)
+#define UBLK_BATCH_F_HAS_BUF_ADDR		(1U << 1)	/* u64 after the header */
+#define UBLK_BATCH_F_AUTO_BUF_REG_FALLBACK	(1U << 2)
+
+/* The head of each PREP / COMMIT element. */
+struct ublk_elem_header {
+	uint16_t tag;
+	uint16_t buf_index;	/* AUTO_BUF_REG only */
+	int32_t result;		/* COMMIT: bytes done, or -errno */
+};
+
+#define UBLK_U_IO_PREP_IO_CMDS		0xC0107525U
+#define UBLK_U_IO_COMMIT_IO_CMDS	0xC0107526U
+#define UBLK_U_IO_FETCH_IO_CMDS		0xC0107527U
+
+/*
  * One request, as the kernel describes it in the read-only array mapped
  * from /dev/ublkcN; the array is indexed by tag.
  */
@@ -259,6 +297,15 @@ enum ublk_copy_mode {
 
 const char *ublk_copy_mode_name(enum ublk_copy_mode mode);
 
+/* How requests travel between the driver and the queue threads. */
+enum ublk_io_path {
+	UBLK_IO_PATH_AUTO,		/* batch where offered and faster */
+	UBLK_IO_PATH_PER_REQUEST,	/* FETCH / COMMIT_AND_FETCH per tag */
+	UBLK_IO_PATH_BATCH,		/* UBLK_F_BATCH_IO (Linux 7.0) */
+};
+
+const char *ublk_io_path_name(enum ublk_io_path path);
+
 /* ublk_config.poll_us: never spin, not even while the device is busy. */
 #define UBLK_POLL_OFF	UINT_MAX
 
@@ -273,6 +320,8 @@ struct ublk_config {
 	unsigned depth;
 	int dev_id;		/* -1: the kernel picks a free one */
 	enum ublk_copy_mode copy_mode;
+	bool copy_mode_set;	/* given by the user: kept on either path */
+	enum ublk_io_path io_path;
 	/*
 	 * Spin for the next request before sleeping: 0 spins briefly while
 	 * the device is busy, UBLK_POLL_OFF never, other values always spin
