@@ -25,8 +25,8 @@ CC      := $(CROSS)gcc
 endif
 endif
 
-SRCS    := uring.c ublk.c mem_backend.c control.c main.c
-HDRS    := uring.h ublk.h mem_backend.h control.h
+SRCS    := uring.c ublk.c ublk_batch.c mem_backend.c control.c main.c
+HDRS    := uring.h ublk.h ublk_queue.h mem_backend.h control.h
 TESTS   := test/uring_test test/mem_test test/cli_test
 
 # Sanitizer builds cannot be static.
@@ -49,14 +49,14 @@ asan: ublk-mem-asan
 test/uring_test: test/uring_test.c test/check.h uring.c uring.h
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/uring_test.c uring.c $(LDLIBS)
 
-test/mem_test: test/mem_test.c test/check.h mem_backend.c $(HDRS) ublk.c uring.c
+test/mem_test: test/mem_test.c test/check.h mem_backend.c $(HDRS) ublk.c ublk_batch.c uring.c
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ \
-		test/mem_test.c mem_backend.c ublk.c uring.c $(LDLIBS)
+		test/mem_test.c mem_backend.c ublk.c ublk_batch.c uring.c $(LDLIBS)
 
 # The command line: cli_test.c includes main.c, renaming its main().
 test/cli_test: test/cli_test.c test/check.h $(SRCS) $(HDRS)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ \
-		test/cli_test.c mem_backend.c control.c ublk.c uring.c $(LDLIBS)
+		test/cli_test.c mem_backend.c control.c ublk.c ublk_batch.c uring.c $(LDLIBS)
 
 test-unit: $(TESTS)
 	@for t in $(TESTS); do ./$$t; echo "$$t: exit $$?"; done

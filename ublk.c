@@ -38,6 +38,11 @@
  * The copy modes change steps 2 and 5; see enum ublk_copy_mode and
  * queue_read() / queue_write() below.
  *
+ * That is the per-request path, which every 6.x driver has.  A device made
+ * with UBLK_F_BATCH_IO (Linux 7.0) takes other I/O commands, each carrying
+ * many tags: its queue threads run ublk_batch.c's loop instead of
+ * queue_loop(), and serve each request with the same queue_serve().
+ *
  * Where the kernel copies into our memory (steps 2 and 5, and
  * NEED_GET_DATA) it cannot fail the request if that memory cannot be
  * allocated: it requeues the request and tries again, for ever.  So every
@@ -47,6 +52,7 @@
  */
 #define _GNU_SOURCE
 #include "ublk.h"
+#include "ublk_queue.h"
 #include "uring.h"
 
 #include <dirent.h>
@@ -88,6 +94,9 @@
 /* Bounce mode allocates every tag's buffer at start: at most this much. */
 #define BOUNCE_BYTES_PER_QUEUE	(32U << 20)
 #define ERRORS_SHOWN		10		/* per queue */
+/* --io-path auto: see choose_io_path() and the README's measurements. */
+#define BATCH_BY_DEFAULT	false
+#define BATCH_COPY_MODE		UBLK_COPY_BOUNCE
 
 /* ---- messages ---- */
 
@@ -108,7 +117,7 @@ void ublk_err(const char *fmt, ...)
  * The integration tests use it to reach failure paths no outside event
  * can reach on demand; nothing else should set it.
  */
-static bool test_fault(const char *point)
+bool test_fault(const char *point)
 {
 	static const char *fault = "";
 
@@ -359,6 +368,7 @@ static int check_features(uint64_t features, uint64_t want)
 			ublk_err("this kernel's ublk driver lacks UBLK_F_%s (Linux %s)%s",
 				 ublk_feature_name(bit), ublk_feature_since(bit),
 				 flag == UBLK_F_USER_COPY ? ": use another --copy-mode" :
+				 flag == UBLK_F_BATCH_IO ? ": use --io-path per-request" :
 				 flag & (UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE) ?
 				 ": --recoverable cannot work here" : "");
 			return -EOPNOTSUPP;
@@ -670,70 +680,7 @@ bool ublk_server_running(const struct ublksrv_ctrl_dev_info *info)
 
 /* ---- a device being served ---- */
 
-/*
- * Per-tag state.  A tag is a request slot: the kernel and we pass it back
- * and forth, and at any moment exactly one side owns it.
- */
-struct ublk_tag {
-	bool owned;		/* we hold its request and owe the COMMIT */
-	bool data_direct;	/* NEED_GET_DATA gave the backend's memory */
-	int write_err;		/* NEED_GET_DATA: the WRITE was refused */
-};
-
-struct ublk_dev;
-
-struct ublk_queue {
-	struct ublk_dev *dev;
-	unsigned q_id;
-	unsigned depth;
-	struct uring ring;		/* this queue's own ring */
-	const struct ublksrv_io_desc *descs;	/* kernel-written, by tag */
-	size_t descs_len;
-	char *bufs;			/* per-tag buffers, dev->buf_bytes each */
-	size_t bufs_len;
-	char *sink;			/* where refused WRITE data is dropped */
-	struct ublk_tag *tags;
-	unsigned live_tags;		/* tags not yet retired */
-	unsigned errors_reported;
-	int stop_fd;			/* eventfd: "end now, stop nothing" */
-	uint64_t stop_val;		/* the eventfd read lands here */
-	unsigned held;			/* requests still ours when it ended */
-	cpu_set_t affinity;
-	pthread_t thread;
-	bool started;
-	int err;			/* why the thread ended, or 0 */
-};
-
-struct ublk_dev {
-	struct ublk_ctrl *ctrl;
-	const struct ublk_backend_ops *ops;
-	void *data;
-	struct ublksrv_ctrl_dev_info info;
-	struct ublk_params params;
-	enum ublk_copy_mode copy_mode;
-	unsigned buf_bytes;		/* per-tag buffer, the largest request */
-	unsigned poll_us;
-	bool trace;
-	bool recovering;		/* made by ublk_attach() */
-	bool owned;			/* ours: added, or recovery started */
-	bool had_data;			/* has been live: its data matters */
-	bool kept;			/* not stopped: left for recovery */
-	int id;
-	int cdev_fd;
-	struct ublk_queue *queues;
-	pthread_t main_thread;
-	sem_t setup_done;		/* posted once by each queue thread */
-	atomic_bool stopping;		/* main thread has begun teardown */
-	atomic_bool queue_ended;	/* a queue thread ended by itself */
-	bool stop_asked;		/* a stop signal came while starting */
-	time_t refused_at;		/* a stop was refused: device in use */
-	bool handed_over;		/* ublk_hand_over(): end, keep it */
-	bool quiesced;			/* ... after QUIESCE_DEV drained it */
-	unsigned held;			/* requests ours when the queues ended */
-	int control_fd;			/* ublk_set_control() */
-	void (*on_control)(struct ublk_dev *dev, void *arg);
-	void *control_arg;
-};
+/* struct ublk_tag, ublk_queue, ublk_dev: see ublk_queue.h. */
 
 /*
  * user_data of an I/O command: the tag in bits 0-15, the command kind in
@@ -790,11 +737,6 @@ static void queue_io_cmd(struct ublk_queue *q, unsigned tag, uint32_t op,
 
 	uring_prep_cmd(sqe, q->dev->cdev_fd, op, &cmd, sizeof(cmd),
 		       io_user_data(tag, kind));
-}
-
-static inline char *tag_buf(const struct ublk_queue *q, unsigned tag)
-{
-	return q->bufs + (size_t)tag * q->dev->buf_bytes;
 }
 
 /*
@@ -939,9 +881,8 @@ static void queue_report_error(struct ublk_queue *q, unsigned tag, unsigned op,
 		 " (further failures of this queue not shown)" : "");
 }
 
-/* Serve the request now owned by @tag and queue its COMMIT_AND_FETCH. */
-static void queue_serve_request(struct ublk_queue *q, unsigned tag,
-				const struct ublksrv_io_desc *iod)
+int queue_serve(struct ublk_queue *q, unsigned tag,
+		const struct ublksrv_io_desc *iod, void **addrp)
 {
 	const struct ublk_dev *dev = q->dev;
 	unsigned op = iod->op_flags & 0xff;
@@ -991,6 +932,17 @@ static void queue_serve_request(struct ublk_queue *q, unsigned tag,
 		addr = tag_buf(q, tag);
 	else if (dev->copy_mode == UBLK_COPY_USER)
 		addr = NULL;
+	*addrp = addr;
+	return res;
+}
+
+/* Serve the request now owned by @tag and queue its COMMIT_AND_FETCH. */
+static void queue_serve_request(struct ublk_queue *q, unsigned tag,
+				const struct ublksrv_io_desc *iod)
+{
+	void *addr;
+	int res = queue_serve(q, tag, iod, &addr);
+
 	queue_io_cmd(q, tag, UBLK_U_IO_COMMIT_AND_FETCH_REQ, IO_COMMIT, res,
 		     addr);
 }
@@ -1103,7 +1055,7 @@ static int queue_fetch_all(struct ublk_queue *q)
  * device costs nothing.  Lone requests (queue depth 1) never start one;
  * --poll spins for them too.
  */
-static unsigned spin_time(unsigned poll_us, bool busy)
+unsigned spin_time(unsigned poll_us, bool busy)
 {
 	if (poll_us == UBLK_POLL_OFF)
 		return 0;
@@ -1118,7 +1070,7 @@ static unsigned spin_time(unsigned poll_us, bool busy)
  * work and catches a request that arrives soon, at the cost of a busy CPU.
  * Returns 1 when the spin caught a CQE, 0 after a sleep, or -errno.
  */
-static int queue_wait(struct ublk_queue *q, unsigned spin_us)
+int queue_wait(struct ublk_queue *q, unsigned spin_us)
 {
 	int ret;
 
@@ -1205,13 +1157,13 @@ static int queue_setup(struct ublk_queue *q)
 	 * The ring is created by the thread that uses it (SINGLE_ISSUER),
 	 * with an SQE per tag and one for the stop eventfd.
 	 */
-	ret = uring_init_best(&q->ring, q->depth + 1, 0, wished,
-			      sizeof(wished) / sizeof(wished[0]));
+	ret = uring_init_best(&q->ring, q->dev->batch ? batch_ring_entries(q->depth) :
+			      q->depth + 1, 0, wished, sizeof(wished) / sizeof(wished[0]));
 	if (ret < 0) {
 		ublk_err("queue %u: io_uring_setup: %s", q->q_id, strerror(-ret));
 		return ret;
 	}
-	ret = queue_fetch_all(q);
+	ret = q->dev->batch ? batch_fetch_all(q) : queue_fetch_all(q);
 	if (ret < 0)
 		ublk_err("/dev/ublkb%d queue %u: cannot hand its tags to the driver: %s",
 			 q->dev->id, q->q_id, strerror(-ret));
@@ -1227,7 +1179,7 @@ static void *queue_thread(void *arg)
 	q->err = ret;
 	sem_post(&dev->setup_done);
 	if (ret == 0)
-		ret = queue_loop(q);
+		ret = dev->batch ? batch_loop(q) : queue_loop(q);
 	/*
 	 * Closing the ring cancels any command still pending: after a
 	 * STOP_DEV there is none; otherwise the driver treats it as the
@@ -1339,6 +1291,7 @@ static int queue_prepare(struct ublk_dev *dev, unsigned qi)
 
 static void queue_release(struct ublk_queue *q)
 {
+	batch_release(q);
 	if (q->descs)
 		munmap((void *)q->descs, q->descs_len);
 	if (q->bufs)
@@ -1505,7 +1458,33 @@ static uint64_t config_flags(const struct ublk_config *cfg)
 		f |= UBLK_F_USER_COPY;
 	if (cfg->recoverable)
 		f |= UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE;
+	if (cfg->io_path == UBLK_IO_PATH_BATCH)
+		f |= UBLK_F_BATCH_IO;
 	return f;
+}
+
+const char *ublk_io_path_name(enum ublk_io_path path)
+{
+	return path == UBLK_IO_PATH_BATCH ? "batch" :
+	       path == UBLK_IO_PATH_PER_REQUEST ? "per-request" : "auto";
+}
+
+/*
+ * Settle the data path of a new device and, where the user did not pick
+ * one, its copy mode.  "auto" takes the batched path where the driver
+ * offers it, if BATCH_BY_DEFAULT; an explicit "batch" the driver lacks
+ * is refused by check_features().  The batched path has no NEED_GET_DATA:
+ * it copies in BATCH_COPY_MODE unless told otherwise.
+ */
+static void choose_io_path(uint64_t features, struct ublk_config *cfg)
+{
+	bool get_data = cfg->copy_mode_set && cfg->copy_mode == UBLK_COPY_GET_DATA;
+
+	if (cfg->io_path == UBLK_IO_PATH_AUTO)
+		cfg->io_path = BATCH_BY_DEFAULT && (features & UBLK_F_BATCH_IO) &&
+			       !get_data ? UBLK_IO_PATH_BATCH : UBLK_IO_PATH_PER_REQUEST;
+	if (cfg->io_path == UBLK_IO_PATH_BATCH && !cfg->copy_mode_set)
+		cfg->copy_mode = BATCH_COPY_MODE;
 }
 
 /*
@@ -1536,6 +1515,7 @@ static struct ublk_dev *dev_new(struct ublk_ctrl *ctrl, const struct ublk_config
 	dev->ctrl = ctrl;
 	dev->ops = ops;
 	dev->copy_mode = cfg->copy_mode;
+	dev->batch = cfg->io_path == UBLK_IO_PATH_BATCH;
 	dev->poll_us = cfg->poll_us;
 	dev->trace = cfg->trace;
 	dev->cdev_fd = -1;
@@ -1555,9 +1535,12 @@ static void dev_free(struct ublk_dev *dev)
 int ublk_add(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 	     const struct ublk_backend_ops *ops, struct ublk_dev **devp)
 {
+	struct ublk_config chosen = *cfg;
 	struct ublk_dev *dev;
 	int ret;
 
+	choose_io_path(ctrl->features, &chosen);
+	cfg = &chosen;
 	ret = check_features(ctrl->features, config_flags(cfg));
 	if (ret < 0)
 		return ret;
@@ -1620,6 +1603,7 @@ int ublk_attach(struct ublk_ctrl *ctrl, int dev_id, const struct ublk_config *cf
 	dev->copy_mode = (dev->info.flags & UBLK_F_USER_COPY) ? UBLK_COPY_USER :
 			 (dev->info.flags & UBLK_F_NEED_GET_DATA) ? UBLK_COPY_GET_DATA :
 			 UBLK_COPY_BOUNCE;
+	dev->batch = dev->info.flags & UBLK_F_BATCH_IO;
 	dev->buf_bytes = dev->info.max_io_buf_bytes;
 	*devp = dev;
 	return 0;

@@ -1,0 +1,143 @@
+/*
+ * ublk_queue.h - what the two data paths share: the state of a device
+ * being served and of its queues, and the helpers that serve one request.
+ *
+ * ublk.c holds the per-request path (FETCH_REQ, COMMIT_AND_FETCH_REQ) and
+ * everything else; ublk_batch.c the batched path (UBLK_F_BATCH_IO).  A
+ * queue thread runs one or the other, chosen per device.  This header is
+ * private to the two; main.c sees ublk.h only.
+ */
+#ifndef UBLK_MEM_UBLK_QUEUE_H
+#define UBLK_MEM_UBLK_QUEUE_H
+
+#include "ublk.h"
+#include "uring.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <time.h>
+
+/*
+ * Per-tag state.  A tag is a request slot: the kernel and we pass it back
+ * and forth, and at any moment exactly one side owns it.
+ */
+struct ublk_tag {
+	bool owned;		/* we hold its request and owe the COMMIT */
+	bool data_direct;	/* NEED_GET_DATA gave the backend's memory */
+	int write_err;		/* NEED_GET_DATA: the WRITE was refused */
+};
+
+struct ublk_dev;
+struct ublk_batch;
+
+struct ublk_queue {
+	struct ublk_dev *dev;
+	unsigned q_id;
+	unsigned depth;
+	struct uring ring;		/* this queue's own ring */
+	const struct ublksrv_io_desc *descs;	/* kernel-written, by tag */
+	size_t descs_len;
+	char *bufs;			/* per-tag buffers, dev->buf_bytes each */
+	size_t bufs_len;
+	char *sink;			/* where refused WRITE data is dropped */
+	struct ublk_tag *tags;
+	unsigned live_tags;		/* tags not yet retired */
+	unsigned errors_reported;
+	int stop_fd;			/* eventfd: "end now, stop nothing" */
+	uint64_t stop_val;		/* the eventfd read lands here */
+	unsigned held;			/* requests still ours when it ended */
+	struct ublk_batch *batch;	/* ublk_batch.c's state, or NULL */
+	cpu_set_t affinity;
+	pthread_t thread;
+	bool started;
+	int err;			/* why the thread ended, or 0 */
+};
+
+struct ublk_dev {
+	struct ublk_ctrl *ctrl;
+	const struct ublk_backend_ops *ops;
+	void *data;
+	struct ublksrv_ctrl_dev_info info;
+	struct ublk_params params;
+	enum ublk_copy_mode copy_mode;
+	bool batch;			/* UBLK_F_BATCH_IO: ublk_batch.c serves */
+	unsigned buf_bytes;		/* per-tag buffer, the largest request */
+	unsigned poll_us;
+	bool trace;
+	bool recovering;		/* made by ublk_attach() */
+	bool owned;			/* ours: added, or recovery started */
+	bool had_data;			/* has been live: its data matters */
+	bool kept;			/* not stopped: left for recovery */
+	int id;
+	int cdev_fd;
+	struct ublk_queue *queues;
+	pthread_t main_thread;
+	sem_t setup_done;		/* posted once by each queue thread */
+	atomic_bool stopping;		/* main thread has begun teardown */
+	atomic_bool queue_ended;	/* a queue thread ended by itself */
+	bool stop_asked;		/* a stop signal came while starting */
+	time_t refused_at;		/* a stop was refused: device in use */
+	bool handed_over;		/* ublk_hand_over(): end, keep it */
+	bool quiesced;			/* ... after QUIESCE_DEV drained it */
+	unsigned held;			/* requests ours when the queues ended */
+	int control_fd;			/* ublk_set_control() */
+	void (*on_control)(struct ublk_dev *dev, void *arg);
+	void *control_arg;
+};
+
+static inline char *tag_buf(const struct ublk_queue *q, unsigned tag)
+{
+	return q->bufs + (size_t)tag * q->dev->buf_bytes;
+}
+
+/* ---- in ublk.c, for both paths ---- */
+
+/* Is the fault @point asked for in UBLK_MEM_TEST_FAULT?  (Tests only.) */
+bool test_fault(const char *point);
+
+/*
+ * Serve the request @tag now owned, described by @iod, with the backend:
+ * returns the COMMIT result (bytes or -errno) and in *addr the address to
+ * commit with (NULL where the copy mode takes none).  Reports failures.
+ */
+int queue_serve(struct ublk_queue *q, unsigned tag,
+		const struct ublksrv_io_desc *iod, void **addr);
+
+/* How long to spin before sleeping (see ublk.c), and the wait itself. */
+unsigned spin_time(unsigned poll_us, bool busy);
+int queue_wait(struct ublk_queue *q, unsigned spin_us);
+
+/* ---- in ublk_batch.c, the batched path ---- */
+
+/* SQEs for a batch queue's ring of depth @depth. */
+unsigned batch_ring_entries(unsigned depth);
+
+/* PREP every tag and arm the FETCHes (the batch queue_fetch_all()). */
+int batch_fetch_all(struct ublk_queue *q);
+
+/* Serve until the queue is retired or told to end (see queue_loop()). */
+int batch_loop(struct ublk_queue *q);
+
+/* Free the batch state; after the queue's ring is closed. */
+void batch_release(struct ublk_queue *q);
+
+/*
+ * The pure parts, for the unit tests.  An element of PREP / COMMIT is a
+ * struct ublk_elem_header, then the buffer address with HAS_BUF_ADDR.
+ */
+unsigned batch_elem_bytes(uint16_t flags);
+void batch_elem_put(void *elems, uint16_t flags, unsigned i, unsigned tag,
+		    int32_t result, uint64_t addr);
+/* Provided buffers for FETCH: how many, and the bytes of each. */
+void batch_fetch_sizes(unsigned depth, unsigned *nbufs, unsigned *buf_len);
+/*
+ * Take the @n tags a FETCH delivered: mark each owned and append it to
+ * @ready (*nr_ready of them so far).  -EPROTO on a tag out of range or
+ * one already owned, which leaves the rest untaken.
+ */
+int batch_take_tags(const uint16_t *tags, unsigned n, unsigned depth,
+		    struct ublk_tag *state, uint16_t *ready, unsigned *nr_ready);
+
+#endif
