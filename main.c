@@ -109,6 +109,9 @@ static const char usage_text[] =
 "                        need new memory fail with ENOSPC below it (default\n"
 "                        1/32 of RAM, at least 64M, at most 1G)\n"
 "      --copy-mode MODE  how data moves: get_data (default), user_copy, bounce\n"
+"      --io-path PATH    how requests reach the server: per-request (FETCH and\n"
+"                        COMMIT per request), batch (batched commands, Linux\n"
+"                        7.0; copy mode bounce unless given) or auto (default)\n"
 "      --poll[=US]       spin up to US microseconds (default 1000) for the next\n"
 "                        request before sleeping, even at queue depth 1: lower\n"
 "                        latency for CPU time.  Without it the server spins\n"
@@ -204,6 +207,17 @@ static enum ublk_copy_mode parse_copy_mode(const char *s)
 	usage_error("invalid copy mode '%s': expected get_data, user_copy or bounce", s);
 }
 
+static enum ublk_io_path parse_io_path(const char *s)
+{
+	if (!strcmp(s, "per-request"))
+		return UBLK_IO_PATH_PER_REQUEST;
+	if (!strcmp(s, "batch"))
+		return UBLK_IO_PATH_BATCH;
+	if (!strcmp(s, "auto"))
+		return UBLK_IO_PATH_AUTO;
+	usage_error("invalid I/O path '%s': expected per-request, batch or auto", s);
+}
+
 static unsigned parse_poll(const char *s)
 {
 	unsigned us = s ? (unsigned)parse_num(s, "poll time (us)", 0, 1000000) :
@@ -297,7 +311,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum {
 		OPT_PREALLOC = 256, OPT_SMALL_PAGES, OPT_RESERVE, OPT_COPY,
-		OPT_POLL, OPT_RECOVERABLE, OPT_STORE, OPT_PIDFILE,
+		OPT_POLL, OPT_RECOVERABLE, OPT_STORE, OPT_PIDFILE, OPT_IO_PATH,
 	};
 	static const struct option longopts[] = {
 		{ "queues", required_argument, NULL, 'q' },
@@ -308,6 +322,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "small-pages", no_argument, NULL, OPT_SMALL_PAGES },
 		{ "reserve", required_argument, NULL, OPT_RESERVE },
 		{ "copy-mode", required_argument, NULL, OPT_COPY },
+		{ "io-path", required_argument, NULL, OPT_IO_PATH },
 		{ "poll", optional_argument, NULL, OPT_POLL },
 		{ "recoverable", no_argument, NULL, OPT_RECOVERABLE },
 		{ "store", required_argument, NULL, OPT_STORE },
@@ -362,6 +377,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_COPY:
 			o->cfg.copy_mode = parse_copy_mode(optarg);
+			o->cfg.copy_mode_set = true;
+			break;
+		case OPT_IO_PATH:
+			o->cfg.io_path = parse_io_path(optarg);
 			break;
 		case OPT_POLL:
 			o->cfg.poll_us = parse_poll(optarg);
@@ -417,6 +436,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		usage_error("--small-pages does not apply to --recoverable: the page size of its store is its tmpfs's");
 	if (o->svc.daemon && o->cfg.trace)
 		usage_error("--trace prints on stderr, which --daemon leaves: trace in the foreground");
+	if (o->cfg.io_path == UBLK_IO_PATH_BATCH && o->cfg.copy_mode_set &&
+	    o->cfg.copy_mode == UBLK_COPY_GET_DATA)
+		usage_error("--copy-mode get_data needs --io-path per-request: batched commands have no NEED_GET_DATA");
 	o->store.size = o->cfg.size;
 	/* Room to grow (ublk-mem resize): up to what the machine could hold. */
 	o->store.max_size = max_store_size(o->cfg.size);
@@ -1551,6 +1573,9 @@ static void config_of(const struct ublksrv_ctrl_dev_info *info,
 	cfg->depth = info->queue_depth;
 	cfg->dev_id = (int)info->dev_id;
 	cfg->copy_mode = copy_mode_of(info->flags);
+	cfg->copy_mode_set = true;
+	cfg->io_path = (info->flags & UBLK_F_BATCH_IO) ? UBLK_IO_PATH_BATCH :
+		       UBLK_IO_PATH_PER_REQUEST;
 	cfg->recoverable = true;
 }
 
@@ -1687,6 +1712,7 @@ static const char *feature_use(uint64_t flag)
 	switch (flag) {
 	case UBLK_F_NEED_GET_DATA: return "used: --copy-mode get_data (the default)";
 	case UBLK_F_USER_COPY: return "used: --copy-mode user_copy";
+	case UBLK_F_BATCH_IO: return "used: --io-path batch";
 	case UBLK_F_USER_RECOVERY: return "used: --recoverable";
 	case UBLK_F_USER_RECOVERY_REISSUE: return "used: --recoverable (requests in flight are re-issued)";
 	case UBLK_F_CMD_IOCTL_ENCODE: return "used: required";
