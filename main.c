@@ -439,6 +439,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 	if (o->cfg.io_path == UBLK_IO_PATH_BATCH && o->cfg.copy_mode_set &&
 	    o->cfg.copy_mode == UBLK_COPY_GET_DATA)
 		usage_error("--copy-mode get_data needs --io-path per-request: batched commands have no NEED_GET_DATA");
+	if (o->cfg.io_path == UBLK_IO_PATH_BATCH && o->cfg.depth < 2)
+		usage_error("--io-path batch needs --depth 2 or more: the driver's batched queues refuse depth 1");
 	o->store.size = o->cfg.size;
 	/* Room to grow (ublk-mem resize): up to what the machine could hold. */
 	o->store.max_size = max_store_size(o->cfg.size);

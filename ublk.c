@@ -1474,7 +1474,8 @@ const char *ublk_io_path_name(enum ublk_io_path path)
  * one, its copy mode.  "auto" takes the batched path where the driver
  * offers it, if BATCH_BY_DEFAULT; an explicit "batch" the driver lacks
  * is refused by check_features().  The batched path has no NEED_GET_DATA:
- * it copies in BATCH_COPY_MODE unless told otherwise.
+ * it copies in BATCH_COPY_MODE unless told otherwise.  Nor does it take
+ * queue depth 1: the driver's batch queue (a kfifo) needs two slots.
  */
 static void choose_io_path(uint64_t features, struct ublk_config *cfg)
 {
@@ -1482,7 +1483,8 @@ static void choose_io_path(uint64_t features, struct ublk_config *cfg)
 
 	if (cfg->io_path == UBLK_IO_PATH_AUTO)
 		cfg->io_path = BATCH_BY_DEFAULT && (features & UBLK_F_BATCH_IO) &&
-			       !get_data ? UBLK_IO_PATH_BATCH : UBLK_IO_PATH_PER_REQUEST;
+			       !get_data && cfg->depth >= 2 ?
+			       UBLK_IO_PATH_BATCH : UBLK_IO_PATH_PER_REQUEST;
 	if (cfg->io_path == UBLK_IO_PATH_BATCH && !cfg->copy_mode_set)
 		cfg->copy_mode = BATCH_COPY_MODE;
 }
