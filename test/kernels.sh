@@ -15,7 +15,9 @@
 # output (RELEASE.log). Exit status 0 when every kernel passed every test.
 #
 # Environment: CORE_TESTS, UBLK_MEM_BIN (the server, default ./ublk-mem),
-# plus what test/vm/vm.sh and test/vm/kernel.sh read.
+# plus what test/vm/vm.sh and test/vm/kernel.sh read: ARCH=arm64 with
+# KFLAVOUR=arm64 or arm64-16k makes the table for Debian's arm64 kernels
+# (make test-kernels ARCH=arm64 builds ./ublk-mem for them).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -104,7 +106,11 @@ done
 
 # The table, in Markdown.
 {
-	echo "## ublk-mem on Debian cloud kernels, $(date -u '+%Y-%m-%d %H:%M UTC')"
+	case ${ARCH:-}:${KFLAVOUR:-} in
+	arm64:* | aarch64:*) what="Debian's ${KFLAVOUR:-arm64} kernels (arm64)" ;;
+	*) what="Debian cloud kernels" ;;
+	esac
+	echo "## ublk-mem on $what, $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo
 	echo "Server built from $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(
 		[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && echo ' with uncommitted changes'
