@@ -27,7 +27,7 @@ endif
 
 SRCS    := uring.c ublk.c ublk_batch.c mem_backend.c control.c main.c
 HDRS    := uring.h ublk.h ublk_queue.h mem_backend.h control.h
-TESTS   := test/uring_test test/mem_test test/cli_test
+TESTS   := test/uring_test test/mem_test test/batch_test test/cli_test
 
 # Sanitizer builds cannot be static.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -52,6 +52,11 @@ test/uring_test: test/uring_test.c test/check.h uring.c uring.h
 test/mem_test: test/mem_test.c test/check.h mem_backend.c $(HDRS) ublk.c ublk_batch.c uring.c
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ \
 		test/mem_test.c mem_backend.c ublk.c ublk_batch.c uring.c $(LDLIBS)
+
+# The batched path's pure parts: element packing, buffer sizes, tags.
+test/batch_test: test/batch_test.c test/check.h ublk_batch.c ublk.c uring.c $(HDRS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ \
+		test/batch_test.c ublk_batch.c ublk.c uring.c $(LDLIBS)
 
 # The command line: cli_test.c includes main.c, renaming its main().
 test/cli_test: test/cli_test.c test/check.h $(SRCS) $(HDRS)

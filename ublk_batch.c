@@ -236,6 +236,8 @@ static int batch_alloc(struct ublk_queue *q)
 		return -ENOMEM;
 	q->batch = b;
 	batch_fetch_sizes(q->depth, &b->nbufs, &b->buf_len);
+	if (test_fault("batch-one-buffer"))
+		b->nbufs = 1;	/* FETCHes run dry and are armed again */
 	b->elem_flags = q->dev->copy_mode == UBLK_COPY_BOUNCE ?
 			UBLK_BATCH_F_HAS_BUF_ADDR : 0;
 	b->elem_bytes = batch_elem_bytes(b->elem_flags);

@@ -162,6 +162,18 @@ static void test_abi_layout(void)
 	CHECK(sizeof(struct io_uring_params) == 120,
 	      "struct io_uring_params matches the kernel layout",
 	      "size %zu", sizeof(struct io_uring_params));
+	CHECK(offsetof(struct io_uring_sqe, uring_cmd_flags) == 28 &&
+	      offsetof(struct io_uring_sqe, buf_group) == 40,
+	      "uring_cmd_flags and buf_group sit where the kernel reads them",
+	      "uring_cmd_flags at %zu, buf_group at %zu",
+	      offsetof(struct io_uring_sqe, uring_cmd_flags),
+	      offsetof(struct io_uring_sqe, buf_group));
+	CHECK(sizeof(struct io_uring_buf) == 16 &&
+	      offsetof(struct io_uring_buf, resv) == IO_URING_BUF_TAIL_OFF &&
+	      sizeof(struct io_uring_buf_reg) == 40,
+	      "provided-buffer ring entry and registration match the kernel layout",
+	      "entry %zu bytes, tail at %zu, reg %zu bytes", sizeof(struct io_uring_buf),
+	      offsetof(struct io_uring_buf, resv), sizeof(struct io_uring_buf_reg));
 }
 
 /* One NOP at a time: each CQE carries back the SQE's user_data. */
@@ -1008,6 +1020,110 @@ static void test_exit(void)
 }
 
 /*
+ * One READ of a pipe into a provided buffer of group @bgid: its result,
+ * and in *bid the buffer it went into (-1 when none).
+ */
+static int read_selected(struct uring *r, int fd, uint16_t bgid, int *bid)
+{
+	struct io_uring_sqe *sqe = uring_get_sqe(r);
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	*bid = -1;
+	if (!sqe)
+		return -EBUSY;
+	uring_prep_rw(sqe, IORING_OP_READ, fd, NULL, 64, 0, 42);
+	sqe->off = (uint64_t)-1;	/* a pipe: no offset */
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = bgid;
+	ret = uring_wait_cqe(r, &cqe);
+	if (ret < 0)
+		return ret;
+	ret = cqe->res;
+	if (cqe->flags & IORING_CQE_F_BUFFER)
+		*bid = (int)uring_cqe_buf_id(cqe);
+	uring_cq_advance(r, 1);
+	return ret;
+}
+
+/*
+ * Provided buffers: reads take the ring's buffers in order and name them
+ * in the CQE; an empty ring fails a read with -ENOBUFS; a buffer given
+ * back is taken again; the 16-bit tail wraps.
+ */
+static void test_buf_ring(void)
+{
+	static char bufs[4][64];
+	struct uring_buf_ring br;
+	struct first_error e = { 0 };
+	struct uring r;
+	int p[2], ret, bid;
+
+	if (ring_open(&r, 8, 0, "8 entries, for provided buffers") < 0)
+		return;
+	CHECK_RES(uring_buf_ring_init(&r, &br, 3, 8), -EINVAL,
+		  "uring_buf_ring_init refuses 3 entries (not a power of two)");
+	ret = uring_buf_ring_init(&r, &br, 4, 7);
+	if (ret == -EINVAL) {
+		skip("provided-buffer rings", "this kernel lacks IORING_REGISTER_PBUF_RING (5.19)");
+		uring_exit(&r);
+		return;
+	}
+	CHECK_RES(ret, 0, "uring_buf_ring_init: 4 buffers, group 7");
+	if (ret < 0 || pipe(p) < 0) {
+		uring_buf_ring_exit(&r, &br);
+		uring_exit(&r);
+		return;
+	}
+	for (unsigned i = 0; i < 4; i++)
+		uring_buf_ring_add(&br, bufs[i], sizeof(bufs[i]), (uint16_t)(10 + i));
+	uring_buf_ring_publish(&br);
+	for (int i = 0; i < 4; i++) {
+		char msg[16];
+
+		snprintf(msg, sizeof(msg), "m%d", i);
+		if (write(p[1], msg, 2) != 2)
+			break;
+		ret = read_selected(&r, p[0], 7, &bid);
+		if (ret != 2 || bid != 10 + i || memcmp(bufs[i], msg, 2))
+			note(&e, "read %d: %d bytes into buffer %d", i, ret, bid);
+	}
+	CHECK_NO_ERROR(e, "four reads take the four buffers in order, named in the CQE");
+	if (write(p[1], "xy", 2) == 2) {
+		ret = read_selected(&r, p[0], 7, &bid);
+		CHECK(ret == -ENOBUFS && bid == -1, "with every buffer taken a read fails with -ENOBUFS",
+		      "%d (%s), buffer %d", ret, res_name(ret), bid);
+		uring_buf_ring_add(&br, bufs[2], sizeof(bufs[2]), 12);
+		uring_buf_ring_publish(&br);
+		ret = read_selected(&r, p[0], 7, &bid);
+		CHECK(ret == 2 && bid == 12 && !memcmp(bufs[2], "xy", 2),
+		      "a buffer given back is taken again", "%d, buffer %d", ret, bid);
+	}
+	uring_buf_ring_exit(&r, &br);
+	CHECK(!br.kbufs, "uring_buf_ring_exit releases the ring", "kbufs %p", (void *)br.kbufs);
+	uring_buf_ring_exit(&r, &br);	/* a second exit does nothing */
+
+	/* One buffer, given back after every read: the tail wraps at 2^16. */
+	memset(&e, 0, sizeof(e));
+	if (uring_buf_ring_init(&r, &br, 1, 9) == 0) {
+		for (unsigned i = 0; i < 65536 + 10; i++) {
+			uring_buf_ring_add(&br, bufs[0], sizeof(bufs[0]), 5);
+			uring_buf_ring_publish(&br);
+			if (write(p[1], "w", 1) != 1 ||
+			    (ret = read_selected(&r, p[0], 9, &bid)) != 1 || bid != 5) {
+				note(&e, "round %u: %d, buffer %d", i, ret, bid);
+				break;
+			}
+		}
+		CHECK_NO_ERROR(e, "one buffer given back 65546 times: the ring's tail wraps");
+		uring_buf_ring_exit(&r, &br);
+	}
+	close(p[0]);
+	close(p[1]);
+	uring_exit(&r);
+}
+
+/*
  * A wrapper bug can leave uring_wait_cqe() sleeping for a CQE that never
  * comes.  The whole run takes well under a second, so after a minute the
  * test reports the hang and fails instead of stalling CI.
@@ -1055,6 +1171,7 @@ int main(void)
 	test_failing_ops();
 	test_wait_cqe();
 	test_submit_and_poll();
+	test_buf_ring();
 	test_exit();
 
 	return check_summary("uring_test");
