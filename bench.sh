@@ -14,6 +14,10 @@
 #                       or commas between them), e.g. "randread-4k-qd32"
 #   --ublk-args "ARGS"  options for the ublk-mem server (e.g. "--copy-mode
 #                       user_copy" or "--poll"); spaces or commas between words
+#   --ublk-args2 "ARGS" also measure a second ublk-mem server with these
+#                       options, on every job next to the first (device
+#                       ublk-mem-b), e.g. "--io-path batch": two settings
+#                       compared in the same boot
 #   --out DIR           results directory (default results/bench-DATE-TIME)
 #   --report DIR        only redo the table and chart of an earlier run
 #   -h, --help          this text
@@ -24,7 +28,8 @@
 # tmpfs has no O_DIRECT) and nbdkit's memory plugin (nbdkit -U SOCKET memory
 # 64M, attached with nbd-client -u SOCKET /dev/nbdN: the userspace RAM disk
 # people use today). The job with two fio jobs also runs on a second
-# ublk-mem started with -q 2, to show queue scaling.
+# ublk-mem started with -q 2, to show queue scaling. With --ublk-args2 a
+# third, ublk-mem-b, runs every job right after ublk-mem.
 #
 # All jobs are fio --ioengine=libaio --direct=1. A round runs every job on
 # every device, the devices interleaved (A B C D E, A B C D E, ...); the
@@ -56,6 +61,7 @@ SIZE_MB=64
 ROUNDS=3
 RUNTIME=5
 UBLK_ARGS=
+UBLK_ARGS2=
 JOBS_ASKED=
 OUT=
 OUT_MADE=
@@ -136,16 +142,22 @@ job_args() {
 
 # devices_of JOB: the devices JOB runs on, in round order.
 devices_of() {
+	_do_b=
+	[ -n "$UBLK_ARGS2" ] && _do_b=" ublk-mem-b"
 	if [ "$1" = "$SCALING_JOB" ]; then
-		echo "ublk-mem ublk-mem-q2 ${DEVICES#ublk-mem }"
+		echo "ublk-mem$_do_b ublk-mem-q2 ${DEVICES#ublk-mem }"
 	else
-		echo "$DEVICES"
+		echo "ublk-mem$_do_b ${DEVICES#ublk-mem }"
 	fi
 }
 
-# ublk_words: the --ublk-args words, split on spaces and commas.
+# ublk_words / ublk_words2: the --ublk-args / --ublk-args2 words, split on
+# spaces and commas.
 ublk_words() {
 	printf '%s\n' "$UBLK_ARGS" | tr ',' ' '
+}
+ublk_words2() {
+	printf '%s\n' "$UBLK_ARGS2" | tr ',' ' '
 }
 
 # =========================================================================
@@ -155,6 +167,7 @@ ublk_words() {
 WORK=
 UBLK1_PID='' UBLK1_DEV='' UBLK1_WBYTES=0
 UBLK2_PID='' UBLK2_DEV='' UBLK2_WBYTES=0
+UBLK3_PID='' UBLK3_DEV='' UBLK3_WBYTES=0
 BRD_DEV='' BRD_LOADED=''
 NULLB_DEV='' NULLB_DIR='' NULLB_LOADED=''
 LOOP_DEV='' LOOP_MNT=''
@@ -208,7 +221,7 @@ dev_bytes() {
 	echo $((_db_sectors * 512))
 }
 
-# start_ublk N ARGS...: start a ublk-mem server for slot N (1 or 2) and wait
+# start_ublk N ARGS...: start a ublk-mem server for slot N (1 to 3) and wait
 # for its device. Sets UBLK<N>_PID and UBLK<N>_DEV.
 start_ublk() {
 	_su_slot=$1
@@ -265,6 +278,14 @@ setup_ublk() {
 		ACTIVE="$ACTIVE ublk-mem"
 	else
 		die "ublk-mem did not start; nothing to compare"
+	fi
+	if [ -n "$UBLK_ARGS2" ]; then
+		# shellcheck disable=SC2046 # the second setting's options
+		if start_ublk 3 $(ublk_words2); then
+			ACTIVE="$ACTIVE ublk-mem-b"
+		else
+			die "ublk-mem $(ublk_words2) (--ublk-args2) did not start; nothing to compare"
+		fi
 	fi
 	# The second server serves the scaling job only.
 	case " $JOBS " in *" $SCALING_JOB "*) ;; *) return 0 ;; esac
@@ -427,7 +448,8 @@ setup_nbdkit() {
 teardown() {
 	stop_ublk "$UBLK1_PID"
 	stop_ublk "$UBLK2_PID"
-	UBLK1_PID='' UBLK2_PID=''
+	stop_ublk "$UBLK3_PID"
+	UBLK1_PID='' UBLK2_PID='' UBLK3_PID=''
 	[ -n "$LOOP_DEV" ] && losetup -d "$LOOP_DEV" 2>/dev/null
 	[ -n "$LOOP_MNT" ] && umount "$LOOP_MNT" 2>/dev/null
 	LOOP_DEV='' LOOP_MNT=''
@@ -456,6 +478,7 @@ dev_path() {
 	case $1 in
 	ublk-mem) echo "$UBLK1_DEV" ;;
 	ublk-mem-q2) echo "$UBLK2_DEV" ;;
+	ublk-mem-b) echo "$UBLK3_DEV" ;;
 	brd) echo "$BRD_DEV" ;;
 	null_blk) echo "$NULLB_DEV" ;;
 	loop) echo "$LOOP_DEV" ;;
@@ -466,6 +489,7 @@ dev_pid() {
 	case $1 in
 	ublk-mem) echo "$UBLK1_PID" ;;
 	ublk-mem-q2) echo "$UBLK2_PID" ;;
+	ublk-mem-b) echo "$UBLK3_PID" ;;
 	nbdkit) echo "$NBDKIT_PID" ;;
 	esac
 }
@@ -475,6 +499,7 @@ add_written() {
 	case $1 in
 	ublk-mem) UBLK1_WBYTES=$((UBLK1_WBYTES + $2)) ;;
 	ublk-mem-q2) UBLK2_WBYTES=$((UBLK2_WBYTES + $2)) ;;
+	ublk-mem-b) UBLK3_WBYTES=$((UBLK3_WBYTES + $2)) ;;
 	nbdkit) NBDKIT_WBYTES=$((NBDKIT_WBYTES + $2)) ;;
 	esac
 }
@@ -650,7 +675,7 @@ run_matrix() {
 	trap teardown EXIT
 	trap 'exit 130' INT TERM
 
-	progress "setting up: ublk-mem ${SIZE_MB}M${UBLK_ARGS:+ $(ublk_words)}, brd, null_blk, loop on tmpfs, nbdkit memory"
+	progress "setting up: ublk-mem ${SIZE_MB}M${UBLK_ARGS:+ $(ublk_words)}${UBLK_ARGS2:+, ublk-mem ${SIZE_MB}M $(ublk_words2)}, brd, null_blk, loop on tmpfs, nbdkit memory"
 	setup_ublk
 	setup_brd
 	setup_null_blk
@@ -692,6 +717,7 @@ run_matrix() {
 	echo "$MEM_HEADER" >"$MEMCSV"
 	mem_row ublk-mem "$UBLK1_PID" "$UBLK1_WBYTES"
 	mem_row ublk-mem-q2 "$UBLK2_PID" "$UBLK2_WBYTES"
+	mem_row ublk-mem-b "$UBLK3_PID" "$UBLK3_WBYTES"
 	mem_row nbdkit "$NBDKIT_PID" "$NBDKIT_WBYTES"
 
 	{
@@ -706,6 +732,7 @@ run_matrix() {
 		echo "rounds=$ROUNDS"
 		echo "runtime=$RUNTIME"
 		echo "ublk_args=$(ublk_words)"
+		echo "ublk_args2=$(ublk_words2)"
 		echo "jobs=$JOBS"
 		echo "devices=${ACTIVE# }"
 		echo "skipped=$SKIPPED"
@@ -848,6 +875,11 @@ BEGIN {
 		label[substr(L[i], 1, p - 1)] = substr(L[i], p + 1)
 	}
 	name["ublk-mem-q2"] = "ublk-mem -q 2"
+	# Two settings compared: each server named by its options.
+	if (args2 != "") {
+		name["ublk-mem"] = "ublk-mem" (args1 != "" ? " " args1 : "")
+		name["ublk-mem-b"] = "ublk-mem " args2
+	}
 	print "| Job | Device | IOPS | IOPS min-max | MiB/s | p50 µs | p99 µs | vs brd | vs brd min-max | server CPU µs/IO |"
 	print "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
 }
@@ -907,7 +939,7 @@ END {
 	}
 	step = xmax > 3 ? 1 : (xmax > 1.5 ? 0.5 : 0.25)
 	xmax = int(xmax / step + 0.999) * step
-	H = TOP + rows * (BAR + GAP) + 70
+	H = TOP + rows * (BAR + GAP) + 70 + (two ? 20 : 0)
 	printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"13\">\n", W, H, W, H
 	printf "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H
 	printf "<text x=\"%d\" y=\"24\" font-size=\"16\" font-weight=\"bold\">ublk-mem IOPS relative to brd (1.0 = as fast as brd; higher is better)</text>\n", 12
@@ -927,7 +959,11 @@ END {
 			lab = lab ", -q 2"
 		else if (rjob[i] == scaling)
 			lab = lab ", -q 1"
-		fill = rdev[i] == "ublk-mem-q2" ? "#7fa8dc" : "#2f6db5"
+		if (two && rdev[i] == "ublk-mem")
+			lab = lab ", A"
+		else if (rdev[i] == "ublk-mem-b")
+			lab = lab ", B"
+		fill = rdev[i] == "ublk-mem-q2" ? "#7fa8dc" : rdev[i] == "ublk-mem-b" ? "#3a9a5b" : "#2f6db5"
 		printf "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", X0 - 8, y + BAR / 2 + 5, esc(lab)
 		printf "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n", X0, y, x(ratio[i]) - X0, BAR, fill
 		lo = rlo[i]; hi = rhi[i]
@@ -951,10 +987,61 @@ END {
 	ly = bottom + 40
 	printf "<rect x=\"12\" y=\"%d\" width=\"14\" height=\"12\" fill=\"#2f6db5\"/><text x=\"32\" y=\"%d\">ublk-mem median (line: min-max of the rounds)</text>\n", ly - 10, ly
 	printf "<rect x=\"350\" y=\"%d\" width=\"14\" height=\"12\" fill=\"#7fa8dc\"/><text x=\"370\" y=\"%d\">second server, -q 2</text>\n", ly - 10, ly
+	if (two)
+		printf "<rect x=\"12\" y=\"%d\" width=\"14\" height=\"12\" fill=\"#3a9a5b\"/><text x=\"32\" y=\"%d\">B: ublk-mem-b, the --ublk-args2 setting (A: the first)</text>\n", ly + 10, ly + 20
 	printf "<path d=\"M%d %dl5 5l-5 5l-5 -5z\" fill=\"#888\"/><text x=\"%d\" y=\"%d\">loop on tmpfs</text>\n", 530, ly - 9, 542, ly
 	printf "<circle cx=\"%d\" cy=\"%d\" r=\"4.5\" fill=\"#e67e22\"/><text x=\"%d\" y=\"%d\">nbdkit memory</text>\n", 650, ly - 4, 662, ly
 	print "</svg>"
 }'
+
+# paired_b RAW: a line per job comparing the second server with the first:
+# the median over the rounds of B's IOPS over A's in the same round, with
+# the range, and both servers' median CPU per I/O.
+paired_b() {
+	awk -F, -v jobs="$JOBS" -v labels="$(job_labels)" '
+	function median(a, n,    i, j, t) {
+		for (i = 2; i <= n; i++) {
+			t = a[i]
+			for (j = i - 1; j >= 1 && a[j] > t; j--)
+				a[j + 1] = a[j]
+			a[j + 1] = t
+		}
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	BEGIN {
+		n = split(labels, L, "|")
+		for (i = 1; i <= n; i++) {
+			p = index(L[i], "=")
+			label[substr(L[i], 1, p - 1)] = substr(L[i], p + 1)
+		}
+	}
+	FNR == 1 { next }
+	$1 == "ublk-mem" { a[$2, $3] = $4; ca[$2, $3] = $10 }
+	$1 == "ublk-mem-b" { b[$2, $3] = $4; cb[$2, $3] = $10 }
+	END {
+		nj = split(jobs, J, " ")
+		for (j = 1; j <= nj; j++) {
+			m = 0; mc = 0
+			for (k in b) {
+				split(k, kk, SUBSEP)
+				if (kk[1] != J[j] || !(k in a) || a[k] <= 0)
+					continue
+				r[++m] = b[k] / a[k]
+				if (ca[k] != "" && cb[k] != "") {
+					x[++mc] = ca[k]; y[mc] = cb[k]
+				}
+			}
+			if (!m)
+				continue
+			med = median(r, m)
+			cpu = ""
+			if (mc)
+				cpu = sprintf("; server CPU %.1f (A) and %.1f (B) µs/IO", median(x, mc), median(y, mc))
+			printf "- B over A, %s: %.2f (%.2f-%.2f over %d rounds)%s\n", label[J[j]], med,
+				r[1], r[m], m, cpu
+		}
+	}' "$1"
+}
 
 # job_labels: "job=label|job=label..." for the awk programs.
 job_labels() {
@@ -965,7 +1052,7 @@ job_labels() {
 
 # report: summary.csv, summary.md, ratio.svg in $OUT; the table on stdout.
 report() {
-	awk -v jobs="$JOBS" -v devs="ublk-mem ublk-mem-q2 brd null_blk loop nbdkit" \
+	awk -v jobs="$JOBS" -v devs="ublk-mem ublk-mem-b ublk-mem-q2 brd null_blk loop nbdkit" \
 		"$SUMMARY_AWK" "$OUT/raw.csv" >"$OUT/summary.csv" || die "cannot write summary.csv"
 	_rep_labels=$(job_labels)
 	_rep_rounds=$(meta rounds)
@@ -974,6 +1061,12 @@ report() {
 		[ -n "$(meta kver)" ] && echo " (KVER=$(meta kver))"
 	), $(meta cpus) CPUs, $(meta mem_mib) MiB"
 	_rep_args=$(meta ublk_args)
+	_rep_args2=$(meta ublk_args2)
+	_rep_second=
+	if [ -n "$_rep_args2" ]; then
+		_rep_second="; second server (ublk-mem-b, B in the chart):"
+		_rep_second="$_rep_second \`ublk-mem $(meta size_mb)M $_rep_args2\`, measured right after the first"
+	fi
 	{
 		echo "## ublk-mem vs the kernel's RAM disks, $(meta date)"
 		echo
@@ -982,16 +1075,25 @@ report() {
 			"IOPS min-max over the rounds; p50/p99 are completion latency;" \
 			"\"vs brd\" is the median over the rounds of the device's IOPS over brd's in the same" \
 			"round, \"vs brd min-max\" the range of those ratios. $_rep_where." \
-			"Server: \`ublk-mem $(meta size_mb)M${_rep_args:+ $_rep_args}\`."
+			"Server: \`ublk-mem $(meta size_mb)M${_rep_args:+ $_rep_args}\`$_rep_second."
 		echo
-		awk -v labels="$_rep_labels" "$TABLE_AWK" "$OUT/summary.csv"
+		awk -v labels="$_rep_labels" -v args1="$_rep_args" -v args2="$_rep_args2" \
+			"$TABLE_AWK" "$OUT/summary.csv"
 		echo
-		awk -F, -v size="$(meta size_mb)" 'FNR > 1 {
+		awk -F, -v size="$(meta size_mb)" -v args1="$_rep_args" -v args2="$_rep_args2" 'FNR > 1 {
+			who = $1
+			if (who == "ublk-mem-q2")
+				who = "ublk-mem -q 2"
+			else if (who == "ublk-mem-b")
+				who = "ublk-mem " args2
+			else if (who == "ublk-mem" && args2 != "" && args1 != "")
+				who = "ublk-mem " args1
 			printf "- %s memory after the run: VmRSS %.1f MiB (peak %.1f MiB) for a %d MiB device;" \
 				" %.1f MiB written to it in all (the fill and the write jobs)\n",
-				$1 == "ublk-mem-q2" ? "ublk-mem -q 2" : $1, $4 / 1024, $5 / 1024, size,
+				who, $4 / 1024, $5 / 1024, size,
 				$3 / 1048576
 		}' "$OUT/memory.csv"
+		[ -n "$_rep_args2" ] && paired_b "$OUT/raw.csv"
 		echo "- Devices: brd rd_size=$(($(meta size_mb) * 1024)); null_blk via configfs" \
 			"(size=$(meta size_mb), memory_backed=1, blocksize=512, other settings default);" \
 			"loop over a file on tmpfs (buffered; tmpfs has no O_DIRECT);" \
@@ -1008,10 +1110,10 @@ report() {
 		[ "$(meta failures)" != 0 ] && echo "- Failed runs: $(meta failures) (see the log)"
 	} >"$OUT/summary.md"
 	_rep_sub="$(meta date); $(meta machine), kernel $(meta kernel), $(meta cpus) CPUs"
-	_rep_sub2="ublk-mem $(meta size_mb)M${_rep_args:+ $_rep_args}; fio libaio O_DIRECT;"
+	_rep_sub2="${_rep_args2:+A: }ublk-mem $(meta size_mb)M${_rep_args:+ $_rep_args}${_rep_args2:+, B: ublk-mem $(meta size_mb)M $_rep_args2}; fio libaio O_DIRECT;"
 	_rep_sub2="$_rep_sub2 median of $_rep_rounds round(s), $_rep_runtime s per job"
 	awk -v labels="$_rep_labels" -v subtitle="$_rep_sub" -v subtitle2="$_rep_sub2" \
-		-v scaling="$SCALING_JOB" \
+		-v scaling="$SCALING_JOB" -v two="$([ -n "$_rep_args2" ] && echo 1 || echo 0)" \
 		"$SVG_AWK" "$OUT/summary.csv" >"$OUT/ratio.svg" || die "cannot write ratio.svg"
 	cat "$OUT/summary.md"
 }
@@ -1091,6 +1193,10 @@ main_vm() {
 	if [ -n "$UBLK_ARGS" ]; then
 		case $UBLK_ARGS in *\"*) die "--ublk-args may not hold double quotes" ;; esac
 		_mv_args="$_mv_args --ublk-args=$(printf '%s' "$UBLK_ARGS" | tr -s ' \t' ',,')"
+	fi
+	if [ -n "$UBLK_ARGS2" ]; then
+		case $UBLK_ARGS2 in *\"*) die "--ublk-args2 may not hold double quotes" ;; esac
+		_mv_args="$_mv_args --ublk-args2=$(printf '%s' "$UBLK_ARGS2" | tr -s ' \t' ',,')"
 	fi
 	# Allow the VM the run's length, twice over, and at least vm.sh's default.
 	# Under TCG each fio run costs about 2 s besides its runtime.
@@ -1178,7 +1284,7 @@ while [ $# -gt 0 ]; do
 		_val=${_opt#*=}
 		_opt=${_opt%%=*}
 		;;
-	--rounds | --runtime | --jobs | --ublk-args | --out | --report | --kernel)
+	--rounds | --runtime | --jobs | --ublk-args | --ublk-args2 | --out | --report | --kernel)
 		need_value "$1" "${2:-}"
 		_val=$2
 		shift
@@ -1193,6 +1299,7 @@ while [ $# -gt 0 ]; do
 	--runtime) RUNTIME=$_val ;;
 	--jobs) JOBS_ASKED=$(printf '%s' "$_val" | tr ',' ' ') ;;
 	--ublk-args) UBLK_ARGS=$_val ;;
+	--ublk-args2) UBLK_ARGS2=$_val ;;
 	--kernel) KVER=$_val KERNEL_ASKED=1 ;;
 	--out) OUT=$_val ;;
 	--report)

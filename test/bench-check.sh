@@ -4,7 +4,8 @@
 #
 # Checks: every file is there and not empty; summary.csv and raw.csv have
 # their header, a row for every job (of meta.txt's jobs) on every device (ublk-mem, brd,
-# null_blk, loop, nbdkit, and ublk-mem-q2 for the two-job run) and as many
+# null_blk, loop, nbdkit, ublk-mem-q2 for the two-job run, and ublk-mem-b
+# when a second setting was compared with --ublk-args2) and as many
 # raw rows as rounds, with numbers where numbers belong (the ratio to brd
 # inside its min-max range); memory.csv holds the servers' resident memory
 # (ublk-mem's, and nbdkit's when it ran); ratio.svg is an SVG with bars;
@@ -63,6 +64,9 @@ case $(meta machine) in
 VM*) [ -z "$SKIPPED" ] || bad "devices were skipped in the VM: $SKIPPED" ;;
 '') bad "meta.txt: no machine line" ;;
 esac
+
+# A second setting compared (bench.sh --ublk-args2) adds ublk-mem-b.
+[ -n "$(meta ublk_args2)" ] && DEVICES="ublk-mem ublk-mem-b ${DEVICES#ublk-mem }"
 
 # The rows there must be: "job device" lines.
 expected() {
@@ -163,6 +167,10 @@ mem_row_ok() {
 	END { exit err || !found }' "$DIR/memory.csv"
 }
 mem_row_ok ublk-mem || bad "memory.csv has no usable ublk-mem row"
+if [ -n "$(meta ublk_args2)" ]; then
+	mem_row_ok ublk-mem-b || bad "memory.csv has no usable ublk-mem-b row"
+	grep -q '^- B over A, ' "$DIR/summary.md" || bad "summary.md does not compare B with A"
+fi
 case "; $SKIPPED" in
 *"; nbdkit: "*) ;;
 *) mem_row_ok nbdkit || bad "memory.csv has no usable nbdkit row" ;;
