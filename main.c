@@ -1721,6 +1721,13 @@ static const char *feature_use(uint64_t flag)
 	case UBLK_F_SUPPORT_ZERO_COPY: return "not used: a RAM disk copies once already";
 	case UBLK_F_UNPRIVILEGED_DEV: return "not used: ublk-mem runs as root";
 	case UBLK_F_ZONED: return "not used: a RAM disk is not zoned";
+	case UBLK_F_UPDATE_SIZE: return "used: ublk-mem resize";
+	case UBLK_F_QUIESCE: return "used: ublk-mem restart drains a --recoverable device first";
+	case UBLK_F_SAFE_STOP_DEV: return "used: a stop signal does not pull a device in use";
+	case UBLK_F_NO_AUTO_PART_SCAN: return "used: no partition scan when a device starts";
+	case UBLK_F_USER_RECOVERY_FAIL_IO: return "not used: a recoverable device holds its I/O for the next server";
+	case UBLK_F_URING_CMD_COMP_IN_TASK: return "not used: set by the driver itself";
+	case UBLK_F_PER_IO_DAEMON: return "not used: one thread serves each queue";
 	default: return "not used";
 	}
 }
