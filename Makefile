@@ -27,7 +27,7 @@ endif
 
 SRCS    := uring.c ublk.c ublk_batch.c mem_backend.c control.c main.c
 HDRS    := uring.h ublk.h ublk_queue.h mem_backend.h control.h
-TESTS   := test/uring_test test/mem_test test/batch_test test/cli_test
+TESTS   := test/uring_test test/mem_test test/batch_test test/cli_test test/ublk_test
 
 # Sanitizer builds cannot be static.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -59,6 +59,10 @@ test/batch_test: test/batch_test.c test/check.h ublk_batch.c ublk.c uring.c $(HD
 		test/batch_test.c ublk_batch.c ublk.c uring.c $(LDLIBS)
 
 # The command line: cli_test.c includes main.c, renaming its main().
+# The kernel-facing rules of ublk.c: ublk_test.c includes ublk.c.
+test/ublk_test: test/ublk_test.c test/check.h ublk.c ublk_batch.c uring.c $(HDRS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/ublk_test.c ublk_batch.c uring.c $(LDLIBS)
+
 test/cli_test: test/cli_test.c test/check.h $(SRCS) $(HDRS)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ \
 		test/cli_test.c mem_backend.c control.c ublk.c ublk_batch.c uring.c $(LDLIBS)

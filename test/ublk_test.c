@@ -1,0 +1,173 @@
+/*
+ * ublk_test.c - unit tests for the kernel-facing rules in ublk.c that need
+ * no kernel: what a GET_FEATURES answer allows and how a missing feature
+ * is refused, the flags ADD_DEV asks for, the feature tables, the bounce
+ * buffer sizes, the user_data packing and the USER_COPY offsets.
+ *
+ * The GET_FEATURES answers are those of real releases (from the driver's
+ * history): 6.5 answered 0xfe, 6.6 to 6.12 0x1fe, 7.3 0x1fffff; and a
+ * driver without a flag a backport left out.  ublk.c is included whole,
+ * so its static functions can be called.
+ *
+ * Each check prints one line; exit status 0 all passed, 1 a check failed.
+ */
+#include "../ublk.c"
+#include "check.h"
+
+#define FEATURES_6_5	0xfeULL
+#define FEATURES_6_12	0x1feULL
+#define FEATURES_7_3	0x1fffffULL
+
+/* Run check_features() with stderr captured in @msg; returns its result. */
+static int features_refusal(uint64_t features, uint64_t want, char *msg, size_t len)
+{
+	FILE *f = tmpfile();
+	int saved = dup(STDERR_FILENO), ret;
+	size_t n = 0;
+
+	fflush(stderr);
+	if (f)
+		dup2(fileno(f), STDERR_FILENO);
+	ret = check_features(features, want);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	msg[0] = '\0';
+	if (f) {
+		rewind(f);
+		n = fread(msg, 1, len - 1, f);
+		msg[n] = '\0';
+		fclose(f);
+	}
+	return ret;
+}
+
+static void test_check_features(void)
+{
+	const struct ublk_config user_copy = { .copy_mode = UBLK_COPY_USER };
+	const struct ublk_config get_data = { .copy_mode = UBLK_COPY_GET_DATA };
+	const struct ublk_config rec = { .copy_mode = UBLK_COPY_GET_DATA, .recoverable = true };
+	char msg[512];
+	int ret;
+
+	CHECK_RES(features_refusal(FEATURES_6_12, config_flags(&get_data), msg, sizeof(msg)), 0,
+		  "6.12: get_data is served");
+	CHECK_RES(features_refusal(FEATURES_6_12, config_flags(&rec), msg, sizeof(msg)), 0,
+		  "6.12: --recoverable is served");
+	CHECK_RES(features_refusal(FEATURES_6_5, config_flags(&user_copy), msg, sizeof(msg)), 0,
+		  "6.5: user_copy is served");
+	/* A driver whose backport left USER_COPY out. */
+	ret = features_refusal(FEATURES_6_12 & ~UBLK_F_USER_COPY, config_flags(&user_copy),
+			       msg, sizeof(msg));
+	CHECK(ret == -EOPNOTSUPP && strstr(msg, "lacks UBLK_F_USER_COPY (Linux 6.5)") &&
+	      strstr(msg, "another --copy-mode") && strchr(msg, '\n') == msg + strlen(msg) - 1,
+	      "no USER_COPY: one line naming the flag, its release and what to do",
+	      "returned %d, said: %s", ret, msg);
+	ret = features_refusal(FEATURES_6_12 & ~UBLK_F_USER_RECOVERY, config_flags(&rec),
+			       msg, sizeof(msg));
+	CHECK(ret == -EOPNOTSUPP && strstr(msg, "USER_RECOVERY (Linux 6.1)") &&
+	      strstr(msg, "--recoverable cannot work here"),
+	      "no USER_RECOVERY: --recoverable refused, naming Linux 6.1",
+	      "returned %d, said: %s", ret, msg);
+	/* What ublk_ctrl_open() asks of any driver: ioctl-encoded commands. */
+	ret = features_refusal(0, UBLK_F_CMD_IOCTL_ENCODE, msg, sizeof(msg));
+	CHECK(ret == -EOPNOTSUPP && strstr(msg, "CMD_IOCTL_ENCODE (Linux 6.4)"),
+	      "no ioctl-encoded commands: refused, naming Linux 6.4", "returned %d, said: %s",
+	      ret, msg);
+}
+
+/* The optional flags: asked for exactly where the driver offers them. */
+static void test_optional_flags(void)
+{
+	const struct ublk_config plain = { .copy_mode = UBLK_COPY_GET_DATA };
+	const struct ublk_config rec = { .copy_mode = UBLK_COPY_GET_DATA, .recoverable = true };
+
+	CHECK(optional_flags(&plain, FEATURES_6_12) == 0 &&
+	      optional_flags(&rec, FEATURES_6_12) == 0,
+	      "6.12: no optional flag is asked for", "plain %#llx, recoverable %#llx",
+	      (unsigned long long)optional_flags(&plain, FEATURES_6_12),
+	      (unsigned long long)optional_flags(&rec, FEATURES_6_12));
+	CHECK(optional_flags(&plain, FEATURES_7_3) ==
+	      (UBLK_F_NO_AUTO_PART_SCAN | UBLK_F_UPDATE_SIZE),
+	      "7.3: NO_AUTO_PART_SCAN and UPDATE_SIZE for a plain device", "%#llx",
+	      (unsigned long long)optional_flags(&plain, FEATURES_7_3));
+	CHECK(optional_flags(&rec, FEATURES_7_3) ==
+	      (UBLK_F_NO_AUTO_PART_SCAN | UBLK_F_UPDATE_SIZE | UBLK_F_QUIESCE),
+	      "7.3: and QUIESCE for a recoverable one", "%#llx",
+	      (unsigned long long)optional_flags(&rec, FEATURES_7_3));
+}
+
+/* Every known flag has a name and a release; unknown bits have neither. */
+static void test_feature_tables(void)
+{
+	unsigned named = 0, bad = 64;
+
+	for (unsigned bit = 0; bit < 64; bit++) {
+		const char *name = ublk_feature_name(bit), *since = ublk_feature_since(bit);
+
+		named += name != NULL;
+		if (bad == 64 && (name != NULL) != (strcmp(since, "?") != 0))
+			bad = bit;
+	}
+	CHECK(bad == 64, "a release for every named flag, none for unnamed bits",
+	      "bit %u: name %s, release %s", bad, bad < 64 && ublk_feature_name(bad) ?
+	      ublk_feature_name(bad) : "-", bad < 64 ? ublk_feature_since(bad) : "-");
+	CHECK(named == 21 && (FEATURES_7_3 >> named) == 0,
+	      "the tables cover every flag of 7.3's GET_FEATURES", "%u named", named);
+	CHECK(!strcmp(ublk_feature_name(7), "USER_COPY") && !strcmp(ublk_feature_since(7), "6.5") &&
+	      !strcmp(ublk_feature_name(17), "SAFE_STOP_DEV") && !strcmp(ublk_feature_since(17), "7.0"),
+	      "names and releases line up", "bit 7 %s %s, bit 17 %s %s", ublk_feature_name(7),
+	      ublk_feature_since(7), ublk_feature_name(17), ublk_feature_since(17));
+}
+
+/* Bounce buffers are all allocated at start: at most 32 MiB a queue. */
+static void test_buffer_bytes(void)
+{
+	unsigned page = (unsigned)sysconf(_SC_PAGESIZE);
+
+	CHECK(buffer_bytes(UBLK_COPY_GET_DATA, 4096) == UBLK_MAX_IO_BYTES &&
+	      buffer_bytes(UBLK_COPY_USER, 128) == UBLK_MAX_IO_BYTES,
+	      "get_data and user_copy keep 512 KiB requests", "%u, %u",
+	      buffer_bytes(UBLK_COPY_GET_DATA, 4096), buffer_bytes(UBLK_COPY_USER, 128));
+	CHECK(buffer_bytes(UBLK_COPY_BOUNCE, 64) == UBLK_MAX_IO_BYTES &&
+	      buffer_bytes(UBLK_COPY_BOUNCE, 128) == 256 * 1024 &&
+	      buffer_bytes(UBLK_COPY_BOUNCE, 4096) == 8192,
+	      "bounce: 32 MiB a queue, in whole pages", "64: %u, 128: %u, 4096: %u",
+	      buffer_bytes(UBLK_COPY_BOUNCE, 64), buffer_bytes(UBLK_COPY_BOUNCE, 128),
+	      buffer_bytes(UBLK_COPY_BOUNCE, 4096));
+	CHECK(buffer_bytes(UBLK_COPY_BOUNCE, 4096) % page == 0 &&
+	      buffer_bytes(UBLK_COPY_BOUNCE, 4096) >= page,
+	      "bounce buffers are at least a page", "%u", buffer_bytes(UBLK_COPY_BOUNCE, 4096));
+}
+
+/* user_data and the USER_COPY file offset keep their fields apart. */
+static void test_packing(void)
+{
+	struct ublk_dev dev = { 0 };
+	struct ublk_queue q = { .dev = &dev, .q_id = 3 };
+	uint64_t ud = io_user_data(4095, IO_COMMIT);
+
+	CHECK(user_data_tag(ud) == 4095 && user_data_kind(ud) == IO_COMMIT,
+	      "user_data: tag and kind come back", "tag %u kind %d", user_data_tag(ud),
+	      (int)user_data_kind(ud));
+	/* Tag 64 sets bit 31 of the tag field's offset: added, not OR-ed. */
+	CHECK(user_copy_pos(&q, 64) == (off_t)(0x80000000ULL + (3ULL << 41) + (64ULL << 25)),
+	      "USER_COPY offset of queue 3, tag 64", "%#llx",
+	      (unsigned long long)user_copy_pos(&q, 64));
+	CHECK(spin_time(UBLK_POLL_OFF, true) == 0 && spin_time(0, false) == 0 &&
+	      spin_time(0, true) == BUSY_SPIN_US && spin_time(500, false) == 500,
+	      "spin_time: off, idle, busy, --poll", "%u %u %u %u",
+	      spin_time(UBLK_POLL_OFF, true), spin_time(0, false), spin_time(0, true),
+	      spin_time(500, false));
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	test_check_features();
+	test_optional_flags();
+	test_feature_tables();
+	test_buffer_bytes();
+	test_packing();
+	return check_summary("ublk_test");
+}
