@@ -54,8 +54,7 @@ static void socket_path(struct sockaddr_un *a, int dev_id)
 	snprintf(a->sun_path, sizeof(a->sun_path), CONTROL_DIR "/%d.sock", dev_id);
 }
 
-/* The directory: made if needed, refused if anyone but us may enter it. */
-static int control_dir(void)
+int control_dir(void)
 {
 	struct stat st;
 

@@ -21,6 +21,13 @@
 
 #define CONTROL_DIR	"/run/ublk-mem"
 
+/*
+ * CONTROL_DIR, made if needed (mode 0700), and refused (-EPERM) unless it
+ * is a directory of ours that nobody else may enter: it holds the control
+ * sockets and the store records.  Returns 0 or -errno.
+ */
+int control_dir(void);
+
 /* What a server's control socket acts on. */
 struct control {
 	int fd;				/* the listening socket, or -1 */

@@ -450,9 +450,6 @@ static void parse_args(int argc, char **argv, struct options *o)
 
 /* ---- the process ---- */
 
-/* The signals that stop the server (ublk.c takes them while it serves). */
-static const int stop_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
-
 /*
  * Make fds 0, 1 and 2 valid.  Started with one of them closed, the first
  * file we open would take its number, and printing the device path would
@@ -487,12 +484,12 @@ static void set_signals(void)
  */
 static bool stop_pending(void)
 {
-	sigset_t set;
+	sigset_t pending;
 
-	if (sigpending(&set) < 0)
+	if (sigpending(&pending) < 0)
 		return false;
-	for (unsigned i = 0; i < sizeof(stop_sigs) / sizeof(stop_sigs[0]); i++)
-		if (sigismember(&set, stop_sigs[i]))
+	for (int sig = 1; sig < SIGRTMIN; sig++)
+		if (sigismember(&pending, sig) == 1 && ublk_is_stop_signal(sig))
 			return true;
 	return false;
 }
@@ -863,8 +860,9 @@ static void __attribute__((noreturn)) daemon_parent(pid_t child, int fd)
 	int sfd, status;
 
 	sigemptyset(&set);
-	for (unsigned i = 0; i < sizeof(stop_sigs) / sizeof(stop_sigs[0]); i++)
-		sigaddset(&set, stop_sigs[i]);
+	for (int sig = 1; sig < SIGRTMIN; sig++)
+		if (ublk_is_stop_signal(sig))
+			sigaddset(&set, sig);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC);	/* blocked since main() */
 	for (;;) {
 		struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
@@ -1048,21 +1046,15 @@ struct record {
 	unsigned long long dev, ino;
 };
 
-/* The record directory, made if needed, and refused if others can write it. */
+/* The record directory (shared with the control sockets). */
 static int record_dir(void)
 {
-	struct stat st;
+	int ret = control_dir();
 
-	if (mkdir(RECORD_DIR, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	if (lstat(RECORD_DIR, &st) < 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022)) {
-		ublk_err("warning: %s is not a directory only we can write; store records are not kept",
-			 RECORD_DIR);
-		return -EPERM;
-	}
-	return 0;
+	if (ret < 0)
+		ublk_err("warning: %s: %s (a directory only root may enter is needed); store records are not kept",
+			 RECORD_DIR, strerror(-ret));
+	return ret;
 }
 
 static void record_path(char *buf, size_t len, int dev_id)

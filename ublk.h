@@ -463,6 +463,9 @@ int ublk_remove(struct ublk_dev *dev);
  */
 void ublk_block_signals(void);
 
+/* Does @sig stop the server (SIGINT, SIGTERM, SIGHUP, SIGQUIT)? */
+bool ublk_is_stop_signal(int sig);
+
 /* Report a failure on stderr as "ublk-mem: ...". */
 void ublk_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

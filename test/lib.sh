@@ -388,24 +388,59 @@ stop_server() {
 	say "ublk-mem pid $_pid stopped by SIG$_sig, exit 0, $_dev gone"
 }
 
-# stop_in_use PID DEV ERRFILE [SIGNAL]: stop the server of a device that is
-# in use (mounted, held open): the first signal (default TERM) must be
-# refused with a line on its stderr (ERRFILE) naming what holds the device,
-# the server still running; a second one then stops it anyway, exit 0.
-stop_in_use() {
-	_sp=$1 _sd=$2 _se=$3 _ss=${4:-TERM}
-	alive "$_sp" || fail "the server of $_sd (pid $_sp) is not running"
-	kill -"$_ss" "$_sp" || fail "cannot send SIG$_ss to $_sp"
+# hold_open DEV: a process holding DEV open (read-only, fd 3) until killed;
+# returns once it does, with HOLDER set to its pid.
+hold_open() {
+	(exec 3<"$1" && exec sleep 600) &
+	HOLDER=$!
+	echo "$HOLDER" >>"$T_TMP/pids"
 	_i=0
-	until grep -q "is in use" "$_se"; do
-		alive "$_sp" || fail "the server of $_sd stopped on the first SIG$_ss although the device is in use"
-		[ $_i -ge 300 ] && fail "the server of $_sd said nothing 30 s after SIG$_ss"
+	until [ "$(readlink "/proc/$HOLDER/fd/3" 2>/dev/null)" = "$1" ]; do
+		alive "$HOLDER" || fail "could not hold $1 open"
+		[ $_i -ge 300 ] && fail "$1 not held open after 30 s"
 		sleep 0.1
 		_i=$((_i + 1))
 	done
-	alive "$_sp" || fail "the server of $_sd stopped although the device is in use"
-	say "first SIG$_ss refused: $(grep -m 1 'is in use' "$_se")"
-	stop_server "$_sp" "$_sd" "$_ss"
+}
+
+# refused_stop PID ERRFILE SIGNAL: send SIGNAL to the server PID of a device
+# in use; it must answer with a line on its stderr (ERRFILE) saying the
+# device is in use, and keep running.
+refused_stop() {
+	kill -"$3" "$1" || fail "cannot send SIG$3 to $1"
+	_i=0
+	until grep -q "is in use" "$2"; do
+		alive "$1" || fail "the server (pid $1) stopped on SIG$3 although its device is in use"
+		[ $_i -ge 300 ] && fail "the server (pid $1) said nothing 30 s after SIG$3"
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	alive "$1" || fail "the server (pid $1) stopped although its device is in use"
+	say "SIG$3 refused: $(grep -m 1 'is in use' "$2")"
+}
+
+# stop_in_use PID DEV ERRFILE [SIGNAL]: stop the server of a device that is
+# in use (mounted, held open): the first signal (default TERM) must be
+# refused (refused_stop); a second one then stops it anyway, exit 0.
+stop_in_use() {
+	alive "$1" || fail "the server of $2 (pid $1) is not running"
+	refused_stop "$1" "$3" "${4:-TERM}"
+	stop_server "$1" "$2" "${4:-TERM}"
+}
+
+# refuse STATUS WHAT ARGS...: `ublk-mem ARGS` must fail with exit status
+# STATUS ("any" for any failure) and one line on stderr, within 30 s.
+refuse() {
+	_want=$1 _what=$2
+	shift 2
+	run_with_timeout 30 "$UBLK_MEM" "$@" >"$T_TMP/r.out" 2>"$T_TMP/r.err"
+	_rc=$?
+	[ $_rc != 124 ] || fail "$_what: ublk-mem $* hung"
+	[ $_rc != 0 ] || fail "$_what: ublk-mem $* succeeded"
+	[ "$_want" = any ] || [ $_rc = "$_want" ] ||
+		fail "$_what: ublk-mem $* exited with status $_rc, want $_want: $(cat "$T_TMP/r.err")"
+	expect_eq "$(grep -c '' "$T_TMP/r.err")" 1 "lines on stderr for $_what"
+	say "$_what: exit $_rc: $(cat "$T_TMP/r.err")"
 }
 
 # has_feature NAME: the kernel's ublk driver offers UBLK_F_NAME.
@@ -549,6 +584,34 @@ fio_background() {
 	FIO_PID=$!
 	wait_io "$DEV" "$_ios0" 200 "$FIO_PID" ||
 		fail "fio $_name did not get going: $(tail -n 5 "$_log")"
+}
+
+# fio_across NAME DEV: start crc32c-verified 4 KiB random writes at QD16
+# over 32 MiB of DEV in the background, to run across an event (a crash, a
+# restart); return once 300 I/Os have completed, with FIO_PID set. The rate
+# limit keeps fio writing for at least 4 s (8192 writes at 2000 a second)
+# however fast the machine, so the event always lands mid-run. fio's
+# output is in $T_TMP/fio-NAME.log; fio_across_done checks it.
+fio_across() {
+	_ios0=$(dev_ios "$2")
+	(cd "$T_TMP" && "$FIO" --name="$1" --filename="$2" --ioengine=libaio --direct=1 \
+		--rw=randwrite --bs=4k --iodepth=16 --size=32M --rate_iops=2000 \
+		--verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0) \
+		>"$T_TMP/fio-$1.log" 2>&1 &
+	FIO_PID=$!
+	wait_io "$2" "$_ios0" 300 "$FIO_PID" ||
+		fail "fio $1 did not get going: $(tail -n 5 "$T_TMP/fio-$1.log")"
+}
+
+# fio_across_done NAME WHAT: wait for fio_across's fio to end; it must have
+# verified every block with no error.
+fio_across_done() {
+	wait_exit "$FIO_PID" 120 fio "$2"
+	wait "$FIO_PID" || { tail -n 20 "$T_TMP/fio-$1.log"; fail "fio failed across $2"; }
+	grep -q "err= 0" "$T_TMP/fio-$1.log" || fail "fio saw errors: $(grep -m 3 err "$T_TMP/fio-$1.log")"
+	_reads=$(awk -F'[=,]' '/issued rwts/ { r += $2 } END { print r + 0 }' "$T_TMP/fio-$1.log")
+	[ "$_reads" -gt 0 ] || fail "fio verified nothing"
+	say "fio verified $_reads blocks written across $2"
 }
 
 # --- setup -----------------------------------------------------------------

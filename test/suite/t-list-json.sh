@@ -79,12 +79,7 @@ if [ -n "$MKFS_EXT4" ]; then
 	"$MKFS_EXT4" -q -F "$DEV" || fail "mkfs.ext4 failed"
 	mount_dev "$DEV" "$T_TMP/mnt"
 	# Mounted, the device takes two stop signals (see t-stop-mounted).
-	kill -TERM "$SRV_PID"
-	i=0
-	until grep -q "is in use" "$SRV_ERR" || [ $i -ge 300 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	refused_stop "$SRV_PID" "$SRV_ERR" TERM
 	kill -TERM "$SRV_PID"
 	wait_exit "$SRV_PID" 60 ublk-mem SIGTERM
 	wait "$SRV_PID"

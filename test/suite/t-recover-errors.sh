@@ -7,18 +7,6 @@
 . "$(dirname "$0")/../lib.sh"
 need_ublk
 
-# refuse WHAT ARGS...: `ublk-mem ARGS` must fail with one line on stderr.
-refuse() {
-	_what=$1
-	shift
-	run_with_timeout 30 "$UBLK_MEM" "$@" >"$T_TMP/r.out" 2>"$T_TMP/r.err"
-	_rc=$?
-	[ $_rc != 0 ] || fail "$_what: ublk-mem $* succeeded"
-	[ $_rc != 124 ] || fail "$_what: ublk-mem $* hung"
-	[ -s "$T_TMP/r.err" ] || fail "$_what: ublk-mem $* said nothing"
-	say "$_what: exit $_rc: $(head -n 1 "$T_TMP/r.err")"
-}
-
 start_ublk 32M --recoverable
 id=$SRV_ID
 dev=$DEV
@@ -28,14 +16,14 @@ write_at "$dev" "$T_TMP/data" 0
 want=$(sha_of "$T_TMP/data")
 
 step "refusals"
-refuse "a live device" recover "$id"
+refuse any "a live device" recover "$id"
 check_alive
-refuse "an unknown id" recover 999
+refuse any "an unknown id" recover 999
 start_ublk 16M
 plain=$SRV_ID
 plain_pid=$SRV_PID
 plain_dev=$DEV
-refuse "a device without --recoverable" recover "$plain"
+refuse any "a device without --recoverable" recover "$plain"
 stop_server "$plain_pid" "$plain_dev"
 
 step "a missing store and a wrong-size store"
@@ -43,10 +31,10 @@ kill -KILL "$rec_pid"
 store=/dev/shm/ublk-mem-$id
 # Moved within its file system, the store keeps its identity.
 mv "$store" "$store.away"
-refuse "a missing store" recover "$id"
+refuse any "a missing store" recover "$id"
 head -c $((16 * MiB)) /dev/zero >"$store"
 chmod 600 "$store"
-refuse "a wrong-size store" recover "$id"
+refuse any "a wrong-size store" recover "$id"
 rm -f "$store"
 mv "$store.away" "$store"
 "$UBLK_MEM" list | awk -v id="$id" '$1 == id' | grep -q recoverable ||

@@ -48,19 +48,10 @@ else
 fi
 
 step "restart while fio verify runs"
-# Rate-limited to run at least 4 s, so the restart lands mid-run anywhere.
-ios0=$(dev_ios "$dev")
-(cd "$T_TMP" && "$FIO" --name=across --filename="$dev" --ioengine=libaio --direct=1 \
-	--rw=randwrite --bs=4k --iodepth=16 --size=32M --rate_iops=2000 \
-	--verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0) \
-	>"$T_TMP/fio.log" 2>&1 &
-fio_pid=$!
-wait_io "$dev" "$ios0" 300 $fio_pid || fail "fio did not get going: $(tail -n 5 "$T_TMP/fio.log")"
+fio_across restart "$dev"
 restart_dev "$id" child
 expect_eq "$(server_of "$dev")" "$SRV_PID" "server of $dev"
-wait_exit $fio_pid 120 fio "the restart"
-wait $fio_pid || { tail -n 20 "$T_TMP/fio.log"; fail "fio failed across the restart"; }
-grep -q "err= 0" "$T_TMP/fio.log" || fail "fio saw errors: $(grep -m 3 err "$T_TMP/fio.log")"
+fio_across_done restart "the restart"
 
 step "restart with ext4 mounted"
 "$MKFS_EXT4" -q -F "$dev" || fail "mkfs.ext4 failed"

@@ -19,15 +19,7 @@ random_file "$T_TMP/a" $((2 * MiB))
 cp "$T_TMP/a" "$T_TMP/mnt/a" || fail "cannot write to the file system"
 
 step "SIGTERM while mounted: refused"
-kill -TERM "$SRV_PID"
-i=0
-until grep -q "is in use" "$SRV_ERR"; do
-	alive "$SRV_PID" || fail "the server stopped with a file system mounted"
-	[ $i -ge 300 ] && fail "the server said nothing after SIGTERM"
-	sleep 0.1
-	i=$((i + 1))
-done
-say "$(grep -m 1 'is in use' "$SRV_ERR")"
+refused_stop "$SRV_PID" "$SRV_ERR" TERM
 grep -q "mounted on $T_TMP/mnt" "$SRV_ERR" || fail "the refusal does not name the mount point"
 random_file "$T_TMP/b" $((1 * MiB))
 cp "$T_TMP/b" "$T_TMP/mnt/b" || fail "the file system stopped working after the refused stop"
@@ -37,9 +29,8 @@ expect_eq "$(sha_of "$T_TMP/mnt/a")" "$(sha_of "$T_TMP/a")" "a file written befo
 expect_eq "$(sha_of "$T_TMP/mnt/b")" "$(sha_of "$T_TMP/b")" "a file written after it"
 
 step "del while mounted: refused without --force"
-run_with_timeout 30 "$UBLK_MEM" del "$id" >"$T_TMP/del.out" 2>"$T_TMP/del.err"
-expect_eq "$?" 1 "exit status of del on a mounted device"
-grep -q "in use" "$T_TMP/del.err" || fail "del did not say why: $(cat "$T_TMP/del.err")"
+refuse 1 "del of a mounted device" del "$id"
+grep -q "in use" "$T_TMP/r.err" || fail "del did not say why: $(cat "$T_TMP/r.err")"
 check_alive
 
 step "umount, e2fsck, then one SIGTERM stops it"
@@ -49,19 +40,12 @@ stop_server "$SRV_PID" "$DEV" TERM
 
 step "del --force removes a device in use"
 start_ublk 16M
-(exec 3<"$DEV" && exec sleep 600) &
-holder=$!
-i=0
-until [ "$(readlink "/proc/$holder/fd/3" 2>/dev/null)" = "$DEV" ]; do
-	[ $i -ge 300 ] && fail "$DEV not held open after 30 s"
-	sleep 0.1
-	i=$((i + 1))
-done
+hold_open "$DEV"
 run_with_timeout 30 "$UBLK_MEM" del "$SRV_ID" 2>"$T_TMP/del2.err" &&
 	fail "del of a device held open succeeded without --force"
 run_with_timeout 60 "$UBLK_MEM" del --force "$SRV_ID" 2>"$T_TMP/del3.err" ||
 	fail "del --force failed: $(cat "$T_TMP/del3.err")"
 wait_exit "$SRV_PID" 30 ublk-mem "del --force"
-kill $holder
-wait $holder 2>/dev/null
+kill $HOLDER
+wait $HOLDER 2>/dev/null
 wait_gone "$DEV" "/dev/ublkc$SRV_ID" -t 30 || fail "del --force left the device"

@@ -15,41 +15,19 @@ done
 
 step "SIGTERM while a process holds the block device open"
 start_ublk 64M
-(exec 3<"$DEV" && exec sleep 600) &
-holder=$!
-i=0
-until [ "$(readlink "/proc/$holder/fd/3" 2>/dev/null)" = "$DEV" ]; do
-	alive $holder || fail "could not hold $DEV open"
-	[ $i -ge 300 ] && fail "$DEV not held open after 30 s"
-	sleep 0.1
-	i=$((i + 1))
-done
+hold_open "$DEV"
 stop_in_use "$SRV_PID" "$DEV" "$SRV_ERR" TERM
-grep -q "open by pid $holder" "$SRV_ERR" || fail "the refusal did not name the holder $holder: $(cat "$SRV_ERR")"
-kill $holder
-wait $holder 2>/dev/null
+grep -q "open by pid $HOLDER" "$SRV_ERR" || fail "the refusal did not name the holder $HOLDER: $(cat "$SRV_ERR")"
+kill $HOLDER
+wait $HOLDER 2>/dev/null
 
 step "SIGINT while held open, the holder lets go, SIGINT again"
 start_ublk 64M
-(exec 3<"$DEV" && exec sleep 600) &
-holder=$!
-i=0
-until [ "$(readlink "/proc/$holder/fd/3" 2>/dev/null)" = "$DEV" ]; do
-	[ $i -ge 300 ] && fail "$DEV not held open after 30 s"
-	sleep 0.1
-	i=$((i + 1))
-done
-kill -INT "$SRV_PID"
-i=0
-until grep -q "is in use" "$SRV_ERR"; do
-	alive "$SRV_PID" || fail "the server stopped although $DEV is held open"
-	[ $i -ge 300 ] && fail "the server said nothing after SIGINT"
-	sleep 0.1
-	i=$((i + 1))
-done
+hold_open "$DEV"
+refused_stop "$SRV_PID" "$SRV_ERR" INT
 fio_verify still-serving --size=4M
-kill $holder
-wait $holder 2>/dev/null
+kill $HOLDER
+wait $HOLDER 2>/dev/null
 # The holder is gone: the next signal stops the device, nothing forced.
 stop_server "$SRV_PID" "$DEV" INT
 grep -q "as asked twice" "$SRV_ERR" && fail "a device nobody held any more was stopped by force"

@@ -17,14 +17,7 @@ echo hello >"$T_TMP/mnt/hello"
 sync
 
 step "SIGTERM with the file system mounted: refused, then forced"
-kill -TERM "$SRV_PID"
-i=0
-until grep -q "is in use" "$SRV_ERR"; do
-	alive "$SRV_PID" || fail "the server stopped on the first SIGTERM with a file system mounted"
-	[ $i -ge 300 ] && fail "the server said nothing after SIGTERM"
-	sleep 0.1
-	i=$((i + 1))
-done
+refused_stop "$SRV_PID" "$SRV_ERR" TERM
 grep -q "mounted on $T_TMP/mnt" "$SRV_ERR" || fail "the refusal did not name the mount: $(cat "$SRV_ERR")"
 expect_eq "$(cat "$T_TMP/mnt/hello")" hello "the file system after the refused stop"
 kill -TERM "$SRV_PID"

@@ -8,17 +8,6 @@
 . "$(dirname "$0")/../lib.sh"
 need_ublk
 
-# refuse WHAT ARGS...: `ublk-mem ARGS` fails with status 1 and one line.
-refuse() {
-	_what=$1
-	shift
-	run_with_timeout 30 "$UBLK_MEM" "$@" >"$T_TMP/r.out" 2>"$T_TMP/r.err"
-	_rc=$?
-	[ $_rc = 1 ] || fail "$_what: ublk-mem $* exited with status $_rc, want 1: $(cat "$T_TMP/r.err")"
-	expect_eq "$(grep -c '' "$T_TMP/r.err")" 1 "lines on stderr for $_what"
-	say "$_what: $(cat "$T_TMP/r.err")"
-}
-
 start_ublk 16M --recoverable
 id=$SRV_ID
 dev=$DEV
@@ -33,23 +22,23 @@ mv "$store" "$store.real"
 
 step "planted stores are refused"
 ln -s "$store.real" "$store"
-refuse "a symbolic link" recover "$id"
+refuse 1 "a symbolic link" recover "$id"
 rm -f "$store"
 cp "$store.real" "$store"
 chmod 600 "$store"
 chown 65534 "$store"
-refuse "a file of another user" recover "$id"
+refuse 1 "a file of another user" recover "$id"
 chown 0 "$store"
 chmod 644 "$store"
-refuse "a file others can read" recover "$id"
+refuse 1 "a file others can read" recover "$id"
 chmod 600 "$store"
-refuse "a copy, not the file the device was made with" recover "$id"
+refuse 1 "a copy, not the file the device was made with" recover "$id"
 rm -f "$store"
 ln "$store.real" "$store"
-refuse "a file with two links" recover "$id"
+refuse 1 "a file with two links" recover "$id"
 rm -f "$store"
 mkdir "$store"
-refuse "a directory" recover "$id"
+refuse 1 "a directory" recover "$id"
 rmdir "$store"
 "$UBLK_MEM" list | awk -v id="$id" '$1 == id' | grep -q recoverable ||
 	fail "the refusals changed device $id: $("$UBLK_MEM" list)"
@@ -75,9 +64,9 @@ rm -f "$store" "$store.real"
 step "--store: a symbolic link or a planted file is refused at create"
 ln -s /dev/null "$T_TMP/link"
 before=$(ublk_nodes)
-refuse "--store on a symbolic link" 16M --recoverable --store "$T_TMP/link"
+refuse 1 "--store on a symbolic link" 16M --recoverable --store "$T_TMP/link"
 printf x >"$T_TMP/planted"
-refuse "--store on an existing file" 16M --recoverable --store "$T_TMP/planted"
+refuse 1 "--store on an existing file" 16M --recoverable --store "$T_TMP/planted"
 expect_eq "$(cat "$T_TMP/planted")" x "the existing file after the refusal"
 expect_eq "$(ublk_nodes)" "$before" "ublk devices after the refusals"
 
