@@ -21,7 +21,10 @@ check() {
 	fi
 }
 
-srcs=(uring.c ublk.c mem_backend.c control.c main.c)
+# The program's sources, as the Makefile lists them.
+# shellcheck disable=SC2207 # file names without spaces
+srcs=($(sed -n 's/^SRCS *:= *//p' Makefile))
+[ ${#srcs[@]} -gt 0 ] || { echo "FAIL - no SRCS line in the Makefile"; exit 1; }
 warn=(-std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Werror -D_FILE_OFFSET_BITS=64)
 
 # Static: no program interpreter and no shared library needed.
