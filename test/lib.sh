@@ -245,6 +245,19 @@ mem_kb() {
 	awk -v f="$1:" '$1 == f { print $2 }' /proc/meminfo
 }
 
+# hpage_kb: the size of a transparent huge page in KiB (2048 with 4 KiB
+# pages, 32768 with arm64's 16 KiB pages), or 0 where THP is off or absent,
+# as the server sees it (mem_backend.c).
+hpage_kb() {
+	_t=/sys/kernel/mm/transparent_hugepage
+	if [ ! -r $_t/enabled ] || grep -q '\[never\]' $_t/enabled; then
+		echo 0
+		return
+	fi
+	_b=$(cat $_t/hpage_pmd_size 2>/dev/null)
+	echo $((${_b:-2097152} / 1024))
+}
+
 # dev_size DEV: size in bytes.
 dev_size() {
 	"$BLOCKDEV" --getsize64 "$1"
