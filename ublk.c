@@ -997,6 +997,35 @@ static int queue_handle_cqe(struct ublk_queue *q,
 }
 
 /*
+ * Arm the stop eventfd's read (tagged @stop_data) after the commands
+ * queued, and submit them all.  The kernel registers each FETCH as it is
+ * submitted; one it refuses completes at once with an error, while a good
+ * one stays pending.  So a CQE here is a refusal: *refused points at the
+ * first, else NULL.  Returns 0, or -errno when submitting failed.
+ */
+int queue_submit_first(struct ublk_queue *q, uint64_t stop_data,
+		       const struct io_uring_cqe **refused)
+{
+	struct io_uring_sqe *sqe = uring_get_sqe(&q->ring);
+	int ret;
+
+	*refused = NULL;
+	uring_prep_rw(sqe, IORING_OP_READ, q->stop_fd, &q->stop_val,
+		      sizeof(q->stop_val), 0, stop_data);
+	while (uring_sq_pending(&q->ring)) {
+		ret = uring_submit(&q->ring);
+		if (ret < 0 && ret != -EAGAIN && ret != -EBUSY)
+			return ret;
+	}
+	ret = uring_submit_and_poll(&q->ring);	/* post what failed inline */
+	if (ret < 0 && ret != -EAGAIN && ret != -EBUSY)
+		return ret;
+	if (uring_cq_ready(&q->ring))
+		*refused = uring_cqe_at(&q->ring, 0);
+	return 0;
+}
+
+/*
  * Hand every tag to the kernel with a FETCH_REQ, and arm the stop eventfd.
  * A FETCH the driver refuses completes at once with an error; a good one
  * stays pending.  So any CQE here is a refusal, and it is reported now,
@@ -1005,7 +1034,7 @@ static int queue_handle_cqe(struct ublk_queue *q,
 static int queue_fetch_all(struct ublk_queue *q)
 {
 	bool bounce = q->dev->copy_mode == UBLK_COPY_BOUNCE;
-	struct io_uring_sqe *sqe;
+	const struct io_uring_cqe *refused;
 	int ret;
 
 	for (unsigned tag = 0; tag < q->depth; tag++) {
@@ -1016,29 +1045,15 @@ static int queue_fetch_all(struct ublk_queue *q)
 	}
 	if (test_fault("fetch-rejected"))	/* a tag the queue lacks */
 		queue_io_cmd(q, q->depth, UBLK_U_IO_FETCH_REQ, IO_FETCH, 0, NULL);
-	sqe = uring_get_sqe(&q->ring);
-	uring_prep_rw(sqe, IORING_OP_READ, q->stop_fd, &q->stop_val,
-		      sizeof(q->stop_val), 0, io_user_data(0, IO_STOP));
 	q->live_tags = q->depth;
-	/* The kernel registers each FETCH as it is submitted. */
-	while (uring_sq_pending(&q->ring)) {
-		ret = uring_submit(&q->ring);
-		if (ret < 0 && ret != -EAGAIN && ret != -EBUSY)
-			return ret;
-	}
-	ret = uring_submit_and_poll(&q->ring);	/* post what failed inline */
-	if (ret < 0 && ret != -EAGAIN && ret != -EBUSY)
-		return ret;
-	if (uring_cq_ready(&q->ring)) {
-		const struct io_uring_cqe *cqe = uring_cqe_at(&q->ring, 0);
-
-		ret = cqe->res < 0 ? cqe->res : -EPROTO;
+	ret = queue_submit_first(q, io_user_data(0, IO_STOP), &refused);
+	if (ret == 0 && refused) {
+		ret = refused->res < 0 ? refused->res : -EPROTO;
 		ublk_err("/dev/ublkb%d queue %u tag %u: the driver refused %s: %s",
-			 q->dev->id, q->q_id, user_data_tag(cqe->user_data),
-			 io_kind_name(user_data_kind(cqe->user_data)), strerror(-ret));
-		return ret;
+			 q->dev->id, q->q_id, user_data_tag(refused->user_data),
+			 io_kind_name(user_data_kind(refused->user_data)), strerror(-ret));
 	}
-	return 0;
+	return ret;
 }
 
 /*

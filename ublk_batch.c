@@ -306,7 +306,7 @@ static int batch_prep(struct ublk_queue *q)
  */
 int batch_fetch_all(struct ublk_queue *q)
 {
-	struct io_uring_sqe *sqe;
+	const struct io_uring_cqe *refused;
 	int ret;
 
 	ret = batch_alloc(q);
@@ -320,27 +320,14 @@ int batch_fetch_all(struct ublk_queue *q)
 		return ret;
 	for (unsigned slot = 0; slot < BATCH_FETCHES; slot++)
 		batch_arm_fetch(q, slot);
-	sqe = uring_get_sqe(&q->ring);
-	uring_prep_rw(sqe, IORING_OP_READ, q->stop_fd, &q->stop_val,
-		      sizeof(q->stop_val), 0, batch_user_data(B_STOP, 0));
-	while (uring_sq_pending(&q->ring)) {
-		ret = uring_submit(&q->ring);
-		if (ret < 0 && ret != -EAGAIN && ret != -EBUSY)
-			return ret;
-	}
-	ret = uring_submit_and_poll(&q->ring);	/* post what failed inline */
-	if (ret < 0 && ret != -EAGAIN && ret != -EBUSY)
-		return ret;
-	if (uring_cq_ready(&q->ring)) {
-		const struct io_uring_cqe *cqe = uring_cqe_at(&q->ring, 0);
-
-		ret = cqe->res < 0 ? cqe->res : -EPROTO;
+	ret = queue_submit_first(q, batch_user_data(B_STOP, 0), &refused);
+	if (ret == 0 && refused) {
+		ret = refused->res < 0 ? refused->res : -EPROTO;
 		ublk_err("/dev/ublkb%d queue %u: the driver refused %s: %s",
-			 q->dev->id, q->q_id, batch_cmd_name(batch_ud_kind(cqe->user_data)),
+			 q->dev->id, q->q_id, batch_cmd_name(batch_ud_kind(refused->user_data)),
 			 strerror(-ret));
-		return ret;
 	}
-	return 0;
+	return ret;
 }
 
 void batch_release(struct ublk_queue *q)

@@ -105,6 +105,13 @@ bool test_fault(const char *point);
 int queue_serve(struct ublk_queue *q, unsigned tag,
 		const struct ublksrv_io_desc *iod, void **addr);
 
+/*
+ * Arm the stop eventfd and submit the queue's first commands; *refused is
+ * the first CQE of one the driver refused at once, else NULL (see ublk.c).
+ */
+int queue_submit_first(struct ublk_queue *q, uint64_t stop_data,
+		       const struct io_uring_cqe **refused);
+
 /* How long to spin before sleeping (see ublk.c), and the wait itself. */
 unsigned spin_time(unsigned poll_us, bool busy);
 int queue_wait(struct ublk_queue *q, unsigned spin_us);
