@@ -180,12 +180,24 @@ FORCE:
 # The arm64 builds the arm64 test VM runs, beside this machine's own.
 ARM64_CC ?= $(if $(filter aarch64 arm64,$(HOST_ARCH)),$(CC),aarch64-linux-gnu-gcc)
 
+# On a Debian machine without it, the cross compiler is installed first.
+ARM64_PKGS := gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+define need_arm64_cc
+	@command -v $(ARM64_CC) >/dev/null 2>&1 || { \
+		echo "installing $(ARM64_PKGS)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq $(ARM64_PKGS) >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq $(ARM64_PKGS) >/dev/null; }; }
+endef
+
 build/arm64/ublk-mem: $(SRCS) $(HDRS)
+	$(need_arm64_cc)
 	@mkdir -p $(@D)
 	$(ARM64_CC) $(CFLAGS) -o $@ $(SRCS) $(LDFLAGS) $(LDLIBS)
 
 # The suite's helpers (TEST_HELPERS), each from one .c file.
 build/arm64/test/%: test/%.c
+	$(need_arm64_cc)
 	@mkdir -p $(@D)
 	$(ARM64_CC) $(CFLAGS) -static -o $@ $<
 
