@@ -1069,13 +1069,18 @@ static int queue_fetch_all(struct ublk_queue *q)
  * while busy.  A spin that catches nothing ends the busy spell, so an idle
  * device costs nothing.  Lone requests (queue depth 1) never start one;
  * --poll spins for them too.
+ *
+ * @several: the last batch held more than one request.  Then --poll spins
+ * no longer than the busy spin: requests in flight come back within it,
+ * and a longer spin only takes the CPU from the program submitting them
+ * (with --poll=1000 always, 70/30 at QD16 ran at 0.81 times the default).
  */
-unsigned spin_time(unsigned poll_us, bool busy)
+unsigned spin_time(unsigned poll_us, bool busy, bool several)
 {
 	if (poll_us == UBLK_POLL_OFF)
 		return 0;
 	if (poll_us)
-		return poll_us;
+		return several && poll_us > BUSY_SPIN_US ? BUSY_SPIN_US : poll_us;
 	return busy ? BUSY_SPIN_US : 0;
 }
 
@@ -1119,16 +1124,17 @@ int queue_wait(struct ublk_queue *q, unsigned spin_us)
  */
 static int queue_loop(struct ublk_queue *q)
 {
-	bool busy = false, told_to_end = false;
+	bool busy = false, several = false, told_to_end = false;
 
 	while (q->live_tags && !told_to_end) {
 		unsigned n;
-		int ret = queue_wait(q, spin_time(q->dev->poll_us, busy));
+		int ret = queue_wait(q, spin_time(q->dev->poll_us, busy, several));
 
 		if (ret < 0)
 			return ret;
 		n = uring_cq_ready(&q->ring);
-		busy = ret == 1 || n > 1;
+		several = n > 1;
+		busy = ret == 1 || several;
 		for (unsigned i = 0; i < n; i++) {
 			ret = queue_handle_cqe(q, uring_cqe_at(&q->ring, i));
 			if (ret < 0) {

@@ -482,13 +482,13 @@ static int batch_serve_ready(struct ublk_queue *q)
 int batch_loop(struct ublk_queue *q)
 {
 	struct ublk_batch *b = q->batch;
-	bool busy = false, told_to_end = false;
+	bool busy = false, several = false, told_to_end = false;
 	int ret = 0;
 
 	while (!b->retired && !told_to_end) {
 		unsigned n;
 
-		ret = queue_wait(q, spin_time(q->dev->poll_us, busy));
+		ret = queue_wait(q, spin_time(q->dev->poll_us, busy, several));
 		if (ret < 0)
 			return ret;
 		busy = ret == 1;
@@ -503,7 +503,8 @@ int batch_loop(struct ublk_queue *q)
 		}
 		uring_cq_advance(&q->ring, n);
 		uring_buf_ring_publish(&b->br);
-		busy |= b->nr_ready > 1;
+		several = b->nr_ready > 1;
+		busy |= several;
 		ret = batch_serve_ready(q);
 		if (ret < 0)
 			return ret;

@@ -113,7 +113,7 @@ int queue_submit_first(struct ublk_queue *q, uint64_t stop_data,
 		       const struct io_uring_cqe **refused);
 
 /* How long to spin before sleeping (see ublk.c), and the wait itself. */
-unsigned spin_time(unsigned poll_us, bool busy);
+unsigned spin_time(unsigned poll_us, bool busy, bool several);
 int queue_wait(struct ublk_queue *q, unsigned spin_us);
 
 /* ---- in ublk_batch.c, the batched path ---- */

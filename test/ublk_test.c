@@ -154,11 +154,14 @@ static void test_packing(void)
 	CHECK(user_copy_pos(&q, 64) == (off_t)(0x80000000ULL + (3ULL << 41) + (64ULL << 25)),
 	      "USER_COPY offset of queue 3, tag 64", "%#llx",
 	      (unsigned long long)user_copy_pos(&q, 64));
-	CHECK(spin_time(UBLK_POLL_OFF, true) == 0 && spin_time(0, false) == 0 &&
-	      spin_time(0, true) == BUSY_SPIN_US && spin_time(500, false) == 500,
-	      "spin_time: off, idle, busy, --poll", "%u %u %u %u",
-	      spin_time(UBLK_POLL_OFF, true), spin_time(0, false), spin_time(0, true),
-	      spin_time(500, false));
+	CHECK(spin_time(UBLK_POLL_OFF, true, true) == 0 && spin_time(0, false, false) == 0 &&
+	      spin_time(0, true, false) == BUSY_SPIN_US && spin_time(500, true, false) == 500,
+	      "spin_time: off, idle, busy, --poll for a lone request", "%u %u %u %u",
+	      spin_time(UBLK_POLL_OFF, true, true), spin_time(0, false, false),
+	      spin_time(0, true, false), spin_time(500, true, false));
+	CHECK(spin_time(500, true, true) == BUSY_SPIN_US && spin_time(50, true, true) == 50,
+	      "spin_time: --poll after several requests spins no longer than the busy spin",
+	      "%u %u", spin_time(500, true, true), spin_time(50, true, true));
 }
 
 int main(void)
