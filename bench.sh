@@ -777,8 +777,9 @@ meta() {
 
 # Medians per job and device: summary.csv. The ratio to brd pairs the rounds:
 # the median, min and max of this device's IOPS over brd's in each round.
-# shellcheck disable=SC2016 # awk's own $fields
-SUMMARY_AWK='
+# MEDIAN_AWK: awk functions both reports use. median() sorts a[1..n] in
+# place, so a[1] and a[n] are then the minimum and the maximum.
+MEDIAN_AWK='
 function sort_n(a, n,    i, j, t) {
 	for (i = 2; i <= n; i++) {
 		t = a[i]
@@ -791,6 +792,9 @@ function median(a, n) {
 	sort_n(a, n)
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
+'
+# shellcheck disable=SC2016 # awk's own $fields
+SUMMARY_AWK=$MEDIAN_AWK'
 # column c of the rows of key k, sorted into t; returns how many
 function collect(k, c,    i, m) {
 	m = 0
@@ -998,16 +1002,7 @@ END {
 # the median over the rounds of B's IOPS over A's in the same round, with
 # the range, and both servers' median CPU per I/O.
 paired_b() {
-	awk -F, -v jobs="$JOBS" -v labels="$(job_labels)" '
-	function median(a, n,    i, j, t) {
-		for (i = 2; i <= n; i++) {
-			t = a[i]
-			for (j = i - 1; j >= 1 && a[j] > t; j--)
-				a[j + 1] = a[j]
-			a[j + 1] = t
-		}
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+	awk -F, -v jobs="$JOBS" -v labels="$(job_labels)" "$MEDIAN_AWK"'
 	BEGIN {
 		n = split(labels, L, "|")
 		for (i = 1; i <= n; i++) {
