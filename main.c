@@ -485,14 +485,13 @@ static void set_signals(void)
  */
 static bool stop_pending(void)
 {
-	sigset_t pending;
+	sigset_t pending, stop;
 
 	if (sigpending(&pending) < 0)
 		return false;
-	for (int sig = 1; sig < SIGRTMIN; sig++)
-		if (sigismember(&pending, sig) == 1 && ublk_is_stop_signal(sig))
-			return true;
-	return false;
+	ublk_stop_signals(&stop);
+	sigandset(&stop, &stop, &pending);
+	return !sigisemptyset(&stop);
 }
 
 /* Make the OOM killer pick this server last (see OOM_SCORE_ADJ). */
@@ -860,10 +859,7 @@ static void __attribute__((noreturn)) daemon_parent(pid_t child, int fd)
 	sigset_t set;
 	int sfd, status;
 
-	sigemptyset(&set);
-	for (int sig = 1; sig < SIGRTMIN; sig++)
-		if (ublk_is_stop_signal(sig))
-			sigaddset(&set, sig);
+	ublk_stop_signals(&set);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC);	/* blocked since main() */
 	for (;;) {
 		struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };

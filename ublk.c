@@ -150,7 +150,7 @@ static const int stray_signals[] = {
 	SIGXCPU, SIGXFSZ, SIGSTKFLT,
 };
 
-bool ublk_is_stop_signal(int sig)
+static bool is_stop_signal(int sig)
 {
 	for (unsigned i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
 		if (sig == stop_signals[i])
@@ -158,12 +158,17 @@ bool ublk_is_stop_signal(int sig)
 	return false;
 }
 
-/* Every signal handled by the main thread (see the table above). */
-static void handled_signals(sigset_t *set)
+void ublk_stop_signals(sigset_t *set)
 {
 	sigemptyset(set);
 	for (unsigned i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
 		sigaddset(set, stop_signals[i]);
+}
+
+/* Every signal handled by the main thread (see the table above). */
+static void handled_signals(sigset_t *set)
+{
+	ublk_stop_signals(set);
 	for (unsigned i = 0; i < sizeof(stray_signals) / sizeof(stray_signals[0]); i++)
 		sigaddset(set, stray_signals[i]);
 	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
@@ -1760,7 +1765,7 @@ static bool start_give_up(void *arg)
 
 	handled_signals(&set);
 	while ((sig = sigtimedwait(&set, &si, &zero)) > 0) {
-		if (ublk_is_stop_signal(sig))
+		if (is_stop_signal(sig))
 			w->dev->stop_asked = true;
 		else if (sig != SIG_QUEUE_EXIT || !signal_from_us(si.si_code, si.si_pid))
 			report_stray_signal(sig, si.si_pid);
@@ -1989,11 +1994,11 @@ static int dev_wait(struct ublk_dev *dev)
 		    read(p[0].fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
 			continue;
 		sig = (int)si.ssi_signo;
-		if (ublk_is_stop_signal(sig) && dev_may_stop(dev)) {
+		if (is_stop_signal(sig) && dev_may_stop(dev)) {
 			close(p[0].fd);
 			return 0;	/* its queues may have ended already */
 		}
-		if (ublk_is_stop_signal(sig))
+		if (is_stop_signal(sig))
 			continue;
 		if (sig != SIG_QUEUE_EXIT || !signal_from_us(si.ssi_code, (pid_t)si.ssi_pid))
 			report_stray_signal(sig, (pid_t)si.ssi_pid);

@@ -17,6 +17,7 @@
 #define UBLK_MEM_UBLK_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -463,8 +464,8 @@ int ublk_remove(struct ublk_dev *dev);
  */
 void ublk_block_signals(void);
 
-/* Does @sig stop the server (SIGINT, SIGTERM, SIGHUP, SIGQUIT)? */
-bool ublk_is_stop_signal(int sig);
+/* Make @set the signals that stop the server (SIGINT, SIGTERM, SIGHUP, SIGQUIT). */
+void ublk_stop_signals(sigset_t *set);
 
 /* Report a failure on stderr as "ublk-mem: ...". */
 void ublk_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
