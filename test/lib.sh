@@ -130,22 +130,31 @@ alive() {
 	[ "${_s%% *}" != Z ]
 }
 
+# wait_until SECS CMD [ARG...]: run CMD every 0.1 s until it succeeds
+# (status 0), or SECS seconds have passed (status 1). A condition, not a
+# delay: it holds on any machine's speed. CMD may end the test early with
+# fail (a process it waits on died, say); it must not itself wait_until.
+wait_until() {
+	_wu_left=$(($1 * 10))
+	shift
+	until "$@"; do
+		[ "$_wu_left" -le 0 ] && return 1
+		sleep 0.1
+		_wu_left=$((_wu_left - 1))
+	done
+}
+
+# ended PID: the process has exited (the negation of alive, for wait_until).
+ended() { ! alive "$1"; }
+
 # wait_exit PID SECS WHAT [AFTER]: wait up to SECS seconds for PID to end;
 # otherwise fail with "WHAT (pid PID) still runs SECSs after AFTER" (or
 # "... still runs after SECSs" without AFTER). The caller still reaps PID
 # with wait to learn its status.
 wait_exit() {
-	_we_i=0
-	while alive "$1"; do
-		if [ $_we_i -ge $(($2 * 10)) ]; then
-			if [ -n "${4:-}" ]; then
-				fail "$3 (pid $1) still runs ${2}s after $4"
-			fi
-			fail "$3 (pid $1) still runs after ${2}s"
-		fi
-		sleep 0.1
-		_we_i=$((_we_i + 1))
-	done
+	wait_until "$2" ended "$1" && return 0
+	[ -n "${4:-}" ] && fail "$3 (pid $1) still runs ${2}s after $4"
+	fail "$3 (pid $1) still runs after ${2}s"
 }
 
 # run_with_timeout SECS CMD...: CMD's status, or non-zero when it took too long.
@@ -155,30 +164,29 @@ run_with_timeout() {
 	timeout "$_secs" "$@"
 }
 
+# none_exist PATH...: none of the paths exist.
+none_exist() {
+	for _p in "$@"; do
+		[ -e "$_p" ] && return 1
+	done
+	return 0
+}
+
 # wait_gone PATH... [-t SECS]: wait until none of the paths exist (default 10 s).
 wait_gone() {
-	_limit=100
+	_secs=10
 	_paths=
 	while [ $# -gt 0 ]; do
 		if [ "$1" = -t ]; then
-			_limit=$(($2 * 10))
+			_secs=$2
 			shift 2
 		else
 			_paths="$_paths $1"
 			shift
 		fi
 	done
-	_i=0
-	while :; do
-		_left=
-		for _p in $_paths; do
-			[ -e "$_p" ] && _left="$_left $_p"
-		done
-		[ -z "$_left" ] && return 0
-		[ $_i -ge $_limit ] && return 1
-		sleep 0.1
-		_i=$((_i + 1))
-	done
+	# shellcheck disable=SC2086 # one word per path
+	wait_until "$_secs" none_exist $_paths
 }
 
 # dev_ios DEV: read and write requests completed on DEV so far.
@@ -315,12 +323,7 @@ load_null_blk() {
 
 # wait_for PATH SECS: wait until PATH exists.
 wait_for() {
-	_i=0
-	while [ ! -e "$1" ]; do
-		[ $_i -ge $(($2 * 10)) ] && return 1
-		sleep 0.1
-		_i=$((_i + 1))
-	done
+	wait_until "$2" test -e "$1"
 }
 
 # need_ublk: skip unless the kernel offers ublk.

@@ -14,18 +14,17 @@ need_tool "$SYSLOGD" "syslogd (busybox)"
 # wait_line FILE_OR_CMD PATTERN SECS WHAT: wait until PATTERN (grep -E)
 # is in FILE, or in the output of `dmesg -r` when FILE is "dmesg".
 wait_line() {
-	_i=0
-	while :; do
-		if [ "$1" = dmesg ]; then
-			dmesg -r >"$T_TMP/dmesg"
-			grep -E -q "$2" "$T_TMP/dmesg" && return 0
-		else
-			grep -E -q "$2" "$1" 2>/dev/null && return 0
-		fi
-		[ $_i -ge $(($3 * 10)) ] && fail "$4 not found within $3 s (pattern: $2)"
-		sleep 0.1
-		_i=$((_i + 1))
-	done
+	wait_until "$3" has_line "$1" "$2" || fail "$4 not found within $3 s (pattern: $2)"
+}
+
+# has_line FILE_OR_CMD PATTERN: PATTERN is in FILE (or the kernel log).
+has_line() {
+	if [ "$1" = dmesg ]; then
+		dmesg -r >"$T_TMP/dmesg"
+		grep -E -q "$2" "$T_TMP/dmesg"
+	else
+		grep -E -q "$2" "$1" 2>/dev/null
+	fi
 }
 
 step "a daemon, with no syslog daemon running"
@@ -48,13 +47,13 @@ step "a syslog daemon: syslog"
 "$SYSLOGD" -n -O "$T_TMP/messages" &
 slpid=$!
 echo "$slpid" >>"$T_TMP/pids"
-i=0
-until [ -S /dev/log ]; do
+# syslog_up: syslogd made /dev/log; fail if it died.
+syslog_up() {
+	[ -S /dev/log ] && return 0
 	alive "$slpid" || fail "syslogd did not start"
-	[ $i -ge 100 ] && fail "syslogd made no /dev/log within 10 s"
-	sleep 0.1
-	i=$((i + 1))
-done
+	return 1
+}
+wait_until 10 syslog_up || fail "syslogd made no /dev/log within 10 s"
 kill -USR2 "$pid"
 wait_line "$T_TMP/messages" "daemon\.notice ublk-mem\[$pid\]: ignoring signal 12 " 10 \
 	"the stray SIGUSR2 notice in syslog"

@@ -16,6 +16,11 @@ src_sha() {
 	dd if="$T_TMP/src" bs=1M skip="$1" count="$2" 2>/dev/null | sha256sum | cut -d' ' -f1
 }
 
+# available_kb KB: MemAvailable is at least KB.
+available_kb() {
+	[ "$(mem_kb MemAvailable)" -ge "$1" ]
+}
+
 # Memory is taken a huge page at a time: with arm64's 16 KiB pages that is
 # 32 MiB, so there the budget is four of them and some, and how much fits
 # may be off by two of them (the server's own memory, the rest of the
@@ -74,12 +79,8 @@ for store in anonymous --recoverable; do
 	# starts in) with 16 MiB to spare.
 	step "$store: another program frees $budget_mb MiB; writes work again"
 	rm -f "$T_TMP/ballast"
-	_i=0
-	while [ "$(mem_kb MemAvailable)" -lt $((reserve_kb + (24 + unit_mb) * 1024)) ]; do
-		[ $_i -ge 600 ] && fail "MemAvailable stayed at $(mem_kb MemAvailable) KiB after freeing memory (reserve ${reserve_kb} KiB)"
-		sleep 0.1
-		_i=$((_i + 1))
-	done
+	wait_until 60 available_kb $((reserve_kb + (24 + unit_mb) * 1024)) ||
+		fail "MemAvailable stayed at $(mem_kb MemAvailable) KiB after freeing memory (reserve ${reserve_kb} KiB)"
 	dd if="$T_TMP/src" of="$DEV" bs=1M count=8 skip="$done_mb" seek="$done_mb" \
 		oflag=direct conv=notrunc >"$T_TMP/dd2.out" 2>&1 ||
 		fail "writing after the discard failed: $(cat "$T_TMP/dd2.out")"

@@ -20,13 +20,14 @@ start_listener() {
 	"$LISTEN" "$1" "$LOG" >"$T_TMP/listen.out" 2>&1 &
 	LPID=$!
 	echo "$LPID" >>"$T_TMP/pids"
-	_i=0
-	until grep -q '^listening$' "$T_TMP/listen.out"; do
-		alive "$LPID" || fail "notify_listen $1 failed: $(cat "$T_TMP/listen.out")"
-		[ $_i -ge 100 ] && fail "notify_listen $1 is not listening after 10 s"
-		sleep 0.1
-		_i=$((_i + 1))
-	done
+	wait_until 10 listening "$1" || fail "notify_listen $1 is not listening after 10 s"
+}
+
+# listening NAME: notify_listen says it listens; fail if it died.
+listening() {
+	grep -q '^listening$' "$T_TMP/listen.out" && return 0
+	alive "$LPID" || fail "notify_listen $1 failed: $(cat "$T_TMP/listen.out")"
+	return 1
 }
 
 stop_listener() {
@@ -37,15 +38,15 @@ stop_listener() {
 # wait_field FIELD SECS: wait until a datagram with the line FIELD came;
 # print "SEQ PID" of the first one.
 wait_field() {
-	_i=0
-	while :; do
-		_l=$(awk -v f="$1" '{ s = $1; p = $2; $1 = ""; $2 = ""; sub(/^  /, "") }
-			$0 == f { print s, p; exit }' "$LOG")
-		[ -n "$_l" ] && { echo "$_l"; return 0; }
-		[ $_i -ge $(($2 * 10)) ] && fail "no $1 from the server within $2 s; got: $(cat "$LOG")"
-		sleep 0.1
-		_i=$((_i + 1))
-	done
+	wait_until "$2" field_came "$1" >/dev/null || fail "no $1 from the server within $2 s; got: $(cat "$LOG")"
+	field_came "$1"
+}
+
+# field_came FIELD: print "SEQ PID" of the first datagram with the line
+# FIELD; status 1 while none came.
+field_came() {
+	awk -v f="$1" '{ s = $1; p = $2; $1 = ""; $2 = ""; sub(/^  /, "") }
+		$0 == f { print s, p; found = 1; exit } END { exit !found }' "$LOG"
 }
 
 # fields SEQ: the lines of datagram SEQ, without its number and pid.

@@ -12,12 +12,12 @@ before=$(ublk_nodes)
 
 # no_device_left: within 10 s, the ublk devices are those of before.
 no_device_left() {
-	_i=0
-	while [ "$(ublk_nodes)" != "$before" ]; do
-		[ $_i -ge 100 ] && fail "devices left behind: $(ublk_nodes)"
-		sleep 0.1
-		_i=$((_i + 1))
-	done
+	wait_until 10 same_nodes || fail "devices left behind: $(ublk_nodes)"
+}
+
+# same_nodes: the ublk device nodes are those of before.
+same_nodes() {
+	[ "$(ublk_nodes)" = "$before" ]
 }
 
 step "a rejected FETCH"
@@ -33,14 +33,13 @@ step "START_DEV waiting for a FETCH that never comes, then SIGTERM"
 env UBLK_MEM_TEST_FAULT=fetch-missing "$UBLK_MEM" 64M >"$T_TMP/2.out" 2>"$T_TMP/2.err" &
 pid=$!
 echo $pid >>"$T_TMP/pids"
-i=0
-# shellcheck disable=SC2046 # one word per thread
-until [ $(set -- /proc/"$pid"/task/*; echo $#) -ge 2 ]; do
+# two_threads: the server runs its queue thread; fail if it ended.
+two_threads() {
 	alive $pid || fail "the server ended early: $(cat "$T_TMP/2.err")"
-	[ $i -ge 300 ] && fail "no queue thread after 30 s"
-	sleep 0.1
-	i=$((i + 1))
-done
+	# shellcheck disable=SC2046 # one word per thread
+	[ $(set -- /proc/"$pid"/task/*; echo $#) -ge 2 ]
+}
+wait_until 30 two_threads || fail "no queue thread after 30 s"
 kill -TERM $pid
 wait_exit $pid 20 ublk-mem SIGTERM
 wait $pid

@@ -27,17 +27,16 @@ for sig in HUP QUIT; do
 	stop_server "$SRV_PID" "$DEV" "$sig"
 done
 
+# new_device: set DEV to a device node that was not there before.
+new_device() {
+	DEV=$(ublk_nodes | grep '^/dev/ublkb' | grep -v -x -F "$before" | head -n 1)
+	[ -n "$DEV" ]
+}
+
 # server_of_new_device ERRFILE: wait for a device that was not there
 # before (in $before) and set DEV and SRV_PID to it and its server.
 server_of_new_device() {
-	_i=0
-	while :; do
-		DEV=$(ublk_nodes | grep '^/dev/ublkb' | grep -v -x -F "$before" | head -n 1)
-		[ -n "$DEV" ] && break
-		[ $_i -ge 300 ] && fail "no new device after 30 s: $(cat "$1")"
-		sleep 0.1
-		_i=$((_i + 1))
-	done
+	wait_until 30 new_device || fail "no new device after 30 s: $(cat "$1")"
 	SRV_PID=$("$UBLK_MEM" list | awk -v id="${DEV#/dev/ublkb}" '$1 == id { print $3 }')
 	if [ -z "$SRV_PID" ] || ! alive "$SRV_PID"; then
 		fail "the server of $DEV is not running: $("$UBLK_MEM" list)"
