@@ -116,6 +116,12 @@ _cleanup() {
 		done
 		alive "$_p" && kill -KILL "$_p" 2>/dev/null
 	done
+	# Kernel settings a test changed (set_sysctl), put back newest first.
+	if [ -s "$T_TMP/sysctls" ]; then
+		sed '1!G;h;$!d' "$T_TMP/sysctls" | while read -r _f _v; do
+			echo "$_v" >"$_f" 2>/dev/null
+		done
+	fi
 	cd /
 	rm -rf "$T_TMP"
 	exit "$_rc"
@@ -246,6 +252,13 @@ wait_blocked() {
 		sleep 0.1
 		_wb_i=$((_wb_i + 1))
 	done
+}
+
+# set_sysctl FILE VALUE: write VALUE to a /proc/sys FILE for this test;
+# the old value comes back when the test ends.
+set_sysctl() {
+	echo "$1 $(cat "$1")" >>"$T_TMP/sysctls" || return 1
+	echo "$2" >"$1"
 }
 
 # mem_kb NAME: a /proc/meminfo field (MemAvailable, MemTotal...), in KiB.
