@@ -45,7 +45,8 @@ case " ${UBLK_MEM_ARGS:-} " in *" bounce "*) extra_kb=$((32 * 1024)) ;; esac
 set_sysctl /proc/sys/vm/percpu_pagelist_high_fraction 100000 ||
 	fail "cannot set vm.percpu_pagelist_high_fraction"
 
-# steady_memory: MemAvailable has not grown by 1 MiB or more for 3 s.
+# steady_memory: MemAvailable has not grown by 1 MiB or more since
+# steady_since, at least 3 s ago (whole seconds of date +%s).
 steady_memory() {
 	_now=$(mem_kb MemAvailable)
 	if [ "$_now" -ge $((steady_kb + 1024)) ]; then
@@ -55,16 +56,21 @@ steady_memory() {
 	[ $(($(date +%s) - steady_since)) -ge 4 ]
 }
 
+# wait_steady_memory: wait (up to 60 s) until steady_memory holds.
+wait_steady_memory() {
+	steady_kb=$(mem_kb MemAvailable)
+	steady_since=$(date +%s)
+	wait_until 60 steady_memory ||
+		say "MemAvailable still grew after 60 s ($(mem_kb MemAvailable) KiB); going on"
+}
+
 for store in anonymous --recoverable; do
 	opt=
 	[ "$store" = --recoverable ] && opt=--recoverable
 	attempt=1
 	while :; do
 		step "$store: a reserve that leaves about $budget_mb MiB for data"
-		steady_kb=$(mem_kb MemAvailable)
-		steady_since=$(date +%s)
-		wait_until 60 steady_memory ||
-			say "MemAvailable still grew after 60 s ($(mem_kb MemAvailable) KiB); going on"
+		wait_steady_memory
 		# Another program's memory, freed later on.
 		head -c $((budget_mb * MiB)) /dev/zero >"$T_TMP/ballast" || fail "cannot make the ballast"
 		# Measured after the source file exists: it lives in RAM too.
