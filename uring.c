@@ -509,3 +509,14 @@ void uring_buf_ring_exit(struct uring *r, struct uring_buf_ring *br)
 	munmap(br->kbufs, br->map_len);
 	memset(br, 0, sizeof(*br));
 }
+
+int uring_register_sparse_buffers(struct uring *r, unsigned nr)
+{
+	struct io_uring_rsrc_register reg;
+
+	memset(&reg, 0, sizeof(reg));
+	reg.nr = nr;
+	reg.flags = IORING_RSRC_REGISTER_SPARSE;
+	return sys_io_uring_register(r->fd, IORING_REGISTER_BUFFERS2, &reg,
+				     sizeof(reg));
+}

@@ -69,6 +69,8 @@ struct io_uring_cqe {
 
 enum {
 	IORING_OP_NOP = 0,
+	IORING_OP_READ_FIXED = 4,	/* read into registered buffer buf_index */
+	IORING_OP_WRITE_FIXED = 5,	/* write from registered buffer buf_index */
 	IORING_OP_ASYNC_CANCEL = 14,
 	IORING_OP_READ = 22,
 	IORING_OP_WRITE = 23,
@@ -76,7 +78,11 @@ enum {
 };
 
 /* io_uring_sqe.flags */
+#define IOSQE_IO_LINK			(1U << 2)	/* the next SQE runs after this
+							   one, and only if it succeeds */
+#define IOSQE_ASYNC			(1U << 4)	/* run it in a worker thread */
 #define IOSQE_BUFFER_SELECT		(1U << 5)	/* the kernel picks the buffer */
+#define IOSQE_CQE_SKIP_SUCCESS		(1U << 6)	/* no CQE unless it fails */
 
 /* io_uring_sqe.uring_cmd_flags */
 #define IORING_URING_CMD_MULTISHOT	(1U << 1)	/* one SQE, many CQEs; needs
@@ -105,6 +111,7 @@ enum {
 #define IORING_FEAT_SINGLE_MMAP		(1U << 0)
 #define IORING_FEAT_NODROP		(1U << 1)
 #define IORING_FEAT_EXT_ARG		(1U << 8)
+#define IORING_FEAT_CQE_SKIP		(1U << 11)	/* IOSQE_CQE_SKIP_SUCCESS */
 
 /* io_uring_enter() flags */
 #define IORING_ENTER_GETEVENTS		(1U << 0)
@@ -120,6 +127,7 @@ struct io_uring_getevents_arg {
 
 /* io_uring_register() opcodes */
 enum {
+	IORING_REGISTER_BUFFERS2 = 15,
 	IORING_REGISTER_PBUF_RING = 22,
 	IORING_UNREGISTER_PBUF_RING = 23,
 };
@@ -147,6 +155,20 @@ struct io_uring_buf_reg {
 	uint16_t flags;
 	uint64_t resv[3];
 };
+
+/*
+ * IORING_REGISTER_BUFFERS2's argument.  With IORING_RSRC_REGISTER_SPARSE
+ * it makes a table of @nr empty fixed-buffer slots (Linux 5.19).
+ */
+struct io_uring_rsrc_register {
+	uint32_t nr;
+	uint32_t flags;
+	uint64_t resv2;
+	uint64_t data;		/* an array of struct iovec, or 0 */
+	uint64_t tags;
+};
+
+#define IORING_RSRC_REGISTER_SPARSE	(1U << 0)
 
 struct uring_timespec {		/* struct __kernel_timespec */
 	int64_t tv_sec;
@@ -368,6 +390,15 @@ void uring_buf_ring_publish(struct uring_buf_ring *br);
  * zeroed ring and twice.  The buffers themselves stay the caller's.
  */
 void uring_buf_ring_exit(struct uring *r, struct uring_buf_ring *br);
+
+/*
+ * Give ring @r a table of @nr empty fixed-buffer slots.  Something else
+ * fills them: ublk's AUTO_BUF_REG puts each request's pages in the slot
+ * its FETCH named, for IORING_OP_READ_FIXED / WRITE_FIXED with buf_index
+ * set to the slot and addr to the byte offset in the request.  Returns 0
+ * or -errno.
+ */
+int uring_register_sparse_buffers(struct uring *r, unsigned nr);
 
 /* Size of the command area of an SQE of this ring: 16 or 80 bytes. */
 static inline size_t uring_cmd_area(const struct uring *r)

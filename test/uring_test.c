@@ -734,6 +734,78 @@ out_close:
 }
 
 /*
+ * What zero_copy relies on.  IOSQE_IO_LINK: the linked SQE runs only
+ * after the first, and only if it did all its bytes; else it completes
+ * with -ECANCELED.  IOSQE_CQE_SKIP_SUCCESS: no CQE unless it failed.  A
+ * sparse table of fixed buffers: its slots exist but hold nothing, so a
+ * READ_FIXED of an empty slot fails (the ublk driver fills the slots).
+ */
+static void test_link_skip_sparse(void)
+{
+	static char want[4096], buf[4096];
+	struct completion c[2];
+	struct io_uring_sqe *sqe;
+	struct uring r;
+	int fd = temp_file(), ret;
+
+	if (!CHECK(fd >= 0, "temporary file for linked operations", "%s", strerror(errno)))
+		return;
+	if (ring_open(&r, 8, 0, "8 entries, for links") < 0)
+		goto out_close;
+	if (!(r.features & IORING_FEAT_CQE_SKIP)) {
+		printf("# IORING_FEAT_CQE_SKIP missing (before Linux 5.17): links not checked\n");
+		goto out_exit;
+	}
+	fill_random(want, sizeof(want));
+	sqe = uring_get_sqe(&r);
+	uring_prep_rw(sqe, IORING_OP_WRITE, fd, want, sizeof(want), 0, 1);
+	sqe->flags = IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+	sqe = uring_get_sqe(&r);
+	uring_prep_rw(sqe, IORING_OP_READ, fd, buf, sizeof(buf), 0, 2);
+	ret = reap(&r, c, 1);
+	CHECK_EQ(ret, 0, "the linked pair completes");
+	CHECK_EQ((int)c[0].user_data, 2, "only the READ posts a CQE: the WRITE succeeded silently");
+	CHECK_EQ(c[0].res, (int)sizeof(buf), "the READ, run after the WRITE, read it all");
+	CHECK_BYTES(buf, want, sizeof(want), "the READ saw the WRITE's bytes");
+	CHECK_EQ(uring_cq_ready(&r), 0u, "no other CQE");
+
+	/*
+	 * A short READ (the file is 4096 bytes) counts as failed: it posts
+	 * its CQE, and breaks the link.  The SQE linked after a failed
+	 * SKIP_SUCCESS one is cancelled without a CQE of its own, so the
+	 * next CQE after the READ's is that of a NOP submitted later.
+	 */
+	sqe = uring_get_sqe(&r);
+	uring_prep_rw(sqe, IORING_OP_READ, fd, buf, sizeof(buf), 100, 3);
+	sqe->flags = IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+	sqe = uring_get_sqe(&r);
+	uring_prep_nop(sqe, 4);
+	ret = reap(&r, c, 1);
+	CHECK_EQ(ret, 0, "a short READ with a link completes");
+	CHECK_EQ((int)c[0].user_data, 3, "the short READ posts a CQE despite SKIP_SUCCESS");
+	CHECK_EQ(c[0].res, (int)sizeof(buf) - 100, "it read what there was");
+	uring_prep_nop(uring_get_sqe(&r), 5);
+	ret = reap(&r, c, 1);
+	CHECK(ret == 0 && c[0].user_data == 5, "the NOP linked after it left no CQE",
+	      "next CQE: user_data %llu res %d", (unsigned long long)c[0].user_data, c[0].res);
+
+	ret = uring_register_sparse_buffers(&r, 4);
+	CHECK_EQ(ret, 0, "a sparse table of 4 fixed buffers");
+	if (ret == 0) {
+		sqe = uring_get_sqe(&r);
+		uring_prep_rw(sqe, IORING_OP_READ_FIXED, fd, NULL, 512, 0, 6);
+		sqe->buf_index = 2;
+		ret = reap(&r, c, 1);
+		CHECK(ret == 0 && c[0].res == -EFAULT, "READ_FIXED into an empty slot fails with EFAULT",
+		      "%s", res_name(ret < 0 ? ret : c[0].res));
+	}
+out_exit:
+	uring_exit(&r);
+out_close:
+	close(fd);
+}
+
+/*
  * Queue depth 32: 64 batches of 32 reads and writes at random offsets and
  * lengths, all in flight at once.  In each batch every request gets its
  * own 64 KiB region of the file, so no two overlap and the result does
@@ -1167,6 +1239,7 @@ int main(void)
 	test_short_submit();
 	test_init_best();
 	test_rw_single();
+	test_link_skip_sparse();
 	test_rw_queue_depth();
 	test_failing_ops();
 	test_wait_cqe();
