@@ -109,7 +109,9 @@ static const char usage_text[] =
 "      --reserve SIZE    memory to leave to the rest of the machine: writes that\n"
 "                        need new memory fail with ENOSPC below it (default\n"
 "                        1/32 of RAM, at least 64M, at most 1G)\n"
-"      --copy-mode MODE  how data moves: get_data (default), user_copy, bounce\n"
+"      --copy-mode MODE  how data moves: get_data (default), user_copy, bounce,\n"
+"                        zero_copy (io_uring copies between the request and\n"
+"                        a tmpfs store, Linux 6.16)\n"
 "      --io-path PATH    how requests reach the server: per-request (FETCH and\n"
 "                        COMMIT per request), batch (batched commands, Linux\n"
 "                        7.0; copy mode bounce unless given) or auto (default)\n"
@@ -205,7 +207,9 @@ static enum ublk_copy_mode parse_copy_mode(const char *s)
 		return UBLK_COPY_GET_DATA;
 	if (!strcmp(s, "user_copy"))
 		return UBLK_COPY_USER;
-	usage_error("invalid copy mode '%s': expected get_data, user_copy or bounce", s);
+	if (!strcmp(s, "zero_copy"))
+		return UBLK_COPY_ZERO;
+	usage_error("invalid copy mode '%s': expected get_data, user_copy, bounce or zero_copy", s);
 }
 
 static enum ublk_io_path parse_io_path(const char *s)
@@ -440,9 +444,13 @@ static void parse_args(int argc, char **argv, struct options *o)
 	if (o->cfg.io_path == UBLK_IO_PATH_BATCH && o->cfg.copy_mode_set &&
 	    o->cfg.copy_mode == UBLK_COPY_GET_DATA)
 		usage_error("--copy-mode get_data needs --io-path per-request: batched commands have no NEED_GET_DATA");
+	if (o->cfg.io_path == UBLK_IO_PATH_BATCH && o->cfg.copy_mode_set &&
+	    o->cfg.copy_mode == UBLK_COPY_ZERO)
+		usage_error("--copy-mode zero_copy needs --io-path per-request");
 	if (o->cfg.io_path == UBLK_IO_PATH_BATCH && o->cfg.depth < 2)
 		usage_error("--io-path batch needs --depth 2 or more: the driver's batched queues refuse depth 1");
 	o->store.size = o->cfg.size;
+	o->store.file_io = o->cfg.copy_mode == UBLK_COPY_ZERO;
 	/* Room to grow (ublk-mem resize): up to what the machine could hold. */
 	o->store.max_size = max_store_size(o->cfg.size);
 	if (!o->reserve_set)
@@ -1302,11 +1310,6 @@ static int held_ids(const int *live, int n_live, int *ids, int max)
 }
 
 /* How a device's data travels, from its flags. */
-static enum ublk_copy_mode copy_mode_of(uint64_t flags)
-{
-	return (flags & UBLK_F_USER_COPY) ? UBLK_COPY_USER :
-	       (flags & UBLK_F_NEED_GET_DATA) ? UBLK_COPY_GET_DATA : UBLK_COPY_BOUNCE;
-}
 
 /* The length of the valid UTF-8 sequence at @s, or 0 if there is none. */
 static size_t utf8_len(const unsigned char *s)
@@ -1385,7 +1388,7 @@ static void json_device(FILE *f, int id, const struct ublksrv_ctrl_dev_info *inf
 		fputs(",\"size\":null,\"block_size\":null", f);
 	fprintf(f, ",\"queues\":%u,\"depth\":%u,\"copy_mode\":\"%s\",\"recoverable\":%s,\"flags\":[",
 		info->nr_hw_queues, info->queue_depth,
-		ublk_copy_mode_name(copy_mode_of(info->flags)),
+		ublk_copy_mode_name(ublk_copy_mode_of(info->flags)),
 		(info->flags & UBLK_F_USER_RECOVERY) ? "true" : "false");
 	for (unsigned bit = 0; bit < 64; bit++) {
 		const char *name = ublk_feature_name(bit);
@@ -1423,7 +1426,7 @@ static void table_device(int id, const struct ublksrv_ctrl_dev_info *info,
 	printf("%-4d %-15s %-8d %-8s %-6u %-5u %s%s%s%s\n", id,
 	       state_name(info), info->ublksrv_pid, size,
 	       info->nr_hw_queues, info->queue_depth,
-	       ublk_copy_mode_name(copy_mode_of(info->flags)),
+	       ublk_copy_mode_name(ublk_copy_mode_of(info->flags)),
 	       (info->flags & UBLK_F_USER_RECOVERY) ? ",recoverable" : "",
 	       (info->flags & UBLK_F_USER_RECOVERY_REISSUE) ? ",reissue" : "",
 	       (info->flags & UBLK_F_UNPRIVILEGED_DEV) ? ",unprivileged" : "");
@@ -1563,7 +1566,7 @@ static void config_of(const struct ublksrv_ctrl_dev_info *info,
 	cfg->nr_queues = info->nr_hw_queues;
 	cfg->depth = info->queue_depth;
 	cfg->dev_id = (int)info->dev_id;
-	cfg->copy_mode = copy_mode_of(info->flags);
+	cfg->copy_mode = ublk_copy_mode_of(info->flags);
 	cfg->copy_mode_set = true;
 	cfg->io_path = (info->flags & UBLK_F_BATCH_IO) ? UBLK_IO_PATH_BATCH :
 		       UBLK_IO_PATH_PER_REQUEST;
@@ -1661,6 +1664,7 @@ static int cmd_recover(int argc, char **argv)
 	scfg.max_size = max_store_size(scfg.size);
 	scfg.path = st.rec.path;
 	scfg.reserve = mem_default_reserve();
+	scfg.file_io = ublk_copy_mode_of(info.flags) == UBLK_COPY_ZERO;
 	if (mem_store_open(&st.mem, &scfg) < 0)
 		goto err;
 	if (recorded && ((unsigned long long)st.mem.st_dev != st.rec.dev ||
@@ -1703,6 +1707,7 @@ static const char *feature_use(uint64_t flag)
 	switch (flag) {
 	case UBLK_F_NEED_GET_DATA: return "used: --copy-mode get_data (the default)";
 	case UBLK_F_USER_COPY: return "used: --copy-mode user_copy";
+	case UBLK_F_AUTO_BUF_REG: return "used: --copy-mode zero_copy";
 	case UBLK_F_BATCH_IO: return "used: --io-path batch";
 	case UBLK_F_USER_RECOVERY: return "used: --recoverable";
 	case UBLK_F_USER_RECOVERY_REISSUE: return "used: --recoverable (requests in flight are re-issued)";

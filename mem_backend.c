@@ -160,7 +160,7 @@ static void allocation_refused(struct mem_store *s, const char *why)
 {
 	if (!atomic_exchange(&s->starved, true))
 		ublk_err("%s; writes to parts of the device not yet allocated fail with ENOSPC until %s",
-			 why, s->fd >= 0 ? "memory or room on its file system is freed" :
+			 why, s->named ? "memory or room on its file system is freed" :
 			 "memory is freed");
 }
 
@@ -306,7 +306,7 @@ static int populate(struct mem_store *s, uint64_t first, uint64_t last)
 	if (!err)
 		return 0;
 	snprintf(why, sizeof(why), "cannot allocate the store's memory: %s%s",
-		 strerror(err), s->fd >= 0 && err == ENOSPC ?
+		 strerror(err), s->named && err == ENOSPC ?
 		 " (its file system is full)" : "");
 	allocation_refused(s, why);
 	return -ENOSPC;
@@ -376,8 +376,8 @@ static uint64_t fs_free_bytes(int fd)
 {
 	struct statvfs v;
 
-	if (fstatvfs(fd, &v) < 0)
-		return UINT64_MAX;	/* unknown: do not refuse */
+	if (fstatvfs(fd, &v) < 0 || v.f_blocks == 0)
+		return UINT64_MAX;	/* unknown, or a tmpfs without a limit */
 	return (uint64_t)v.f_bavail * v.f_frsize;
 }
 
@@ -405,6 +405,7 @@ static int open_store_file(struct mem_store *s, const struct mem_store_config *c
 		return err;
 	}
 	s->created = cfg->create;
+	s->named = true;
 	s->st_dev = st.st_dev;
 	s->st_ino = st.st_ino;
 	if (cfg->create)
@@ -476,6 +477,65 @@ err:
 	err = errno;
 	ublk_err("%s: %s", cfg->path, strerror(err));
 	return -err;
+}
+
+/*
+ * The zero_copy store without a path: an unnamed file on the kernel's
+ * internal tmpfs (memfd), mapped like the recoverable store's file.  It
+ * is gone when the server exits, as anonymous memory would be.
+ */
+static int map_memfd(struct mem_store *s)
+{
+	void *p;
+	int err;
+
+	s->fd = memfd_create("ublk-mem", MFD_CLOEXEC);
+	if (s->fd < 0 || ftruncate(s->fd, (off_t)s->size) < 0)
+		goto err;
+	p = mmap(NULL, s->reserved_len, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+	if (p == MAP_FAILED)
+		goto err;
+	s->base = p;
+	return 0;
+err:
+	err = errno;
+	ublk_err("cannot make the store's memory file: %s", strerror(err));
+	return -err;
+}
+
+/*
+ * The file once more, for io_uring.  io_uring runs a read or write at
+ * once, in the submitting thread, only when the file promises not to
+ * block; a tmpfs file makes no such promise, so every operation would go
+ * to a worker thread and back.  O_NONBLOCK makes the promise for it:
+ * tmpfs reads and writes never wait for a device, only, rarely, for a
+ * page coming back from swap.  Buffered writes go to a worker even so
+ * (tmpfs cannot start one asynchronously), unless the file is open
+ * O_DIRECT, which tmpfs accepts and serves from its page cache as
+ * always: the same pages the mapping shows.  A memfd cannot be switched
+ * to O_DIRECT, so the file is opened anew through /proc/self/fd, which
+ * names this very file whatever happens to its path.
+ */
+static int open_io_fd(struct mem_store *s)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", s->fd);
+	s->io_fd = open(path, O_RDWR | O_CLOEXEC | O_DIRECT | O_NONBLOCK);
+	if (s->io_fd >= 0)
+		return 0;
+	ublk_err("warning: %s: %s (is /proc mounted?): io_uring serves the store through worker threads, more slowly",
+		 path, strerror(errno));
+	s->io_fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
+	if (s->io_fd >= 0)
+		return 0;
+	ublk_err("cannot duplicate the store's file: %s", strerror(errno));
+	return -errno;
+}
+
+int mem_store_file(void *store)
+{
+	return ((struct mem_store *)store)->io_fd;
 }
 
 /*
@@ -648,6 +708,7 @@ int mem_store_open(struct mem_store *s, const struct mem_store_config *cfg)
 	s->size = cfg->size;
 	s->max_size = cfg->max_size > cfg->size ? cfg->max_size : cfg->size;
 	s->fd = -1;
+	s->io_fd = -1;
 	s->meminfo_fd = -1;
 	s->page = (unsigned)sysconf(_SC_PAGESIZE);
 	s->reserve = cfg->reserve;
@@ -655,14 +716,18 @@ int mem_store_open(struct mem_store *s, const struct mem_store_config *cfg)
 	atomic_init(&s->starved, false);
 	s->meminfo_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
 	/* A tmpfs store's page size is its tmpfs's: pages, here. */
-	hpage = cfg->path || cfg->small_pages ? 0 : mem_huge_page_size();
+	hpage = cfg->path || cfg->file_io || cfg->small_pages ? 0 : mem_huge_page_size();
 	mem_store_geometry(s->size, s->max_size, s->page, hpage, &g);
 	set_geometry(s, &g);
 	if (cfg->path)
 		ret = map_file(s, cfg);
+	else if (cfg->file_io)
+		ret = map_memfd(s);
 	else
 		ret = map_anonymous(s, hpage);
-	if (ret == 0 && !cfg->path && !s->huge && hpage) {
+	if (ret == 0 && cfg->file_io)
+		ret = open_io_fd(s);
+	if (ret == 0 && !cfg->path && !cfg->file_io && !s->huge && hpage) {
 		/* The kernel took no advice: track pages, not huge pages. */
 		mem_store_geometry(s->size, s->max_size, s->page, 0, &g);
 		set_geometry(s, &g);
@@ -690,6 +755,8 @@ void mem_store_close(struct mem_store *s)
 		munmap((void *)s->zeros, s->zeros_len);
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->io_fd >= 0)
+		close(s->io_fd);
 	if (s->meminfo_fd >= 0)
 		close(s->meminfo_fd);
 	free(s->backed);
@@ -697,7 +764,7 @@ void mem_store_close(struct mem_store *s)
 	s->backed = s->used = NULL;
 	s->zeros = NULL;
 	s->base = NULL;
-	s->fd = s->meminfo_fd = -1;
+	s->fd = s->io_fd = s->meminfo_fd = -1;
 }
 
 /* Grow the store to @new_size: the new part reads as zeros already. */
@@ -934,4 +1001,5 @@ const struct ublk_backend_ops mem_backend_ops = {
 	.write_zeroes = mem_store_zero,
 	.prepare_write = mem_store_prepare_write,
 	.direct = mem_direct,
+	.file = mem_store_file,
 };

@@ -6,7 +6,9 @@
  * nothing) and given back when discarded.  Anonymous stores ask for
  * transparent huge pages: one fault then fills 2 MiB instead of 4 KiB.
  * With a file path the mapping is a shared mapping of a file on tmpfs, so
- * the data outlives the process (used by --recoverable).
+ * the data outlives the process (used by --recoverable).  For zero_copy
+ * the store is a file too, which io_uring reads and writes: the
+ * recoverable one, or else an unnamed tmpfs file (memfd).
  *
  * The store knows which parts of it are allocated, and allocates before
  * the kernel copies a write in: when the machine runs short of memory (or
@@ -32,6 +34,11 @@ struct mem_store_config {
 	bool create;		/* with a path: create it (else: reuse it) */
 	bool prealloc;		/* allocate and lock everything now */
 	bool small_pages;	/* no huge pages: allocate a page at a time */
+	/*
+	 * Keep the store in a file that io_uring can read and write
+	 * (mem_store_file()): without a path, an unnamed tmpfs file (memfd).
+	 */
+	bool file_io;
 	/*
 	 * Bytes of the machine's memory a new allocation must leave
 	 * available to everything else (see mem_default_reserve()).
@@ -67,6 +74,8 @@ struct mem_store {
 	size_t map_len;		/* size rounded up to a page */
 	size_t reserved_len;	/* the whole mapping, for max_size */
 	int fd;			/* backing file, or -1 for anonymous memory */
+	int io_fd;		/* file_io: the file again, for io_uring */
+	bool named;		/* the file has a path (not a memfd) */
 	bool created;		/* mem_store_open() created that file */
 	dev_t st_dev;		/* the backing file's identity */
 	ino_t st_ino;
@@ -120,6 +129,12 @@ int mem_store_zero(void *store, uint64_t off, uint64_t len);
  * memory that cannot be locked for a preallocated store).
  */
 int mem_store_resize(struct mem_store *s, uint64_t new_size);
+
+/*
+ * file_io: the store file, opened once more so that io_uring never has to
+ * hand its reads and writes to a worker thread (see open_io_fd()); else -1.
+ */
+int mem_store_file(void *store);
 
 /* Bytes of RAM + swap on this machine: no store can ever be larger. */
 uint64_t mem_total_bytes(void);

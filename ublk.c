@@ -36,7 +36,11 @@
  *      and keeps the command as the FETCH for the tag's next request.
  *
  * The copy modes change steps 2 and 5; see enum ublk_copy_mode and
- * queue_read() / queue_write() below.
+ * queue_read() / queue_write() below.  In zero_copy mode
+ * (UBLK_F_AUTO_BUF_REG, Linux 6.16) the driver copies nothing: at step 3
+ * it lends the request's own pages to our ring as a fixed buffer, and at
+ * step 4 io_uring itself reads or writes them from or to the backend's
+ * file (queue_zc_serve()); the COMMIT takes them back.
  *
  * That is the per-request path, which every 6.x driver has.  A device made
  * with UBLK_F_BATCH_IO (Linux 7.0) takes other I/O commands, each carrying
@@ -372,7 +376,8 @@ static int check_features(uint64_t features, uint64_t want)
 		if ((want & flag) && !(features & flag)) {
 			ublk_err("this kernel's ublk driver lacks UBLK_F_%s (Linux %s)%s",
 				 ublk_feature_name(bit), ublk_feature_since(bit),
-				 flag == UBLK_F_USER_COPY ? ": use another --copy-mode" :
+				 flag & (UBLK_F_USER_COPY | UBLK_F_AUTO_BUF_REG) ?
+				 ": use another --copy-mode" :
 				 flag == UBLK_F_BATCH_IO ? ": use --io-path per-request" :
 				 flag & (UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE) ?
 				 ": --recoverable cannot work here" : "");
@@ -691,7 +696,10 @@ bool ublk_server_running(const struct ublksrv_ctrl_dev_info *info)
  * user_data of an I/O command: the tag in bits 0-15, the command kind in
  * bits 16-23.  Each queue has its own ring, so the queue is implied.
  */
-enum io_kind { IO_FETCH = 1, IO_COMMIT = 2, IO_GET_DATA = 3, IO_STOP = 4 };
+enum io_kind {
+	IO_FETCH = 1, IO_COMMIT = 2, IO_GET_DATA = 3, IO_STOP = 4,
+	IO_STORE = 5,	/* zero_copy: the read or write of the backend's file */
+};
 
 static inline uint64_t io_user_data(unsigned tag, enum io_kind kind)
 {
@@ -709,10 +717,18 @@ static inline enum io_kind user_data_kind(uint64_t ud)
 	return (enum io_kind)((ud >> 16) & 0xff);
 }
 
+enum ublk_copy_mode ublk_copy_mode_of(uint64_t flags)
+{
+	return (flags & UBLK_F_USER_COPY) ? UBLK_COPY_USER :
+	       (flags & UBLK_F_AUTO_BUF_REG) ? UBLK_COPY_ZERO :
+	       (flags & UBLK_F_NEED_GET_DATA) ? UBLK_COPY_GET_DATA : UBLK_COPY_BOUNCE;
+}
+
 const char *ublk_copy_mode_name(enum ublk_copy_mode m)
 {
 	return m == UBLK_COPY_GET_DATA ? "get_data" :
-	       m == UBLK_COPY_USER ? "user_copy" : "bounce";
+	       m == UBLK_COPY_USER ? "user_copy" :
+	       m == UBLK_COPY_ZERO ? "zero_copy" : "bounce";
 }
 
 static const char *io_op_name(unsigned op)
@@ -742,6 +758,9 @@ static void queue_io_cmd(struct ublk_queue *q, unsigned tag, uint32_t op,
 
 	uring_prep_cmd(sqe, q->dev->cdev_fd, op, &cmd, sizeof(cmd),
 		       io_user_data(tag, kind));
+	/* zero_copy: the tag's next request's pages go to its own slot. */
+	if (q->dev->copy_mode == UBLK_COPY_ZERO)
+		sqe->addr = ublk_auto_buf_reg_addr((uint16_t)tag, 0);
 }
 
 /*
@@ -935,7 +954,7 @@ int queue_serve(struct ublk_queue *q, unsigned tag,
 	 */
 	if (dev->copy_mode == UBLK_COPY_BOUNCE)
 		addr = tag_buf(q, tag);
-	else if (dev->copy_mode == UBLK_COPY_USER)
+	else if (dev->copy_mode == UBLK_COPY_USER || dev->copy_mode == UBLK_COPY_ZERO)
 		addr = NULL;
 	*addrp = addr;
 	return res;
@@ -952,11 +971,100 @@ static void queue_serve_request(struct ublk_queue *q, unsigned tag,
 		     addr);
 }
 
+/*
+ * zero_copy (UBLK_F_AUTO_BUF_REG): the driver has put the pages of @tag's
+ * request in fixed-buffer slot @tag of this ring, so io_uring itself can
+ * copy between them and the backend's file, kernel to kernel.  Queue that
+ * read or write, and the COMMIT after it: IOSQE_IO_LINK starts the COMMIT
+ * only once the store operation is done, and only if it did all its bytes;
+ * IOSQE_CQE_SKIP_SUCCESS spares us a CQE when it did.  Both go in with the
+ * next io_uring_enter(), and as the file is read and written without
+ * blocking (see open_io_fd() in mem_backend.c) both usually complete
+ * inside it.  When the store operation fails it posts its CQE, and the
+ * COMMIT is dropped without one (a failed SKIP_SUCCESS request silences
+ * the rest of its chain): queue_zc_failed() then commits the error.
+ */
+static void queue_zc_submit(struct ublk_queue *q, unsigned tag, bool async)
+{
+	struct ublk_tag *t = &q->tags[tag];
+	struct io_uring_sqe *sqe = uring_get_sqe(&q->ring);
+	bool rd = t->zc_op == UBLK_IO_OP_READ;
+
+	/* addr: the offset in the request's pages, not a user address. */
+	uring_prep_rw(sqe, rd ? IORING_OP_READ_FIXED : IORING_OP_WRITE_FIXED,
+		      q->store_fd, NULL, t->zc_len, t->zc_off,
+		      io_user_data(tag, IO_STORE));
+	sqe->buf_index = (uint16_t)tag;
+	/* The test hook: a slot the ring lacks, so io_uring fails the read. */
+	if (rd && t->zc_off == 1 << 20 && test_fault("read-error"))
+		sqe->buf_index = (uint16_t)q->depth;
+	sqe->flags = IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS |
+		     (async ? IOSQE_ASYNC : 0);
+	queue_io_cmd(q, tag, UBLK_U_IO_COMMIT_AND_FETCH_REQ, IO_COMMIT,
+		     (int32_t)t->zc_len, NULL);
+}
+
+/*
+ * zero_copy: serve a READ or WRITE of @iod with the backend's file.
+ * Returns false for the other operations, which queue_serve() does.
+ */
+static bool queue_zc_serve(struct ublk_queue *q, unsigned tag,
+			   const struct ublksrv_io_desc *iod)
+{
+	const struct ublk_dev *dev = q->dev;
+	struct ublk_tag *t = &q->tags[tag];
+	unsigned op = iod->op_flags & 0xff;
+	int res = 0;
+
+	if (op != UBLK_IO_OP_READ && op != UBLK_IO_OP_WRITE)
+		return false;
+	t->zc_op = (uint8_t)op;
+	t->zc_off = iod->start_sector << 9;
+	t->zc_len = iod->nr_sectors << 9;
+	t->zc_retried = false;
+	if (op == UBLK_IO_OP_WRITE && dev->ops->prepare_write)
+		res = dev->ops->prepare_write(dev->data, t->zc_off, t->zc_len);
+	if (res < 0) {
+		queue_report_error(q, tag, op, t->zc_off, t->zc_len, res);
+		t->owned = false;
+		queue_io_cmd(q, tag, UBLK_U_IO_COMMIT_AND_FETCH_REQ, IO_COMMIT, res, NULL);
+		return true;
+	}
+	if (__builtin_expect(dev->trace, 0))
+		ublk_err("q%u tag %u %s off %llu len %u (zero_copy)", q->q_id, tag,
+			 io_op_name(op), (unsigned long long)t->zc_off, t->zc_len);
+	t->owned = false;	/* the COMMIT is on its way */
+	queue_zc_submit(q, tag, false);
+	return true;
+}
+
+/*
+ * zero_copy: the store operation of @tag failed with @res, and its COMMIT
+ * was dropped.  Commit the error instead; a read or write that did fewer
+ * bytes than asked (beyond the end of a store just shrunk) fails with
+ * EIO.  One that only could not run without blocking (-EAGAIN) is tried
+ * once more, by an io_uring worker thread, which may block.
+ */
+static void queue_zc_failed(struct ublk_queue *q, unsigned tag, int res)
+{
+	struct ublk_tag *t = &q->tags[tag];
+	int err = res < 0 ? res : -EIO;
+
+	if (err == -EAGAIN && !t->zc_retried) {
+		t->zc_retried = true;
+		queue_zc_submit(q, tag, true);
+		return;
+	}
+	queue_report_error(q, tag, t->zc_op, t->zc_off, t->zc_len, err);
+	queue_io_cmd(q, tag, UBLK_U_IO_COMMIT_AND_FETCH_REQ, IO_COMMIT, err, NULL);
+}
+
 static const char *io_kind_name(enum io_kind kind)
 {
 	return kind == IO_FETCH ? "FETCH_REQ" :
 	       kind == IO_COMMIT ? "COMMIT_AND_FETCH_REQ" :
-	       kind == IO_GET_DATA ? "NEED_GET_DATA" : "stop";
+	       kind == IO_GET_DATA ? "NEED_GET_DATA" :
+	       kind == IO_STORE ? "store read/write" : "stop";
 }
 
 /*
@@ -974,6 +1082,12 @@ static int queue_handle_cqe(struct ublk_queue *q,
 		return 1;
 	if (tag >= q->depth)
 		return -EPROTO;
+	if (kind == IO_STORE) {
+		/* Posted only when it failed, or did fewer bytes than asked. */
+		if (cqe->res != (int32_t)q->tags[tag].zc_len)
+			queue_zc_failed(q, tag, cqe->res);
+		return 0;
+	}
 	if (cqe->res == UBLK_IO_RES_ABORT) {
 		/* The device is going away: this tag gets no more requests. */
 		q->live_tags--;
@@ -996,7 +1110,7 @@ static int queue_handle_cqe(struct ublk_queue *q,
 		return -EIO;	/* as if serving had failed for good */
 	if (cqe->res == UBLK_IO_RES_NEED_GET_DATA)
 		queue_get_data(q, tag, &iod);
-	else
+	else if (q->dev->copy_mode != UBLK_COPY_ZERO || !queue_zc_serve(q, tag, &iod))
 		queue_serve_request(q, tag, &iod);
 	return 0;
 }
@@ -1158,6 +1272,32 @@ static int queue_loop(struct ublk_queue *q)
 	return 0;
 }
 
+/*
+ * zero_copy: give the ring an empty fixed-buffer slot per tag, for the
+ * driver to fill with each request's pages, and find the backend's file.
+ */
+static int queue_zc_setup(struct ublk_queue *q)
+{
+	const struct ublk_dev *dev = q->dev;
+	int ret;
+
+	q->store_fd = dev->ops->file ? dev->ops->file(dev->data) : -1;
+	if (q->store_fd < 0) {
+		ublk_err("queue %u: --copy-mode zero_copy needs a backend with a file", q->q_id);
+		return -EINVAL;
+	}
+	if (!(q->ring.features & IORING_FEAT_CQE_SKIP)) {
+		ublk_err("queue %u: --copy-mode zero_copy needs io_uring's IOSQE_CQE_SKIP_SUCCESS (Linux 5.17)",
+			 q->q_id);
+		return -EOPNOTSUPP;
+	}
+	ret = uring_register_sparse_buffers(&q->ring, q->depth);
+	if (ret < 0)
+		ublk_err("queue %u: cannot give its ring %u buffer slots: %s", q->q_id,
+			 q->depth, strerror(-ret));
+	return ret;
+}
+
 /* Per-thread setup: memory-reclaim safety, CPU placement, own ring. */
 static int queue_setup(struct ublk_queue *q)
 {
@@ -1166,6 +1306,7 @@ static int queue_setup(struct ublk_queue *q)
 		IORING_SETUP_DEFER_TASKRUN, IORING_SETUP_SINGLE_ISSUER,
 		IORING_SETUP_COOP_TASKRUN,
 	};
+	bool zero_copy = q->dev->copy_mode == UBLK_COPY_ZERO;
 	int ret;
 
 	/*
@@ -1181,13 +1322,20 @@ static int queue_setup(struct ublk_queue *q)
 			 strerror(errno));
 	/*
 	 * The ring is created by the thread that uses it (SINGLE_ISSUER),
-	 * with an SQE per tag and one for the stop eventfd.
+	 * with an SQE per tag (zero_copy: two, the store operation and its
+	 * COMMIT) and one for the stop eventfd.
 	 */
 	ret = uring_init_best(&q->ring, q->dev->batch ? batch_ring_entries(q->depth) :
-			      q->depth + 1, 0, wished, sizeof(wished) / sizeof(wished[0]));
+			      q->depth * (zero_copy ? 2 : 1) + 1, 0, wished,
+			      sizeof(wished) / sizeof(wished[0]));
 	if (ret < 0) {
 		ublk_err("queue %u: io_uring_setup: %s", q->q_id, strerror(-ret));
 		return ret;
+	}
+	if (zero_copy) {
+		ret = queue_zc_setup(q);
+		if (ret < 0)
+			return ret;
 	}
 	ret = q->dev->batch ? batch_fetch_all(q) : queue_fetch_all(q);
 	if (ret < 0)
@@ -1482,6 +1630,8 @@ static uint64_t config_flags(const struct ublk_config *cfg)
 		f |= UBLK_F_NEED_GET_DATA;
 	if (cfg->copy_mode == UBLK_COPY_USER)
 		f |= UBLK_F_USER_COPY;
+	if (cfg->copy_mode == UBLK_COPY_ZERO)
+		f |= UBLK_F_AUTO_BUF_REG;
 	if (cfg->recoverable)
 		f |= UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE;
 	if (cfg->io_path == UBLK_IO_PATH_BATCH)
@@ -1505,11 +1655,13 @@ const char *ublk_io_path_name(enum ublk_io_path path)
  */
 static void choose_io_path(uint64_t features, struct ublk_config *cfg)
 {
-	bool get_data = cfg->copy_mode_set && cfg->copy_mode == UBLK_COPY_GET_DATA;
+	/* Both need the per-request commands. */
+	bool per_request = cfg->copy_mode_set && (cfg->copy_mode == UBLK_COPY_GET_DATA ||
+						  cfg->copy_mode == UBLK_COPY_ZERO);
 
 	if (cfg->io_path == UBLK_IO_PATH_AUTO)
 		cfg->io_path = BATCH_BY_DEFAULT && (features & UBLK_F_BATCH_IO) &&
-			       !get_data && cfg->depth >= 2 ?
+			       !per_request && cfg->depth >= 2 ?
 			       UBLK_IO_PATH_BATCH : UBLK_IO_PATH_PER_REQUEST;
 	if (cfg->io_path == UBLK_IO_PATH_BATCH && !cfg->copy_mode_set)
 		cfg->copy_mode = BATCH_COPY_MODE;
@@ -1628,9 +1780,7 @@ int ublk_attach(struct ublk_ctrl *ctrl, int dev_id, const struct ublk_config *cf
 		dev_free(dev);
 		return ret;
 	}
-	dev->copy_mode = (dev->info.flags & UBLK_F_USER_COPY) ? UBLK_COPY_USER :
-			 (dev->info.flags & UBLK_F_NEED_GET_DATA) ? UBLK_COPY_GET_DATA :
-			 UBLK_COPY_BOUNCE;
+	dev->copy_mode = ublk_copy_mode_of(dev->info.flags);
 	dev->batch = dev->info.flags & UBLK_F_BATCH_IO;
 	dev->buf_bytes = dev->info.max_io_buf_bytes;
 	*devp = dev;

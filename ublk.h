@@ -182,6 +182,22 @@ struct ublksrv_io_cmd {
 #define UBLK_IO_RES_ABORT		(-19)	/* -ENODEV: tag is retired */
 
 /*
+ * UBLK_F_AUTO_BUF_REG (Linux 6.16): the driver puts the pages of a tag's
+ * next request in a fixed-buffer slot of the ring its FETCH_REQ or
+ * COMMIT_AND_FETCH_REQ came from, and takes them out again at the COMMIT.
+ * The slot is named in the SQE's own addr field (the command's addr must
+ * be 0): bits 0-15 the slot, 16-23 UBLK_AUTO_BUF_REG_* flags, the rest 0.
+ * Without FALLBACK a request whose pages cannot be put there fails with
+ * an I/O error; with it, it arrives marked UBLK_IO_F_NEED_REG_BUF.
+ */
+#define UBLK_AUTO_BUF_REG_FALLBACK	(1U << 0)
+
+static inline uint64_t ublk_auto_buf_reg_addr(uint16_t slot, uint8_t flags)
+{
+	return (uint64_t)slot | (uint64_t)flags << 16;
+}
+
+/*
  * Batched I/O commands (UBLK_F_BATCH_IO, Linux 7.0), which replace the
  * three above on a device made with that flag.  Each carries this 16-byte
  * header in the SQE's command area; PREP and COMMIT point sqe->addr at an
@@ -239,6 +255,7 @@ struct ublksrv_io_desc {
 
 #define UBLK_IO_F_FUA		(1U << 13)
 #define UBLK_IO_F_NOUNMAP	(1U << 15)
+#define UBLK_IO_F_NEED_REG_BUF	(1U << 17)	/* AUTO_BUF_REG_FALLBACK */
 
 /* Where queue q's descriptor array lives in the /dev/ublkcN mapping. */
 #define UBLK_MAX_QUEUE_DEPTH	4096
@@ -287,6 +304,13 @@ struct ublk_backend_ops {
 	 * a write it is asked only after prepare_write() succeeded.
 	 */
 	void *(*direct)(void *data, uint64_t off, uint32_t len, bool for_write);
+	/*
+	 * Optional: a file whose bytes at the device's offsets are the
+	 * backend's, which io_uring reads and writes without blocking, or
+	 * -1.  The zero_copy mode needs it: io_uring copies between it and
+	 * the request's own pages.  A write is still prepared first.
+	 */
+	int (*file)(void *data);
 };
 
 /* How request data travels between the kernel and the backend. */
@@ -294,9 +318,13 @@ enum ublk_copy_mode {
 	UBLK_COPY_BOUNCE,	/* per-tag buffer; kernel copies, we copy */
 	UBLK_COPY_GET_DATA,	/* NEED_GET_DATA: kernel copies to backend */
 	UBLK_COPY_USER,		/* USER_COPY: pread/pwrite on /dev/ublkcN */
+	UBLK_COPY_ZERO,		/* AUTO_BUF_REG: io_uring reads and writes a
+				   file straight to the request's pages */
 };
 
 const char *ublk_copy_mode_name(enum ublk_copy_mode mode);
+/* The copy mode of a device, from its UBLK_F_* flags. */
+enum ublk_copy_mode ublk_copy_mode_of(uint64_t flags);
 
 /* How requests travel between the driver and the queue threads. */
 enum ublk_io_path {

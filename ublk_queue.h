@@ -27,6 +27,11 @@ struct ublk_tag {
 	bool owned;		/* we hold its request and owe the COMMIT */
 	bool data_direct;	/* NEED_GET_DATA gave the backend's memory */
 	int write_err;		/* NEED_GET_DATA: the WRITE was refused */
+	/* zero_copy: the READ or WRITE handed to io_uring (see ublk.c). */
+	bool zc_retried;	/* resubmitted once after -EAGAIN */
+	uint8_t zc_op;		/* UBLK_IO_OP_READ or _WRITE */
+	uint32_t zc_len;
+	uint64_t zc_off;
 };
 
 struct ublk_dev;
@@ -49,6 +54,7 @@ struct ublk_queue {
 	uint64_t stop_val;		/* the eventfd read lands here */
 	unsigned held;			/* requests still ours when it ended */
 	struct ublk_batch *batch;	/* ublk_batch.c's state, or NULL */
+	int store_fd;			/* zero_copy: the backend's file */
 	cpu_set_t affinity;
 	pthread_t thread;
 	bool started;

@@ -8,7 +8,8 @@
 # e2fsprogs, util-linux, jq from Debian's arm64 packages, see
 # test/vm/initramfs.sh), and runs there, against the cross-built server,
 # what test/run-all.sh runs on a kernel: the integration suite, then the
-# data-integrity tests once per other copy mode (user_copy, bounce). No
+# data-integrity tests once per other copy mode (user_copy, bounce,
+# zero_copy). No
 # sanitizer build, no benchmark.
 #
 # `make test-arm64` builds build/arm64/ublk-mem and the suite's helpers and

@@ -304,6 +304,29 @@ lck_kb() {
 	awk '/^VmLck:/ { print $2 }' "/proc/$1/status"
 }
 
+# store_kb PID: the server's memory, in KiB: its resident memory, where a
+# zero_copy store (an unnamed tmpfs file, "/memfd:ublk-mem") counts by the
+# pages the file holds, whether mapped or not.
+store_kb() {
+	_kb=$(awk '/^VmRSS:/ { r = $2 } /^RssShmem:/ { s = $2 } END { print r - s }' \
+		"/proc/$1/status")
+	for _fd in "/proc/$1/fd/"*; do
+		case $(readlink "$_fd") in
+		/memfd:ublk-mem*) _kb=$((_kb + $(stat -L -c %b "$_fd") / 2)) ;;
+		esac
+	done
+	echo "$_kb"
+}
+
+# Does UBLK_MEM_ARGS ask for --copy-mode zero_copy?  Its store is a tmpfs
+# file, allocated a page at a time (no huge pages).
+zero_copy_args() {
+	case " ${UBLK_MEM_ARGS:-} " in
+	*" --copy-mode zero_copy "*) return 0 ;;
+	esac
+	return 1
+}
+
 # drop_caches: forget cached pages so reads go to the device.
 drop_caches() {
 	sync

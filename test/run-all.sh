@@ -7,7 +7,8 @@
 #  test/vm/kernel.sh), in the test VM:
 #  2. the integration suite with ./ublk-mem (test/vm/vm.sh test);
 #  3. the data-integrity tests again once per other copy mode (user_copy,
-#     bounce), so every way data can travel is verified;
+#     bounce, and zero_copy from Linux 6.16), so every way data can travel
+#     is verified;
 #  and on the first kernel only:
 #  4. when ./ublk-mem-asan exists (the AddressSanitizer + UBSan build), the
 #     data-path part of the suite again with it;
@@ -153,7 +154,13 @@ for kv in $KVERS; do
 	mode_tests=$MODE_TESTS
 	[ $first = 1 ] || mode_tests=$MODE_TESTS_NEXT
 	if [ "$mode_tests" != none ]; then
-		for mode in user_copy bounce; do
+		modes="user_copy bounce"
+		# zero_copy needs the driver's AUTO_BUF_REG (Linux 6.16).
+		IFS=. read -r kmajor kminor _ <<<"$KSHORT"
+		if ((kmajor > 6 || (kmajor == 6 && kminor >= 16))); then
+			modes="$modes zero_copy"
+		fi
+		for mode in $modes; do
 			# shellcheck disable=SC2086
 			UBLK_MEM_ARGS="--copy-mode $mode" \
 				run_vm "VM data-integrity tests (--copy-mode $mode, $KSHORT)" $mode_tests

@@ -106,10 +106,10 @@ for store in anonymous --recoverable; do
 		fail "the server did not say why writes fail: $(cat "$SRV_ERR")"
 
 	step "$store: a discard gives memory back"
-	rss0=$(rss_kb "$SRV_PID")
+	rss0=$(store_kb "$SRV_PID")
 	"$BLKDISCARD" -f -o 0 -l $((32 * MiB)) "$DEV" || fail "blkdiscard failed"
 	if [ "$store" = anonymous ]; then
-		rss1=$(rss_kb "$SRV_PID")
+		rss1=$(store_kb "$SRV_PID")
 		say "RSS $rss0 KiB before the discard, $rss1 KiB after"
 		[ $((rss0 - rss1)) -ge $((24 * 1024)) ] ||
 			fail "discarding 32 MiB gave only $((rss0 - rss1)) KiB back"

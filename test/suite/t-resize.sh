@@ -55,11 +55,11 @@ expect_eq "$?" 1 "exit status of a shrink without --force"
 grep -q -- "--force" "$T_TMP/rs.err" || fail "the refusal does not mention --force: $(cat "$T_TMP/rs.err")"
 expect_eq "$(dev_size "$DEV")" $((128 * MiB)) "size after the refused shrink"
 want=$(dev_sha "$DEV" 0 $((32 * MiB)))
-rss0=$(rss_kb "$SRV_PID")
+rss0=$(store_kb "$SRV_PID")
 resize "$id" 32M --force
 expect_eq "$(dev_size "$DEV")" $((32 * MiB)) "device size after shrinking"
 expect_eq "$(dev_sha "$DEV" 0 $((32 * MiB)))" "$want" "the 32 MiB below the new end"
-rss1=$(rss_kb "$SRV_PID")
+rss1=$(store_kb "$SRV_PID")
 say "RSS $rss0 KiB before the shrink, $rss1 KiB after"
 [ $((rss0 - rss1)) -ge $((48 * 1024)) ] || fail "shrinking gave only $((rss0 - rss1)) KiB back"
 resize "$id" 64M
