@@ -450,10 +450,24 @@ static int check_room(struct mem_store *s, const struct mem_store_config *cfg)
 	return 0;
 }
 
+/*
+ * Map the store file s->fd, as much as the store may grow to: beyond the
+ * file's end the mapping is never touched, and growing then moves nothing.
+ * Returns false with errno set on failure.
+ */
+static bool map_fd(struct mem_store *s)
+{
+	void *p = mmap(NULL, s->reserved_len, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+
+	if (p == MAP_FAILED)
+		return false;
+	s->base = p;
+	return true;
+}
+
 /* Map a file of @size bytes on tmpfs (the recoverable store). */
 static int map_file(struct mem_store *s, const struct mem_store_config *cfg)
 {
-	void *p;
 	int err;
 
 	err = open_store_file(s, cfg);
@@ -462,21 +476,12 @@ static int map_file(struct mem_store *s, const struct mem_store_config *cfg)
 	err = check_room(s, cfg);
 	if (err)
 		return err;
-	if (cfg->create && ftruncate(s->fd, (off_t)s->size) < 0)
-		goto err;
-	/*
-	 * Map as much as the store may grow to: beyond the file's end the
-	 * mapping is never touched, and growing then moves nothing.
-	 */
-	p = mmap(NULL, s->reserved_len, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
-	if (p == MAP_FAILED)
-		goto err;
-	s->base = p;
+	if ((cfg->create && ftruncate(s->fd, (off_t)s->size) < 0) || !map_fd(s)) {
+		err = errno;
+		ublk_err("%s: %s", cfg->path, strerror(err));
+		return -err;
+	}
 	return 0;
-err:
-	err = errno;
-	ublk_err("%s: %s", cfg->path, strerror(err));
-	return -err;
 }
 
 /*
@@ -486,21 +491,15 @@ err:
  */
 static int map_memfd(struct mem_store *s)
 {
-	void *p;
 	int err;
 
 	s->fd = memfd_create("ublk-mem", MFD_CLOEXEC);
-	if (s->fd < 0 || ftruncate(s->fd, (off_t)s->size) < 0)
-		goto err;
-	p = mmap(NULL, s->reserved_len, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
-	if (p == MAP_FAILED)
-		goto err;
-	s->base = p;
+	if (s->fd < 0 || ftruncate(s->fd, (off_t)s->size) < 0 || !map_fd(s)) {
+		err = errno;
+		ublk_err("cannot make the store's memory file: %s", strerror(err));
+		return -err;
+	}
 	return 0;
-err:
-	err = errno;
-	ublk_err("cannot make the store's memory file: %s", strerror(err));
-	return -err;
 }
 
 /*

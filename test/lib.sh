@@ -481,10 +481,12 @@ stop_in_use() {
 }
 
 # refuse STATUS WHAT ARGS...: `ublk-mem ARGS` must fail with exit status
-# STATUS ("any" for any failure) and one line on stderr, within 30 s.
+# STATUS ("any" for any failure) and one line on stderr, within 30 s,
+# printing nothing on stdout and adding or removing no device.
 refuse() {
 	_want=$1 _what=$2
 	shift 2
+	_before=$(ublk_nodes)
 	run_with_timeout 30 "$UBLK_MEM" "$@" >"$T_TMP/r.out" 2>"$T_TMP/r.err"
 	_rc=$?
 	[ $_rc != 124 ] || fail "$_what: ublk-mem $* hung"
@@ -493,6 +495,8 @@ refuse() {
 		fail "$_what: ublk-mem $* exited with status $_rc, want $_want: $(cat "$T_TMP/r.err")"
 	expect_eq "$(grep -c '' "$T_TMP/r.err")" 1 "lines on stderr for $_what"
 	say "$_what: exit $_rc: $(cat "$T_TMP/r.err")"
+	[ ! -s "$T_TMP/r.out" ] || fail "$_what: it printed $(cat "$T_TMP/r.out")"
+	expect_eq "$(ublk_nodes)" "$_before" "ublk devices after the refusal ($_what)"
 }
 
 # has_feature NAME: the kernel's ublk driver offers UBLK_F_NAME.
