@@ -1712,7 +1712,7 @@ static const char *feature_use(uint64_t flag)
 	case UBLK_F_USER_RECOVERY: return "used: --recoverable";
 	case UBLK_F_USER_RECOVERY_REISSUE: return "used: --recoverable (requests in flight are re-issued)";
 	case UBLK_F_CMD_IOCTL_ENCODE: return "used: required";
-	case UBLK_F_SUPPORT_ZERO_COPY: return "not used: a RAM disk copies once already";
+	case UBLK_F_SUPPORT_ZERO_COPY: return "not used: --copy-mode zero_copy lets the driver register buffers (AUTO_BUF_REG)";
 	case UBLK_F_UNPRIVILEGED_DEV: return "not used: ublk-mem runs as root";
 	case UBLK_F_ZONED: return "not used: a RAM disk is not zoned";
 	case UBLK_F_UPDATE_SIZE: return "used: ublk-mem resize";

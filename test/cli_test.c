@@ -283,6 +283,7 @@ static void test_small_parsers(void)
 		{ "get_data", UBLK_COPY_GET_DATA },
 		{ "user_copy", UBLK_COPY_USER },
 		{ "bounce", UBLK_COPY_BOUNCE },
+		{ "zero_copy", UBLK_COPY_ZERO },
 	};
 
 	for (unsigned i = 0; i < ARRAY_SIZE(modes); i++) {
@@ -362,6 +363,7 @@ static void test_feature_use(void)
 	} cases[] = {
 		{ UBLK_F_NEED_GET_DATA, "NEED_GET_DATA", true },
 		{ UBLK_F_USER_COPY, "USER_COPY", true },
+		{ UBLK_F_AUTO_BUF_REG, "AUTO_BUF_REG", true },
 		{ UBLK_F_USER_RECOVERY, "USER_RECOVERY", true },
 		{ UBLK_F_USER_RECOVERY_REISSUE, "USER_RECOVERY_REISSUE", true },
 		{ UBLK_F_CMD_IOCTL_ENCODE, "CMD_IOCTL_ENCODE", true },
@@ -406,9 +408,12 @@ static void test_config_of(void)
 	info.flags = UBLK_F_USER_RECOVERY | UBLK_F_NEED_GET_DATA;
 	config_of(&info, &params, &cfg);
 	CHECK_EQ(cfg.copy_mode, UBLK_COPY_GET_DATA, "config_of: NEED_GET_DATA is get_data");
+	info.flags = UBLK_F_USER_RECOVERY | UBLK_F_AUTO_BUF_REG;
+	config_of(&info, &params, &cfg);
+	CHECK_EQ(cfg.copy_mode, UBLK_COPY_ZERO, "config_of: AUTO_BUF_REG is zero_copy");
 	info.flags = UBLK_F_USER_RECOVERY;
 	config_of(&info, &params, &cfg);
-	CHECK_EQ(cfg.copy_mode, UBLK_COPY_BOUNCE, "config_of: neither flag is bounce");
+	CHECK_EQ(cfg.copy_mode, UBLK_COPY_BOUNCE, "config_of: none of those flags is bounce");
 }
 
 static void test_paths(void)
