@@ -1309,8 +1309,6 @@ static int held_ids(const int *live, int n_live, int *ids, int max)
 	return n;
 }
 
-/* How a device's data travels, from its flags. */
-
 /* The length of the valid UTF-8 sequence at @s, or 0 if there is none. */
 static size_t utf8_len(const unsigned char *s)
 {

@@ -735,8 +735,9 @@ out_close:
 
 /*
  * What zero_copy relies on.  IOSQE_IO_LINK: the linked SQE runs only
- * after the first, and only if it did all its bytes; else it completes
- * with -ECANCELED.  IOSQE_CQE_SKIP_SUCCESS: no CQE unless it failed.  A
+ * after the first, and only if it did all its bytes; else it is cancelled
+ * (-ECANCELED, or no CQE at all when the failed one had SKIP_SUCCESS).
+ * IOSQE_CQE_SKIP_SUCCESS: no CQE unless it failed.  A
  * sparse table of fixed buffers: its slots exist but hold nothing, so a
  * READ_FIXED of an empty slot fails (the ublk driver fills the slots).
  */
