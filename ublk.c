@@ -231,6 +231,10 @@ static const char *ctrl_cmd_name(uint32_t op)
 	case UBLK_U_CMD_END_USER_RECOVERY: return "END_USER_RECOVERY";
 	case UBLK_U_CMD_GET_FEATURES: return "GET_FEATURES";
 	case UBLK_U_CMD_DEL_DEV_ASYNC: return "DEL_DEV_ASYNC";
+	case UBLK_U_CMD_GET_DEV_INFO2: return "GET_DEV_INFO2";
+	case UBLK_U_CMD_UPDATE_SIZE: return "UPDATE_SIZE";
+	case UBLK_U_CMD_QUIESCE_DEV: return "QUIESCE_DEV";
+	case UBLK_U_CMD_TRY_STOP_DEV: return "TRY_STOP_DEV";
 	default: return "?";
 	}
 }
