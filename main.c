@@ -101,6 +101,9 @@ static const char usage_text[] =
 "options:\n"
 "  -q, --queues N        hardware queues, one thread each (default 1, max CPUs)\n"
 "  -d, --depth N         queue depth, 1..4096 (default 128)\n"
+"      --queue-threads N\n"
+"                        threads serving each queue, its tags dealt out among\n"
+"                        them (default 1; more needs Linux 6.16)\n"
 "  -b, --block-size N    logical block size: 512, 1024, 2048, 4096 (default 512)\n"
 "  -n, --id N            device id (default: the first free one)\n"
 "      --prealloc        allocate and lock all memory up front\n"
@@ -316,7 +319,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum {
 		OPT_PREALLOC = 256, OPT_SMALL_PAGES, OPT_RESERVE, OPT_COPY,
-		OPT_POLL, OPT_RECOVERABLE, OPT_STORE, OPT_PIDFILE, OPT_IO_PATH,
+		OPT_POLL, OPT_QUEUE_THREADS, OPT_RECOVERABLE, OPT_STORE, OPT_PIDFILE, OPT_IO_PATH,
 	};
 	static const struct option longopts[] = {
 		{ "queues", required_argument, NULL, 'q' },
@@ -329,6 +332,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "copy-mode", required_argument, NULL, OPT_COPY },
 		{ "io-path", required_argument, NULL, OPT_IO_PATH },
 		{ "poll", optional_argument, NULL, OPT_POLL },
+		{ "queue-threads", required_argument, NULL, OPT_QUEUE_THREADS },
 		{ "recoverable", no_argument, NULL, OPT_RECOVERABLE },
 		{ "store", required_argument, NULL, OPT_STORE },
 		{ "daemon", no_argument, NULL, 'D' },
@@ -390,6 +394,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_POLL:
 			o->cfg.poll_us = parse_poll(optarg);
 			break;
+		case OPT_QUEUE_THREADS:
+			o->cfg.queue_threads = (unsigned)parse_num(optarg, "thread count", 1,
+								 UBLK_MAX_QUEUE_DEPTH);
+			break;
 		case OPT_RECOVERABLE:
 			o->cfg.recoverable = true;
 			break;
@@ -447,6 +455,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 	if (o->cfg.io_path == UBLK_IO_PATH_BATCH && o->cfg.copy_mode_set &&
 	    o->cfg.copy_mode == UBLK_COPY_ZERO)
 		usage_error("--copy-mode zero_copy needs --io-path per-request");
+	if (o->cfg.io_path == UBLK_IO_PATH_BATCH && o->cfg.queue_threads > 1)
+		usage_error("--queue-threads needs --io-path per-request: the driver deals batched commands out by queue");
+	if (o->cfg.queue_threads > o->cfg.depth)
+		usage_error("--queue-threads %u is more than the queue depth %u: a thread would have no tags",
+			    o->cfg.queue_threads, o->cfg.depth);
 	if (o->cfg.io_path == UBLK_IO_PATH_BATCH && o->cfg.depth < 2)
 		usage_error("--io-path batch needs --depth 2 or more: the driver's batched queues refuse depth 1");
 	o->store.size = o->cfg.size;
@@ -1719,7 +1732,7 @@ static const char *feature_use(uint64_t flag)
 	case UBLK_F_NO_AUTO_PART_SCAN: return "used: no partition scan when a device starts";
 	case UBLK_F_USER_RECOVERY_FAIL_IO: return "not used: a recoverable device holds its I/O for the next server";
 	case UBLK_F_URING_CMD_COMP_IN_TASK: return "not used: set by the driver itself";
-	case UBLK_F_PER_IO_DAEMON: return "not used: one thread serves each queue";
+	case UBLK_F_PER_IO_DAEMON: return "used: --queue-threads N (several threads per queue)";
 	default: return "not used";
 	}
 }

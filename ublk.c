@@ -42,6 +42,11 @@
  * step 4 io_uring itself reads or writes them from or to the backend's
  * file (queue_zc_serve()); the COMMIT takes them back.
  *
+ * A queue has one thread by default.  From Linux 6.16 (PER_IO_DAEMON)
+ * the driver keeps track of which thread fetched each tag and sends the
+ * tag's requests there, so --queue-threads N splits a queue's tags among
+ * N threads, each with its own ring (see struct ublk_queue).
+ *
  * That is the per-request path, which every 6.x driver has.  A device made
  * with UBLK_F_BATCH_IO (Linux 7.0) takes other I/O commands, each carrying
  * many tags: its queue threads run ublk_batch.c's loop instead of
@@ -383,6 +388,7 @@ static int check_features(uint64_t features, uint64_t want)
 				 flag & (UBLK_F_USER_COPY | UBLK_F_AUTO_BUF_REG) ?
 				 ": use another --copy-mode" :
 				 flag == UBLK_F_BATCH_IO ? ": use --io-path per-request" :
+				 flag == UBLK_F_PER_IO_DAEMON ? ": use --queue-threads 1" :
 				 flag & (UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE) ?
 				 ": --recoverable cannot work here" : "");
 			return -EOPNOTSUPP;
@@ -897,6 +903,16 @@ static void queue_get_data(struct ublk_queue *q, unsigned tag,
 }
 
 /* Say why a request failed; a queue reports its first few failures only. */
+/* "Q" or, with several threads per queue, "Q.LANE": for the trace. */
+static const char *queue_label(const struct ublk_queue *q, char buf[16])
+{
+	if (q->dev->lanes > 1)
+		snprintf(buf, 16, "%u.%u", q->q_id, q->lane);
+	else
+		snprintf(buf, 16, "%u", q->q_id);
+	return buf;
+}
+
 static void queue_report_error(struct ublk_queue *q, unsigned tag, unsigned op,
 			       uint64_t off, uint64_t len, int res)
 {
@@ -946,11 +962,14 @@ int queue_serve(struct ublk_queue *q, unsigned tag,
 	q->tags[tag].owned = false;
 	if (res < 0 && op != UBLK_IO_OP_FLUSH)
 		queue_report_error(q, tag, op, off, len, res);
-	if (__builtin_expect(dev->trace, 0))
-		ublk_err("q%u tag %u %s off %llu len %llu -> %d (%s)",
-			 q->q_id, tag, io_op_name(op), (unsigned long long)off,
+	if (__builtin_expect(dev->trace, 0)) {
+		char label[16];
+
+		ublk_err("q%s tag %u %s off %llu len %llu -> %d (%s)",
+			 queue_label(q, label), tag, io_op_name(op), (unsigned long long)off,
 			 (unsigned long long)len, res,
 			 ublk_copy_mode_name(dev->copy_mode));
+	}
 	/*
 	 * Bounce mode: the address also names the buffer for the tag's next
 	 * WRITE, so it is always the tag's buffer.  USER_COPY: the driver
@@ -1034,9 +1053,12 @@ static bool queue_zc_serve(struct ublk_queue *q, unsigned tag,
 		queue_io_cmd(q, tag, UBLK_U_IO_COMMIT_AND_FETCH_REQ, IO_COMMIT, res, NULL);
 		return true;
 	}
-	if (__builtin_expect(dev->trace, 0))
-		ublk_err("q%u tag %u %s off %llu len %u (zero_copy)", q->q_id, tag,
-			 io_op_name(op), (unsigned long long)t->zc_off, t->zc_len);
+	if (__builtin_expect(dev->trace, 0)) {
+		char label[16];
+
+		ublk_err("q%s tag %u %s off %llu len %u (zero_copy)", queue_label(q, label),
+			 tag, io_op_name(op), (unsigned long long)t->zc_off, t->zc_len);
+	}
 	t->owned = false;	/* the COMMIT is on its way */
 	queue_zc_submit(q, tag, false);
 	return true;
@@ -1160,7 +1182,9 @@ static int queue_fetch_all(struct ublk_queue *q)
 	const struct io_uring_cqe *refused;
 	int ret;
 
-	for (unsigned tag = 0; tag < q->depth; tag++) {
+	q->live_tags = 0;
+	for (unsigned tag = first_tag(q); tag < q->depth; tag = next_tag(q, tag)) {
+		q->live_tags++;
 		if (tag == 0 && test_fault("fetch-missing"))
 			continue;	/* START_DEV then waits for ever */
 		queue_io_cmd(q, tag, UBLK_U_IO_FETCH_REQ, IO_FETCH, 0,
@@ -1168,7 +1192,6 @@ static int queue_fetch_all(struct ublk_queue *q)
 	}
 	if (test_fault("fetch-rejected"))	/* a tag the queue lacks */
 		queue_io_cmd(q, q->depth, UBLK_U_IO_FETCH_REQ, IO_FETCH, 0, NULL);
-	q->live_tags = q->depth;
 	ret = queue_submit_first(q, io_user_data(0, IO_STOP), &refused);
 	if (ret == 0 && refused) {
 		ret = refused->res < 0 ? refused->res : -EPROTO;
@@ -1311,8 +1334,15 @@ static int queue_setup(struct ublk_queue *q)
 		IORING_SETUP_COOP_TASKRUN,
 	};
 	bool zero_copy = q->dev->copy_mode == UBLK_COPY_ZERO;
+	char name[16];
 	int ret;
 
+	/* Named for top -H and ps -L: ublkbN-qQ, or ublkbN-qQ.L for lane L. */
+	if (q->dev->lanes > 1)
+		snprintf(name, sizeof(name), "ublkb%d-q%u.%u", q->dev->id, q->q_id, q->lane);
+	else
+		snprintf(name, sizeof(name), "ublkb%d-q%u", q->dev->id, q->q_id);
+	prctl(PR_SET_NAME, name, 0, 0, 0);
 	/*
 	 * Writing back dirty pages may need I/O on this very device; as an
 	 * I/O flusher this thread's own allocations never wait for that.
@@ -1396,15 +1426,17 @@ static void *map_resident(size_t len)
 }
 
 /*
- * Map queue @qi's descriptor array and allocate its buffers and per-tag
+ * Prepare serving thread @i: lane i % lanes of queue i / lanes.  Map the
+ * queue's descriptor array and allocate the thread's buffers and per-tag
  * state.  Bounce mode hands the kernel each tag's buffer up front for
  * WRITE data, so those buffers are allocated now; in the other modes they
  * only serve READs that cannot be served in place, and are allocated on
  * first use.
  */
-static int queue_prepare(struct ublk_dev *dev, unsigned qi)
+static int queue_prepare(struct ublk_dev *dev, unsigned i)
 {
-	struct ublk_queue *q = &dev->queues[qi];
+	struct ublk_queue *q = &dev->queues[i];
+	unsigned qi = i / dev->lanes;
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	/* Each queue's array starts at a page-rounded, maximum-depth slot. */
 	off_t off = UBLKSRV_CMD_BUF_OFFSET + (off_t)qi *
@@ -1416,6 +1448,7 @@ static int queue_prepare(struct ublk_dev *dev, unsigned qi)
 
 	q->dev = dev;
 	q->q_id = qi;
+	q->lane = i % dev->lanes;
 	q->depth = dev->info.queue_depth;
 	q->ring.fd = -1;
 	q->stop_fd = eventfd(0, EFD_CLOEXEC);
@@ -1431,7 +1464,8 @@ static int queue_prepare(struct ublk_dev *dev, unsigned qi)
 		return ret;
 	}
 	q->descs = p;
-	q->bufs_len = (size_t)q->depth * dev->buf_bytes;
+	/* A buffer for each tag this thread owns (see tag_buf()). */
+	q->bufs_len = (size_t)((q->depth + dev->lanes - 1) / dev->lanes) * dev->buf_bytes;
 	if (dev->copy_mode == UBLK_COPY_BOUNCE) {
 		p = map_resident(q->bufs_len);
 	} else {
@@ -1505,12 +1539,13 @@ static int open_cdev(int dev_id)
 }
 
 /*
- * Open the channel, map the queues and start one thread per queue; wait
- * until every queue has posted its FETCHes (or failed).
+ * Open the channel, map the queues and start their threads (one per
+ * queue, or dev->lanes); wait until every thread has posted its FETCHes
+ * (or failed).
  */
 static int dev_start_queues(struct ublk_dev *dev)
 {
-	unsigned nq = dev->info.nr_hw_queues;
+	unsigned nq = dev->nr_threads = dev->info.nr_hw_queues * dev->lanes;
 	int ret;
 
 	dev->cdev_fd = open_cdev(dev->id);
@@ -1553,14 +1588,14 @@ static int dev_start_queues(struct ublk_dev *dev)
 static void dev_end_queues(struct ublk_dev *dev)
 {
 	atomic_store(&dev->stopping, true);
-	for (unsigned i = 0; dev->queues && i < dev->info.nr_hw_queues; i++) {
+	for (unsigned i = 0; dev->queues && i < dev->nr_threads; i++) {
 		struct ublk_queue *q = &dev->queues[i];
 		uint64_t one = 1;
 
 		if (q->started && write(q->stop_fd, &one, sizeof(one)) != sizeof(one))
 			ublk_err("queue %u: cannot wake its thread: %s", i, strerror(errno));
 	}
-	for (unsigned i = 0; dev->queues && i < dev->info.nr_hw_queues; i++) {
+	for (unsigned i = 0; dev->queues && i < dev->nr_threads; i++) {
 		struct ublk_queue *q = &dev->queues[i];
 
 		if (q->started)
@@ -1640,6 +1675,8 @@ static uint64_t config_flags(const struct ublk_config *cfg)
 		f |= UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE;
 	if (cfg->io_path == UBLK_IO_PATH_BATCH)
 		f |= UBLK_F_BATCH_IO;
+	if (cfg->queue_threads > 1)
+		f |= UBLK_F_PER_IO_DAEMON;
 	return f;
 }
 
@@ -1659,9 +1696,10 @@ const char *ublk_io_path_name(enum ublk_io_path path)
  */
 static void choose_io_path(uint64_t features, struct ublk_config *cfg)
 {
-	/* Both need the per-request commands. */
-	bool per_request = cfg->copy_mode_set && (cfg->copy_mode == UBLK_COPY_GET_DATA ||
-						  cfg->copy_mode == UBLK_COPY_ZERO);
+	/* These need the per-request commands (the driver has no PER_IO_DAEMON with batches). */
+	bool per_request = (cfg->copy_mode_set && (cfg->copy_mode == UBLK_COPY_GET_DATA ||
+						   cfg->copy_mode == UBLK_COPY_ZERO)) ||
+			   cfg->queue_threads > 1;
 
 	if (cfg->io_path == UBLK_IO_PATH_AUTO)
 		cfg->io_path = BATCH_BY_DEFAULT && (features & UBLK_F_BATCH_IO) &&
@@ -1701,6 +1739,7 @@ static struct ublk_dev *dev_new(struct ublk_ctrl *ctrl, const struct ublk_config
 	dev->copy_mode = cfg->copy_mode;
 	dev->batch = cfg->io_path == UBLK_IO_PATH_BATCH;
 	dev->poll_us = cfg->poll_us;
+	dev->lanes = cfg->queue_threads ? cfg->queue_threads : 1;
 	dev->trace = cfg->trace;
 	dev->cdev_fd = -1;
 	dev->control_fd = -1;
@@ -1787,6 +1826,16 @@ int ublk_attach(struct ublk_ctrl *ctrl, int dev_id, const struct ublk_config *cf
 	dev->copy_mode = ublk_copy_mode_of(dev->info.flags);
 	dev->batch = dev->info.flags & UBLK_F_BATCH_IO;
 	dev->buf_bytes = dev->info.max_io_buf_bytes;
+	ret = dev->lanes > 1 ? check_features(dev->info.flags, UBLK_F_PER_IO_DAEMON) : 0;
+	if (ret == 0 && dev->lanes > dev->info.queue_depth) {
+		ublk_err("--queue-threads %u is more than /dev/ublkb%d's queue depth %u",
+			 dev->lanes, dev_id, dev->info.queue_depth);
+		ret = -EINVAL;
+	}
+	if (ret < 0) {
+		dev_free(dev);
+		return ret;
+	}
 	*devp = dev;
 	return 0;
 }
@@ -2160,7 +2209,7 @@ static int dev_wait(struct ublk_dev *dev)
 	close(p[0].fd);
 	if (dev->stop_asked || dev->handed_over || !atomic_load(&dev->queue_ended))
 		return 0;
-	for (unsigned i = 0; i < dev->info.nr_hw_queues; i++)
+	for (unsigned i = 0; i < dev->nr_threads; i++)
 		if (dev->queues[i].err)
 			return dev->queues[i].err;
 	ublk_err("/dev/ublkb%d was stopped by someone else; exiting", dev->id);

@@ -347,6 +347,12 @@ struct ublk_config {
 	unsigned block_size;	/* logical block size */
 	unsigned nr_queues;
 	unsigned depth;
+	/*
+	 * Threads serving each queue, its tags dealt out among them (tag t
+	 * to thread t % queue_threads); more than 1 needs PER_IO_DAEMON.
+	 * 0 means 1.
+	 */
+	unsigned queue_threads;
 	int dev_id;		/* -1: the kernel picks a free one */
 	enum ublk_copy_mode copy_mode;
 	bool copy_mode_set;	/* given by the user: kept on either path */

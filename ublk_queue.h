@@ -37,9 +37,16 @@ struct ublk_tag {
 struct ublk_dev;
 struct ublk_batch;
 
+/*
+ * One serving thread.  Usually a queue has one, which owns all its tags;
+ * with PER_IO_DAEMON a queue may have several (dev->lanes), and thread
+ * `lane` owns the tags t with t % lanes == lane.  Each has its own ring:
+ * the driver sends a tag's requests to the thread that fetched it.
+ */
 struct ublk_queue {
 	struct ublk_dev *dev;
 	unsigned q_id;
+	unsigned lane;			/* its first tag; the step is dev->lanes */
 	unsigned depth;
 	struct uring ring;		/* this queue's own ring */
 	const struct ublksrv_io_desc *descs;	/* kernel-written, by tag */
@@ -71,6 +78,8 @@ struct ublk_dev {
 	bool batch;			/* UBLK_F_BATCH_IO: ublk_batch.c serves */
 	unsigned buf_bytes;		/* per-tag buffer, the largest request */
 	unsigned poll_us;
+	unsigned lanes;			/* threads per queue (PER_IO_DAEMON) */
+	unsigned nr_threads;		/* queues: nr_hw_queues * lanes */
 	bool trace;
 	bool recovering;		/* made by ublk_attach() */
 	bool owned;			/* ours: added, or recovery started */
@@ -93,9 +102,21 @@ struct ublk_dev {
 	void *control_arg;
 };
 
+/* Walk the tags thread @q owns: for (tag = first_tag(q); ...) */
+static inline unsigned first_tag(const struct ublk_queue *q)
+{
+	return q->lane;
+}
+
+static inline unsigned next_tag(const struct ublk_queue *q, unsigned tag)
+{
+	return tag + q->dev->lanes;
+}
+
+/* Tag @tag's buffer: the thread keeps one for each tag it owns. */
 static inline char *tag_buf(const struct ublk_queue *q, unsigned tag)
 {
-	return q->bufs + (size_t)tag * q->dev->buf_bytes;
+	return q->bufs + (size_t)(tag / q->dev->lanes) * q->dev->buf_bytes;
 }
 
 /* ---- in ublk.c, for both paths ---- */

@@ -205,6 +205,7 @@ static void test_parse_args_options(void)
 	static const char *const poll_off[] = { "--poll=0", "8M", NULL };
 	static const char *const poll_us[] = { "8M", "--poll=250", "--reserve=256M", NULL };
 	static const char *const lower[] = { "4k", "-b", "4096", NULL };
+	static const char *const threads[] = { "8M", "-d", "2", "--queue-threads=2", NULL };
 	struct options o;
 
 	parse(&o, shorts);
@@ -240,6 +241,12 @@ static void test_parse_args_options(void)
 	CHECK(o.cfg.poll_us == 250 && o.reserve_set && o.store.reserve == 256 * MiB,
 	      "8M --poll=250 --reserve=256M", "poll_us %u, reserve %llu (set %d)",
 	      o.cfg.poll_us, (unsigned long long)o.store.reserve, o.reserve_set);
+	parse(&o, threads);
+	CHECK(o.cfg.queue_threads == 2 && o.cfg.depth == 2,
+	      "8M -d 2 --queue-threads=2", "queue_threads %u, depth %u",
+	      o.cfg.queue_threads, o.cfg.depth);
+	parse(&o, poll_default);
+	CHECK_EQ(o.cfg.queue_threads, 0, "no --queue-threads: 0 (one thread)");
 	parse(&o, lower);
 	CHECK(o.cfg.size == 4 * KiB && o.cfg.block_size == 4096,
 	      "4k -b 4096: one block", "size %llu, block size %u",
@@ -367,6 +374,7 @@ static void test_feature_use(void)
 		{ UBLK_F_USER_RECOVERY, "USER_RECOVERY", true },
 		{ UBLK_F_USER_RECOVERY_REISSUE, "USER_RECOVERY_REISSUE", true },
 		{ UBLK_F_CMD_IOCTL_ENCODE, "CMD_IOCTL_ENCODE", true },
+		{ UBLK_F_PER_IO_DAEMON, "PER_IO_DAEMON", true },
 		{ UBLK_F_SUPPORT_ZERO_COPY, "SUPPORT_ZERO_COPY", false },
 		{ UBLK_F_UNPRIVILEGED_DEV, "UNPRIVILEGED_DEV", false },
 		{ UBLK_F_ZONED, "ZONED", false },

@@ -65,6 +65,10 @@ try 2 64M --recoverable --small-pages
 try 2 64M --reserve abc
 try 2 64M --reserve -1
 try 2 64M --poll=abc
+try 2 64M --queue-threads 0
+try 2 64M --queue-threads abc
+try 2 64M -d 4 --queue-threads 5
+try 2 64M --queue-threads 2 --io-path batch
 try 2 del
 try 2 del abc
 try 2 list extra
