@@ -102,7 +102,7 @@
 #define FORCE_WINDOW_S		10		/* see dev_may_stop() */
 /* Bounce mode allocates every tag's buffer at start: at most this much. */
 #define BOUNCE_BYTES_PER_QUEUE	(32U << 20)
-#define ERRORS_SHOWN		10		/* per queue */
+#define ERRORS_SHOWN		10		/* per queue thread */
 /* --io-path auto: see choose_io_path() and the README's measurements. */
 #define BATCH_BY_DEFAULT	false
 #define BATCH_COPY_MODE		UBLK_COPY_BOUNCE
@@ -902,7 +902,6 @@ static void queue_get_data(struct ublk_queue *q, unsigned tag,
 		     dst ? dst : tag_buf(q, tag));
 }
 
-/* Say why a request failed; a queue reports its first few failures only. */
 /* "Q" or, with several threads per queue, "Q.LANE": for the trace. */
 static const char *queue_label(const struct ublk_queue *q, char buf[16])
 {
@@ -913,6 +912,7 @@ static const char *queue_label(const struct ublk_queue *q, char buf[16])
 	return buf;
 }
 
+/* Say why a request failed; a queue thread reports its first few failures only. */
 static void queue_report_error(struct ublk_queue *q, unsigned tag, unsigned op,
 			       uint64_t off, uint64_t len, int res)
 {
