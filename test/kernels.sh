@@ -5,7 +5,8 @@
 # the LTS (6.12) to the newest (test/vm/kernel.sh --series), or the kernels
 # named (lts, newest, 7.3, 7.3.4...), one VM each, and runs there the core
 # tests (CORE_TESTS: start and size, fio verify, fio verify in each copy
-# mode, ext4, discard, signals, kill -9 under load, recovery). Each boot first
+# mode, several threads per queue, ext4, discard, signals, kill -9 under
+# load, recovery). Each boot first
 # asks the kernel what its ublk driver offers (`ublk-mem features`: the
 # GET_FEATURES answer by flag name) and starts a default `ublk-mem 64M` to
 # see the copy mode it uses (`ublk-mem list`).
@@ -21,8 +22,8 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
-CORE_TESTS=${CORE_TESTS:-t-size t-fio-rand4k t-copy-modes t-ext4 t-discard t-signals
-	t-sigkill t-recover t-recover-fio}
+CORE_TESTS=${CORE_TESTS:-t-size t-fio-rand4k t-copy-modes t-queue-threads t-ext4 t-discard
+	t-signals t-sigkill t-recover t-recover-fio}
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=results/kernels-$STAMP
 mkdir -p "$OUT" || exit 1
