@@ -203,7 +203,8 @@ void control_handed_over(struct control *c, unsigned held)
 {
 	if (c->handover_fd < 0)
 		return;
-	reply(c->handover_fd, "ok %u %s", held, c->pidfile && *c->pidfile ? c->pidfile : "-");
+	reply(c->handover_fd, "ok %u %s %u %u", held, c->pidfile && *c->pidfile ? c->pidfile : "-",
+	      c->poll_us, c->queue_threads);
 	c->handover_fd = -1;
 }
 

@@ -6,7 +6,10 @@
  * user (SO_PEERCRED).  One request, one answer, one line each:
  *
  *   resize BYTES [force]   ->  ok OLD_BYTES NEW_BYTES | error WHY
- *   handover               ->  ok HELD_REQUESTS PIDFILE | error WHY
+ *   handover               ->  ok HELD_REQUESTS PIDFILE POLL_US THREADS
+ *                              | error WHY
+ * (POLL_US and THREADS, how the server was run, for the next one to serve
+ * the same way; servers before them answered without.)
  *
  * `ublk-mem resize` and `ublk-mem restart` are the clients.
  */
@@ -36,6 +39,8 @@ struct control {
 	struct mem_store *store;	/* resized along with the device */
 	unsigned block_size;		/* a new size must be a multiple */
 	const char *pidfile;		/* told to the next server at handover */
+	unsigned poll_us;		/* ... and so are these */
+	unsigned queue_threads;
 };
 
 /*

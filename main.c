@@ -75,7 +75,7 @@
 #define OOM_SCORE_ADJ	-900
 #define RECORD_DIR	"/run/ublk-mem"
 #define DEFAULT_STORE	"/dev/shm/ublk-mem-%d"
-#define RECOVER_USAGE	"ublk-mem recover ID [--store PATH] [--rebuild] [-D] [--pidfile PATH] [-v]"
+#define RECOVER_USAGE	"ublk-mem recover ID [--store PATH] [--rebuild] [-D] [--pidfile PATH] [-v] [--poll[=US]] [--queue-threads N]"
 
 /* ---- the command line ---- */
 
@@ -84,7 +84,8 @@ static const char usage_text[] =
 "       ublk-mem list [--json]      list ublk devices (a table, or a JSON array)\n"
 "       ublk-mem del [--force] ID   remove a device (e.g. one whose server died);\n"
 "                                   --force: even if mounted or open\n"
-"       " RECOVER_USAGE "\n"
+"       ublk-mem recover ID [--store PATH] [--rebuild] [-D] [--pidfile PATH] [-v]\n"
+"                           [--poll[=US]] [--queue-threads N]\n"
 "                                   take over a --recoverable device whose server died\n"
 "       ublk-mem features           what this kernel's ublk driver supports\n"
 "       ublk-mem resize [--force] ID SIZE\n"
@@ -1185,6 +1186,8 @@ static int serve(struct ublk_dev *dev, struct served_store *st)
 		.store = &st->mem,
 		.block_size = ublk_block_size(dev),
 		.pidfile = service.pidfile,
+		.poll_us = ublk_poll_us(dev),
+		.queue_threads = ublk_queue_threads(dev),
 	};
 	bool kept;
 
@@ -1631,6 +1634,14 @@ static int cmd_recover(int argc, char **argv)
 				usage_error("--store %s: give an absolute path", argv[i]);
 		} else if (!strcmp(argv[i], "--rebuild")) {
 			rebuild_asked = true;
+		} else if (!strcmp(argv[i], "--poll") || !strncmp(argv[i], "--poll=", 7)) {
+			cfg.poll_us = parse_poll(argv[i][6] ? argv[i] + 7 : NULL);
+		} else if (!strcmp(argv[i], "--queue-threads") && i + 1 < argc) {
+			cfg.queue_threads = (unsigned)parse_num(argv[++i], "thread count", 1,
+								UBLK_MAX_QUEUE_DEPTH);
+		} else if (!strncmp(argv[i], "--queue-threads=", 16)) {
+			cfg.queue_threads = (unsigned)parse_num(argv[i] + 16, "thread count", 1,
+								UBLK_MAX_QUEUE_DEPTH);
 		} else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--trace")) {
 			cfg.trace = true;
 		} else if (!strcmp(argv[i], "-D") || !strcmp(argv[i], "--daemon")) {
@@ -1822,7 +1833,7 @@ static int cmd_restart(int argc, char **argv)
 	struct ublksrv_ctrl_dev_info info;
 	char answer[PATH_MAX + 64], pidfile[PATH_MAX] = "-";
 	struct ublk_ctrl *ctrl;
-	unsigned held = 0;
+	unsigned held = 0, poll_us = 0, threads = 1;
 	long long t0;
 	int id, status;
 	pid_t pid;
@@ -1841,7 +1852,7 @@ static int cmd_restart(int argc, char **argv)
 	t0 = now_ms();
 	if (control_request(id, "handover", answer, sizeof(answer)) < 0)
 		return 1;
-	if (sscanf(answer, "ok %u %4095s", &held, pidfile) < 1) {
+	if (sscanf(answer, "ok %u %4095s %u %u", &held, pidfile, &poll_us, &threads) < 1) {
 		ublk_err("%s", strncmp(answer, "error ", 6) ? answer : answer + 6);
 		return 1;
 	}
@@ -1856,18 +1867,31 @@ static int cmd_restart(int argc, char **argv)
 	}
 	pid = fork();
 	if (pid == 0) {
-		char idstr[16], self[PATH_MAX];
+		char idstr[16], pollarg[32], threadarg[40], self[PATH_MAX];
 		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		const char *args[10] = { "ublk-mem", "recover", idstr, "-D" };
+		unsigned na = 4;
 
 		/* The binary on disk now, by its name (so ps shows ublk-mem). */
 		if (n <= 0 || (self[n] = '\0', strstr(self, " (deleted)")))
 			snprintf(self, sizeof(self), "/proc/self/exe");
 		snprintf(idstr, sizeof(idstr), "%d", id);
-		if (strcmp(pidfile, "-"))
-			execl(self, "ublk-mem", "recover", idstr, "-D", "--pidfile", pidfile,
-			      (char *)NULL);
-		else
-			execl(self, "ublk-mem", "recover", idstr, "-D", (char *)NULL);
+		/* Served as the old server was: pid file, spinning, threads. */
+		if (strcmp(pidfile, "-")) {
+			args[na++] = "--pidfile";
+			args[na++] = pidfile;
+		}
+		if (poll_us) {
+			snprintf(pollarg, sizeof(pollarg), "--poll=%u",
+				 poll_us == UBLK_POLL_OFF ? 0 : poll_us);
+			args[na++] = pollarg;
+		}
+		if (threads > 1) {
+			snprintf(threadarg, sizeof(threadarg), "--queue-threads=%u", threads);
+			args[na++] = threadarg;
+		}
+		args[na] = NULL;
+		execv(self, (char *const *)args);
 		ublk_err("cannot run %s: %s; run: ublk-mem recover %d", self, strerror(errno), id);
 		_exit(1);
 	}

@@ -1855,6 +1855,16 @@ unsigned ublk_block_size(const struct ublk_dev *dev)
 	return 1U << dev->params.basic.logical_bs_shift;
 }
 
+unsigned ublk_poll_us(const struct ublk_dev *dev)
+{
+	return dev->poll_us;
+}
+
+unsigned ublk_queue_threads(const struct ublk_dev *dev)
+{
+	return dev->lanes;
+}
+
 uint64_t ublk_dev_features(const struct ublk_dev *dev)
 {
 	return dev->ctrl->features;

@@ -453,6 +453,10 @@ bool ublk_kept(const struct ublk_dev *dev);
 /* The device's logical block size in bytes. */
 unsigned ublk_block_size(const struct ublk_dev *dev);
 
+/* How it is served: ublk_config's poll_us, and threads per queue (>= 1). */
+unsigned ublk_poll_us(const struct ublk_dev *dev);
+unsigned ublk_queue_threads(const struct ublk_dev *dev);
+
 /* The GET_FEATURES answer of the device's driver. */
 uint64_t ublk_dev_features(const struct ublk_dev *dev);
 

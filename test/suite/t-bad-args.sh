@@ -75,5 +75,7 @@ try 2 list extra
 try 2 features extra
 try 2 recover
 try 2 recover abc
+try 2 recover 0 --poll=abc
+try 2 recover 0 --queue-threads 0
 expect_eq "$(ublk_nodes)" "$before" "ublk devices after all"
 say "$n malformed command lines refused"

@@ -4,6 +4,7 @@
 # across it with no error, and a mounted ext4 keeps its files. Where the
 # kernel has QUIESCE (6.16) the old server drains its requests first;
 # before it, the kernel re-issues the ones in flight. The pause is said.
+# The new server is run as the old one was (--poll, --queue-threads).
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
 need_ublk
@@ -38,7 +39,17 @@ stop_daemon() {
 	wait_gone "$DEV" || fail "$DEV remains after a clean stop"
 }
 
-start_ublk 64M --recoverable
+# How the first server runs, for the new one to keep: a --poll time, and
+# two threads per queue where the driver allows it (unless UBLK_MEM_ARGS
+# says otherwise).
+keep=
+case " ${UBLK_MEM_ARGS:-} " in *" --poll"*) ;; *) keep="--poll=300" ;; esac
+case " ${UBLK_MEM_ARGS:-} " in
+*" --io-path "* | *" --queue-threads"*) ;;
+*) has_feature PER_IO_DAEMON && keep="$keep --queue-threads=2" ;;
+esac
+# shellcheck disable=SC2086 # a list of options
+start_ublk 64M --recoverable $keep
 id=$SRV_ID
 dev=$DEV
 if has_feature QUIESCE; then
@@ -51,6 +62,20 @@ step "restart while fio verify runs"
 fio_across restart "$dev"
 restart_dev "$id" child
 expect_eq "$(server_of "$dev")" "$SRV_PID" "server of $dev"
+args=" $(tr '\0' ' ' <"/proc/$SRV_PID/cmdline")"
+say "the new server: $args"
+for opt in $keep; do
+	case "$args" in
+	*" $opt "*) ;;
+	*) fail "the new server was not started with $opt: $args" ;;
+	esac
+done
+case " $keep " in
+*" --queue-threads=2 "*)
+	threads=$(cat "/proc/$SRV_PID/task/"*/comm | grep -c "^ublkb$id-q0\.[01]$")
+	expect_eq "$threads" 2 "queue threads of the new server"
+	;;
+esac
 fio_across_done restart "the restart"
 
 step "restart with ext4 mounted"
