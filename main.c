@@ -227,6 +227,12 @@ static enum ublk_io_path parse_io_path(const char *s)
 	usage_error("invalid I/O path '%s': expected per-request, batch or auto", s);
 }
 
+/* --queue-threads N, for a new device and for recover. */
+static unsigned parse_queue_threads(const char *s)
+{
+	return (unsigned)parse_num(s, "thread count", 1, UBLK_MAX_QUEUE_DEPTH);
+}
+
 static unsigned parse_poll(const char *s)
 {
 	unsigned us = s ? (unsigned)parse_num(s, "poll time (us)", 0, 1000000) :
@@ -396,8 +402,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->cfg.poll_us = parse_poll(optarg);
 			break;
 		case OPT_QUEUE_THREADS:
-			o->cfg.queue_threads = (unsigned)parse_num(optarg, "thread count", 1,
-								 UBLK_MAX_QUEUE_DEPTH);
+			o->cfg.queue_threads = parse_queue_threads(optarg);
 			break;
 		case OPT_RECOVERABLE:
 			o->cfg.recoverable = true;
@@ -1637,11 +1642,9 @@ static int cmd_recover(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--poll") || !strncmp(argv[i], "--poll=", 7)) {
 			cfg.poll_us = parse_poll(argv[i][6] ? argv[i] + 7 : NULL);
 		} else if (!strcmp(argv[i], "--queue-threads") && i + 1 < argc) {
-			cfg.queue_threads = (unsigned)parse_num(argv[++i], "thread count", 1,
-								UBLK_MAX_QUEUE_DEPTH);
+			cfg.queue_threads = parse_queue_threads(argv[++i]);
 		} else if (!strncmp(argv[i], "--queue-threads=", 16)) {
-			cfg.queue_threads = (unsigned)parse_num(argv[i] + 16, "thread count", 1,
-								UBLK_MAX_QUEUE_DEPTH);
+			cfg.queue_threads = parse_queue_threads(argv[i] + 16);
 		} else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--trace")) {
 			cfg.trace = true;
 		} else if (!strcmp(argv[i], "-D") || !strcmp(argv[i], "--daemon")) {

@@ -1334,14 +1334,14 @@ static int queue_setup(struct ublk_queue *q)
 		IORING_SETUP_COOP_TASKRUN,
 	};
 	bool zero_copy = q->dev->copy_mode == UBLK_COPY_ZERO;
-	char name[16];
+	char name[48], label[16];
 	int ret;
 
-	/* Named for top -H and ps -L: ublkbN-qQ, or ublkbN-qQ.L for lane L. */
-	if (q->dev->lanes > 1)
-		snprintf(name, sizeof(name), "ublkb%d-q%u.%u", q->dev->id, q->q_id, q->lane);
-	else
-		snprintf(name, sizeof(name), "ublkb%d-q%u", q->dev->id, q->q_id);
+	/*
+	 * Named for top -H and ps -L: ublkbN-qQ, or ublkbN-qQ.L for lane L
+	 * (the kernel keeps the first 15 characters).
+	 */
+	snprintf(name, sizeof(name), "ublkb%d-q%s", q->dev->id, queue_label(q, label));
 	prctl(PR_SET_NAME, name, 0, 0, 0);
 	/*
 	 * Writing back dirty pages may need I/O on this very device; as an
@@ -1538,6 +1538,12 @@ static int open_cdev(int dev_id)
 	return fd;
 }
 
+/* The serving threads: dev->lanes for each queue. */
+static unsigned dev_threads(const struct ublk_dev *dev)
+{
+	return dev->info.nr_hw_queues * dev->lanes;
+}
+
 /*
  * Open the channel, map the queues and start their threads (one per
  * queue, or dev->lanes); wait until every thread has posted its FETCHes
@@ -1545,7 +1551,7 @@ static int open_cdev(int dev_id)
  */
 static int dev_start_queues(struct ublk_dev *dev)
 {
-	unsigned nq = dev->nr_threads = dev->info.nr_hw_queues * dev->lanes;
+	unsigned nq = dev_threads(dev);
 	int ret;
 
 	dev->cdev_fd = open_cdev(dev->id);
@@ -1588,14 +1594,14 @@ static int dev_start_queues(struct ublk_dev *dev)
 static void dev_end_queues(struct ublk_dev *dev)
 {
 	atomic_store(&dev->stopping, true);
-	for (unsigned i = 0; dev->queues && i < dev->nr_threads; i++) {
+	for (unsigned i = 0; dev->queues && i < dev_threads(dev); i++) {
 		struct ublk_queue *q = &dev->queues[i];
 		uint64_t one = 1;
 
 		if (q->started && write(q->stop_fd, &one, sizeof(one)) != sizeof(one))
 			ublk_err("queue %u: cannot wake its thread: %s", i, strerror(errno));
 	}
-	for (unsigned i = 0; dev->queues && i < dev->nr_threads; i++) {
+	for (unsigned i = 0; dev->queues && i < dev_threads(dev); i++) {
 		struct ublk_queue *q = &dev->queues[i];
 
 		if (q->started)
@@ -2219,7 +2225,7 @@ static int dev_wait(struct ublk_dev *dev)
 	close(p[0].fd);
 	if (dev->stop_asked || dev->handed_over || !atomic_load(&dev->queue_ended))
 		return 0;
-	for (unsigned i = 0; i < dev->nr_threads; i++)
+	for (unsigned i = 0; i < dev_threads(dev); i++)
 		if (dev->queues[i].err)
 			return dev->queues[i].err;
 	ublk_err("/dev/ublkb%d was stopped by someone else; exiting", dev->id);

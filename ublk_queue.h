@@ -79,7 +79,6 @@ struct ublk_dev {
 	unsigned buf_bytes;		/* per-tag buffer, the largest request */
 	unsigned poll_us;
 	unsigned lanes;			/* threads per queue (PER_IO_DAEMON) */
-	unsigned nr_threads;		/* queues: nr_hw_queues * lanes */
 	bool trace;
 	bool recovering;		/* made by ublk_attach() */
 	bool owned;			/* ours: added, or recovery started */
