@@ -318,13 +318,17 @@ store_kb() {
 	echo "$_kb"
 }
 
-# Does UBLK_MEM_ARGS ask for --copy-mode zero_copy?  Its store is a tmpfs
-# file, allocated a page at a time (no huge pages).
-zero_copy_args() {
-	case " ${UBLK_MEM_ARGS:-} " in
-	*" --copy-mode zero_copy "*) return 0 ;;
-	esac
-	return 1
+# copy_mode_of ID: the device's copy mode from `ublk-mem list --json`.
+copy_mode_of() {
+	run_with_timeout 30 "$UBLK_MEM" list --json |
+		grep "\"id\":$1," | sed 's/.*"copy_mode":"\([a-z_]*\)".*/\1/'
+}
+
+# Does the device started last serve zero_copy (asked for, or the default
+# from Linux 6.16)?  Its store is a tmpfs file, allocated a page at a time
+# (no huge pages).
+serves_zero_copy() {
+	[ "$(copy_mode_of "$SRV_ID")" = zero_copy ]
 }
 
 # drop_caches: forget cached pages so reads go to the device.

@@ -13,19 +13,14 @@ need_ublk
 has_feature BATCH_IO ||
 	skip "this kernel's ublk driver lacks BATCH_IO (Linux 7.0): the batched path cannot run here"
 case " ${UBLK_MEM_ARGS:-} " in
-*" --io-path "* | *" get_data "*) skip "UBLK_MEM_ARGS ($UBLK_MEM_ARGS) chooses the path or get_data" ;;
+*" --io-path "* | *" get_data "* | *" zero_copy "*)
+	skip "UBLK_MEM_ARGS ($UBLK_MEM_ARGS) chooses the path or a per-request copy mode" ;;
 esac
 
 # flags_of ID: the device's flags as `ublk-mem list --json` names them.
 flags_of() {
 	run_with_timeout 30 "$UBLK_MEM" list --json |
 		grep "\"id\":$1," | sed 's/.*"flags":\[\([^]]*\)\].*/\1/'
-}
-
-# copy_mode_of ID: the device's copy mode from `ublk-mem list --json`.
-copy_mode_of() {
-	run_with_timeout 30 "$UBLK_MEM" list --json |
-		grep "\"id\":$1," | sed 's/.*"copy_mode":"\([a-z_]*\)".*/\1/'
 }
 
 for mode in bounce user_copy; do

@@ -48,7 +48,7 @@ for opt in "" --small-pages; do
 		fail "dd failed"
 	grown=$(($(store_kb "$SRV_PID") - rss0))
 	say "RSS grew by $grown KiB"
-	if [ -n "$opt" ] || zero_copy_args; then
+	if [ -n "$opt" ] || serves_zero_copy; then
 		[ "$grown" -lt 1024 ] || fail "with ${opt:-zero_copy} a 4 KiB write grew RSS by $grown KiB"
 	elif [ "$hp_kb" -gt 0 ]; then
 		[ "$grown" -ge "$hp_kb" ] ||
