@@ -75,7 +75,10 @@
 #define OOM_SCORE_ADJ	-900
 #define RECORD_DIR	"/run/ublk-mem"
 #define DEFAULT_STORE	"/dev/shm/ublk-mem-%d"
-#define RECOVER_USAGE	"ublk-mem recover ID [--store PATH] [--rebuild] [-D] [--pidfile PATH] [-v] [--poll[=US]] [--queue-threads N]"
+/* The recover synopsis, in two parts: --help puts them on two lines. */
+#define RECOVER_USAGE_1	"ublk-mem recover ID [--store PATH] [--rebuild] [-D] [--pidfile PATH] [-v]"
+#define RECOVER_USAGE_2	"[--poll[=US]] [--queue-threads N]"
+#define RECOVER_USAGE	RECOVER_USAGE_1 " " RECOVER_USAGE_2
 
 /* ---- the command line ---- */
 
@@ -84,8 +87,8 @@ static const char usage_text[] =
 "       ublk-mem list [--json]      list ublk devices (a table, or a JSON array)\n"
 "       ublk-mem del [--force] ID   remove a device (e.g. one whose server died);\n"
 "                                   --force: even if mounted or open\n"
-"       ublk-mem recover ID [--store PATH] [--rebuild] [-D] [--pidfile PATH] [-v]\n"
-"                           [--poll[=US]] [--queue-threads N]\n"
+"       " RECOVER_USAGE_1 "\n"
+"                           " RECOVER_USAGE_2 "\n"
 "                                   take over a --recoverable device whose server died\n"
 "       ublk-mem features           what this kernel's ublk driver supports\n"
 "       ublk-mem resize [--force] ID SIZE\n"
