@@ -25,8 +25,8 @@ CC      := $(CROSS)gcc
 endif
 endif
 
-SRCS    := uring.c ublk.c ublk_batch.c mem_backend.c control.c main.c
-HDRS    := uring.h ublk.h ublk_queue.h mem_backend.h control.h
+SRCS    := uring.c ublk.c ublk_batch.c pinned.c mem_backend.c record.c control.c main.c
+HDRS    := uring.h ublk.h ublk_queue.h pinned.h mem_backend.h record.h control.h
 TESTS   := test/uring_test test/mem_test test/batch_test test/cli_test test/ublk_test
 
 # Sanitizer builds cannot be static.
@@ -49,9 +49,9 @@ asan: ublk-mem-asan
 test/uring_test: test/uring_test.c test/check.h uring.c uring.h
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/uring_test.c uring.c $(LDLIBS)
 
-test/mem_test: test/mem_test.c test/check.h mem_backend.c $(HDRS) ublk.c ublk_batch.c uring.c
+test/mem_test: test/mem_test.c test/check.h mem_backend.c pinned.c $(HDRS) ublk.c ublk_batch.c uring.c
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ \
-		test/mem_test.c mem_backend.c ublk.c ublk_batch.c uring.c $(LDLIBS)
+		test/mem_test.c mem_backend.c pinned.c ublk.c ublk_batch.c uring.c $(LDLIBS)
 
 # The batched path's pure parts: element packing, buffer sizes, tags.
 test/batch_test: test/batch_test.c test/check.h ublk_batch.c ublk.c uring.c $(HDRS)
@@ -65,7 +65,7 @@ test/ublk_test: test/ublk_test.c test/check.h ublk.c ublk_batch.c uring.c $(HDRS
 
 test/cli_test: test/cli_test.c test/check.h $(SRCS) $(HDRS)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ \
-		test/cli_test.c mem_backend.c control.c ublk.c ublk_batch.c uring.c $(LDLIBS)
+		test/cli_test.c mem_backend.c pinned.c record.c control.c ublk.c ublk_batch.c uring.c $(LDLIBS)
 
 test-unit: $(TESTS)
 	@for t in $(TESTS); do ./$$t; echo "$$t: exit $$?"; done

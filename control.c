@@ -3,15 +3,19 @@
  *
  * Read main.c first.  A device's size and its server can change while it
  * is in use: `ublk-mem resize ID SIZE` and `ublk-mem restart ID` ask the
- * running server through a Unix socket.  The server is root and the
- * device holds data, so the socket lives in a directory only root can
- * enter, and the server answers only a peer of its own user, as the
- * kernel reports it (SO_PEERCRED), never as the peer claims.
+ * running server through a Unix socket (the protocol is in control.h).
+ * The server is root and the device holds data, so the socket lives in a
+ * directory only root can enter, and the server answers only a peer of
+ * its own user, as the kernel reports it (SO_PEERCRED), never as the peer
+ * claims.  A client never waits without a limit: a server that does not
+ * even acknowledge a request within CONTROL_ACK_MS is named as stuck.
  */
 #define _GNU_SOURCE
 #include "control.h"
+#include "record.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,22 +24,19 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define REQUEST_TIMEOUT_S	2	/* a client that says nothing is dropped */
 #define HANDOVER_TIMEOUT_MS	10000	/* QUIESCE_DEV's wait for in-flight I/O */
+#define CONTROL_ACK_MS		5000	/* "accepted" must come within this */
 
-/* Answer the client on @fd with one line, then hang up. */
-static void __attribute__((format(printf, 2, 3)))
-reply(int fd, const char *fmt, ...)
+/* Send one line to the client on @fd. */
+static void send_line(int fd, const char *fmt, va_list ap)
 {
-	char line[512];
-	va_list ap;
-	int n;
+	char line[PATH_MAX + 128];
+	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
 
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		n = 0;
 	if (n > (int)sizeof(line) - 2)
@@ -44,6 +45,26 @@ reply(int fd, const char *fmt, ...)
 	if (send(fd, line, (size_t)n, MSG_NOSIGNAL) < 0) {
 		/* The client went away: nothing to tell it. */
 	}
+}
+
+/* Tell the client something; the connection stays open. */
+static void __attribute__((format(printf, 2, 3))) say_line(int fd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	send_line(fd, fmt, ap);
+	va_end(ap);
+}
+
+/* Answer the client with a last line, then hang up. */
+static void __attribute__((format(printf, 2, 3))) reply(int fd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	send_line(fd, fmt, ap);
+	va_end(ap);
 	close(fd);
 }
 
@@ -51,20 +72,7 @@ static void socket_path(struct sockaddr_un *a, int dev_id)
 {
 	memset(a, 0, sizeof(*a));
 	a->sun_family = AF_UNIX;
-	snprintf(a->sun_path, sizeof(a->sun_path), CONTROL_DIR "/%d.sock", dev_id);
-}
-
-int control_dir(void)
-{
-	struct stat st;
-
-	if (mkdir(CONTROL_DIR, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	if (lstat(CONTROL_DIR, &st) < 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
-		return -EPERM;
-	return 0;
+	snprintf(a->sun_path, sizeof(a->sun_path), RECORD_DIR "/%d.sock", dev_id);
 }
 
 void control_open(struct control *c)
@@ -73,11 +81,11 @@ void control_open(struct control *c)
 	struct stat st;
 	int ret;
 
-	c->fd = c->handover_fd = -1;
-	ret = control_dir();
+	c->fd = c->client_fd = -1;
+	ret = record_dir();
 	if (ret < 0) {
 		ublk_err("warning: %s: %s (a directory only root may enter is needed); resize and restart cannot reach this server",
-			 CONTROL_DIR, strerror(-ret));
+			 RECORD_DIR, strerror(-ret));
 		return;
 	}
 	socket_path(&a, c->dev_id);
@@ -99,9 +107,9 @@ void control_close(struct control *c)
 {
 	struct sockaddr_un a;
 
-	if (c->handover_fd >= 0)
-		reply(c->handover_fd, "error the server ended before handing over");
-	c->handover_fd = -1;
+	if (c->client_fd >= 0)
+		reply(c->client_fd, "error the server ended before handing over");
+	c->client_fd = -1;
 	if (c->fd < 0)
 		return;
 	close(c->fd);
@@ -154,8 +162,31 @@ static void do_resize(struct ublk_dev *dev, struct control *c, int fd,
 	if (ret < 0)
 		return reply(fd, "error resizing /dev/ublkb%d to %s: %s (the server's log says more)",
 			     c->dev_id, to, strerror(-ret));
+	if (c->recorded)
+		record_set_size(c->dev_id, new_size);
 	ublk_err("/dev/ublkb%d resized from %s to %s", c->dev_id, from, to);
 	reply(fd, "ok %llu %llu", (unsigned long long)old, (unsigned long long)new_size);
+}
+
+/*
+ * handover PROGRAM: end serving and keep the device for PROGRAM, which
+ * serve() starts once ublk_run() has returned.  PROGRAM must be a file
+ * only root could have put there: the server runs it as root.
+ */
+static void do_handover(struct ublk_dev *dev, struct control *c, int fd, const char *program)
+{
+	struct stat st;
+
+	if (program[0] != '/' || stat(program, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 022) || !(st.st_mode & 0100))
+		return reply(fd, "error %s is not a program only root may change", program);
+	if (ublk_hand_over(dev, HANDOVER_TIMEOUT_MS) < 0)
+		return reply(fd, "error /dev/ublkb%d is not recoverable: no other server can take it over",
+			     c->dev_id);
+	if (snprintf(c->program, sizeof(c->program), "%s", program) >= (int)sizeof(c->program))
+		return reply(fd, "error the program's path is too long");
+	c->handed_over = true;
+	c->client_fd = fd;	/* answered once the queues ended */
 }
 
 /* The requester must be of our own user; the kernel says who it is. */
@@ -173,7 +204,7 @@ void control_serve(struct ublk_dev *dev, void *arg)
 	struct control *c = arg;
 	struct timeval tv = { .tv_sec = REQUEST_TIMEOUT_S };
 	unsigned long long size;
-	char req[128], word[16] = "";
+	char req[PATH_MAX + 32], word[16] = "";
 	ssize_t n;
 	int fd;
 
@@ -187,59 +218,146 @@ void control_serve(struct ublk_dev *dev, void *arg)
 	if (n <= 0)
 		return reply(fd, "error no request");
 	req[n] = '\0';
+	req[strcspn(req, "\n")] = '\0';
+	/*
+	 * A client that gave up waiting (this server was stopped, or busy)
+	 * has hung up: its request is not carried out later behind its back.
+	 */
+	if (recv(fd, &word[0], 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+		return (void)close(fd);
+	say_line(fd, "accepted");
 	if (sscanf(req, "resize %llu %15s", &size, word) >= 1)
 		return do_resize(dev, c, fd, size, !strcmp(word, "force"));
-	if (!strncmp(req, "handover", 8)) {
-		if (ublk_hand_over(dev, HANDOVER_TIMEOUT_MS) < 0)
-			return reply(fd, "error /dev/ublkb%d is not recoverable: no other server can take it over",
-				     c->dev_id);
-		c->handover_fd = fd;	/* answered once the queues ended */
-		return;
-	}
+	if (!strncmp(req, "handover ", 9) && !c->handed_over)
+		return do_handover(dev, c, fd, req + 9);
 	reply(fd, "error unknown request");
 }
 
-void control_handed_over(struct control *c, unsigned held)
+int control_handed_over(struct control *c, unsigned held)
 {
-	if (c->handover_fd < 0)
-		return;
-	reply(c->handover_fd, "ok %u %s %u %u", held, c->pidfile && *c->pidfile ? c->pidfile : "-",
-	      c->poll_us, c->queue_threads);
-	c->handover_fd = -1;
+	int fd = c->client_fd;
+
+	c->client_fd = -1;
+	if (fd >= 0)
+		say_line(fd, "handing-over %u", held);
+	return fd;
 }
 
-int control_request(int dev_id, const char *request, char *answer, size_t len)
+/* Milliseconds on the monotonic clock. */
+static long long now_ms(void)
 {
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int control_read_line(int fd, char *line, size_t len, unsigned timeout_ms)
+{
+	long long end = now_ms() + timeout_ms;
+	size_t n = 0;
+
+	while (n + 1 < len) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long long left = end - now_ms();
+		ssize_t r;
+		char ch;
+
+		if (left <= 0)
+			return -ETIME;
+		r = poll(&p, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIME;
+		r = recv(fd, &ch, 1, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0 || ch == '\n')
+			break;
+		line[n++] = ch;
+	}
+	line[n] = '\0';
+	return n ? 0 : -EPIPE;
+}
+
+/* The pid of the server at the other end of @fd, or 0. */
+static int peer_pid(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? (int)cred.pid : 0;
+}
+
+int control_connect(int dev_id, const char *request, char *line, size_t len)
+{
+	struct timeval tv = { .tv_sec = CONTROL_ACK_MS / 1000 };
 	struct sockaddr_un a;
-	size_t got = 0;
-	ssize_t n;
 	int fd, ret;
 
 	socket_path(&a, dev_id);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* A server that never accepts must not hold connect() for ever either. */
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		ret = -errno;
 		ublk_err("%s: %s (is device %d served by a running ublk-mem?)", a.sun_path,
 			 strerror(-ret), dev_id);
-		if (fd >= 0)
-			close(fd);
-		return ret;
+		goto err;
 	}
-	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0) {
+	/* One write: the server reads the request with one recv(). */
+	if ((size_t)snprintf(line, len, "%s\n", request) >= len) {
+		ret = -ENAMETOOLONG;
+		ublk_err("%s: the request is too long", a.sun_path);
+		goto err;
+	}
+	if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0) {
 		ret = -errno;
 		ublk_err("%s: %s", a.sun_path, strerror(-ret));
+		goto err;
+	}
+	ret = control_read_line(fd, line, len, CONTROL_ACK_MS);
+	if (ret == -ETIME || ret == -EAGAIN)
+		ublk_err("the server of device %d (pid %d) did not answer within %d s: it may be stuck (see: ublk-mem list)",
+			 dev_id, peer_pid(fd), CONTROL_ACK_MS / 1000);
+	else if (ret == -EPIPE)
+		ublk_err("the server of device %d (pid %d) hung up without an answer",
+			 dev_id, peer_pid(fd));
+	else if (ret < 0)
+		ublk_err("%s: %s", a.sun_path, strerror(-ret));
+	if (ret < 0)
+		goto err;
+	return fd;
+err:
+	if (fd >= 0)
 		close(fd);
-		return ret;
-	}
-	/* The answer may take a while: a handover waits for in-flight I/O. */
-	while (got + 1 < len && (n = recv(fd, answer + got, len - 1 - got, 0)) > 0)
-		got += (size_t)n;
+	return ret;
+}
+
+int control_request(int dev_id, const char *request, char *reply_line, size_t len,
+		    unsigned timeout_ms)
+{
+	int fd = control_connect(dev_id, request, reply_line, len);
+	int ret = 0;
+
+	if (fd < 0)
+		return fd;
+	/* A server of ublk-mem 0.2 answers at once, without "accepted". */
+	if (!strcmp(reply_line, "accepted"))
+		ret = control_read_line(fd, reply_line, len, timeout_ms);
+	if (ret == -ETIME)
+		ublk_err("the server of device %d (pid %d) accepted the request but did not finish it within %u s",
+			 dev_id, peer_pid(fd), timeout_ms / 1000);
+	else if (ret == -EPIPE)
+		ublk_err("the server of device %d hung up without an answer", dev_id);
+	else if (ret < 0)
+		ublk_err("device %d's server: %s", dev_id, strerror(-ret));
 	close(fd);
-	answer[got] = '\0';
-	answer[strcspn(answer, "\n")] = '\0';
-	if (!got) {
-		ublk_err("device %d's server hung up without an answer", dev_id);
-		return -EPROTO;
-	}
-	return 0;
+	return ret;
 }

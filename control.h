@@ -3,44 +3,43 @@
  *
  * A server listens on a Unix socket, RECORD_DIR/ID.sock, in a directory
  * only root can enter, and accepts requests only from a peer of its own
- * user (SO_PEERCRED).  One request, one answer, one line each:
+ * user (SO_PEERCRED).  The client sends one request line.  The server
+ * says "accepted" at once, so that a client can tell a server that is
+ * stuck from an operation that takes time, and then answers:
  *
- *   resize BYTES [force]   ->  ok OLD_BYTES NEW_BYTES | error WHY
- *   handover               ->  ok HELD_REQUESTS PIDFILE POLL_US THREADS
- *                              | error WHY
- * (POLL_US and THREADS, how the server was run, for the next one to serve
- * the same way; servers before them answered without.)
+ *   resize BYTES [force]    ok OLD_BYTES NEW_BYTES | error WHY
+ *   handover PROGRAM        handing-over HELD_REQUESTS | error WHY
  *
- * `ublk-mem resize` and `ublk-mem restart` are the clients.
+ * After "handing-over" the old server starts PROGRAM (the client's own
+ * binary) as `PROGRAM recover ID -D ...` with the settings it was run
+ * with, its stdout and stderr on the client's connection: the client then
+ * reads the new server's error lines, or the /dev/ublkbN line it prints
+ * once it serves.  Started by the old server, the new one runs where the
+ * old one ran (its service's cgroup, its limits, its environment).
+ *
+ * Servers of ublk-mem 0.2 answer without "accepted", and a handover with
+ * "ok HELD PIDFILE POLL_US THREADS", leaving the new server to the client.
  */
 #ifndef UBLK_MEM_CONTROL_H
 #define UBLK_MEM_CONTROL_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "mem_backend.h"
 #include "ublk.h"
 
-#define CONTROL_DIR	"/run/ublk-mem"
-
-/*
- * CONTROL_DIR, made if needed (mode 0700), and refused (-EPERM) unless it
- * is a directory of ours that nobody else may enter: it holds the control
- * sockets and the store records.  Returns 0 or -errno.
- */
-int control_dir(void);
-
 /* What a server's control socket acts on. */
 struct control {
 	int fd;				/* the listening socket, or -1 */
-	int handover_fd;		/* a handover waiting for its answer */
+	int client_fd;			/* a handover's client, or -1 */
 	int dev_id;
 	struct mem_store *store;	/* resized along with the device */
 	unsigned block_size;		/* a new size must be a multiple */
-	const char *pidfile;		/* told to the next server at handover */
-	unsigned poll_us;		/* ... and so are these */
-	unsigned queue_threads;
+	bool recorded;			/* a recoverable store: record new sizes */
+	bool handed_over;		/* a handover was asked for and begun */
+	char program[PATH_MAX];		/* ... and the binary to start after it */
 };
 
 /*
@@ -55,14 +54,32 @@ void control_serve(struct ublk_dev *dev, void *arg);
 
 /*
  * After ublk_run() returned from a handover: tell the client how many
- * requests the old server still held (the kernel re-issues them).
+ * requests the old server still held (the kernel re-issues them), and
+ * return its connection for the new server's output (the caller closes
+ * it), or -1.
  */
-void control_handed_over(struct control *c, unsigned held);
+int control_handed_over(struct control *c, unsigned held);
 
 /*
- * Send @request to the server of device @dev_id and read its one-line
- * answer into @reply.  Returns 0, or -errno after saying why.
+ * Connect to the server of device @dev_id, send @request and read the
+ * first line of the answer into @line within a few seconds.  Returns the
+ * connection, or -errno after saying why (naming the server when it does
+ * not answer).
  */
-int control_request(int dev_id, const char *request, char *reply, size_t len);
+int control_connect(int dev_id, const char *request, char *line, size_t len);
+
+/*
+ * Read the next line of an answer into @line, waiting up to @timeout_ms.
+ * Returns 0, -EPIPE when the server hung up, -ETIME, or -errno.
+ */
+int control_read_line(int fd, char *line, size_t len, unsigned timeout_ms);
+
+/*
+ * Send @request to the server of device @dev_id and read its final
+ * one-line answer into @reply, allowing @timeout_ms for the work.
+ * Returns 0, or -errno after saying why.
+ */
+int control_request(int dev_id, const char *request, char *reply, size_t len,
+		    unsigned timeout_ms);
 
 #endif

@@ -27,6 +27,8 @@
 #define _GNU_SOURCE
 #include "control.h"
 #include "mem_backend.h"
+#include "pinned.h"
+#include "record.h"
 #include "ublk.h"
 
 #include <errno.h>
@@ -73,11 +75,13 @@
  * OOMScoreAdjust=, say) is left alone.
  */
 #define OOM_SCORE_ADJ	-900
-#define RECORD_DIR	"/run/ublk-mem"
-#define DEFAULT_STORE	"/dev/shm/ublk-mem-%d"
 /* The recover synopsis, in two parts: --help puts them on two lines. */
 #define RECOVER_USAGE_1	"ublk-mem recover ID [--store PATH] [--rebuild] [-D] [--pidfile PATH] [-v]"
-#define RECOVER_USAGE_2	"[--poll[=US]] [--queue-threads N]"
+#define RECOVER_USAGE_2	"[--poll[=US]] [--queue-threads N] [--reserve SIZE] [--prealloc]"
+/* Client limits: a resize (a --prealloc store locks its new memory), a restart. */
+#define RESIZE_TIMEOUT_MS	300000
+#define HANDOVER_LINE_MS	60000	/* the old server's queues finish */
+#define TAKEOVER_MS		120000	/* the new server starts */
 #define RECOVER_USAGE	RECOVER_USAGE_1 " " RECOVER_USAGE_2
 
 /* ---- the command line ---- */
@@ -149,6 +153,15 @@ struct options {
 	bool reserve_set;
 	char store_path[PATH_MAX];	/* --store, made absolute */
 	struct service svc;
+};
+
+/* A store opened for a device: what it is and whether it must go. */
+struct served_store {
+	struct mem_store mem;
+	struct record rec;
+	bool file;		/* a file that outlives the process */
+	bool fresh;		/* made by this process for a new device */
+	bool rebuilt;		/* served by a device made anew (--rebuild) */
 };
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -1013,10 +1026,13 @@ static int service_start(const struct service *svc)
  */
 static void service_live(int dev_id, void *arg)
 {
+	const struct served_store *st = arg;
 	char *path = service.dev_path;
 	int ret;
 
-	(void)arg;
+	if (st && st->rebuilt)
+		ublk_err("device %d rebuilt from its store %s: the data is intact, but programs that had /dev/ublkb%d open got I/O errors",
+			 dev_id, st->rec.path, dev_id);
 	snprintf(path, sizeof(service.dev_path), "/dev/ublkb%d", dev_id);
 	service.live = true;
 	if (service.ready_fd < 0) {
@@ -1060,175 +1076,180 @@ static int service_exit(int status)
 	return status;
 }
 
-/* ---- records: which store belongs to which device ---- */
-
-/*
- * A recoverable device's store is recorded in RECORD_DIR/ID as its path
- * and its identity (device and inode numbers).  `recover` finds the store
- * there, and only a store recorded so is ever removed: never a file that
- * another program (or user) put at the same path.
- */
-struct record {
-	char path[PATH_MAX];
-	unsigned long long dev, ino;
-};
-
-/* The record directory (shared with the control sockets). */
-static int record_dir(void)
-{
-	int ret = control_dir();
-
-	if (ret < 0)
-		ublk_err("warning: %s: %s (a directory only root may enter is needed); store records are not kept",
-			 RECORD_DIR, strerror(-ret));
-	return ret;
-}
-
-static void record_path(char *buf, size_t len, int dev_id)
-{
-	snprintf(buf, len, RECORD_DIR "/%d", dev_id);
-}
-
-static void record_write(int dev_id, const char *store, const struct mem_store *s)
-{
-	char path[64], tmp[80];
-	FILE *f;
-	int fd;
-
-	if (record_dir() < 0)
-		return;
-	record_path(path, sizeof(path), dev_id);
-	snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	f = fd >= 0 ? fdopen(fd, "w") : NULL;
-	if (!f) {
-		if (fd >= 0)
-			close(fd);
-		ublk_err("warning: %s: %s (ublk-mem del will leave the store in place)",
-			 tmp, strerror(errno));
-		return;
-	}
-	fprintf(f, "%s\n%llu %llu\n", store, (unsigned long long)s->st_dev,
-		(unsigned long long)s->st_ino);
-	if (fclose(f) != 0 || rename(tmp, path) < 0) {
-		ublk_err("warning: %s: %s", path, strerror(errno));
-		unlink(tmp);
-	}
-}
-
-static bool record_read(int dev_id, struct record *r)
-{
-	char path[64];
-	FILE *f;
-	bool ok;
-	int fd;
-
-	record_path(path, sizeof(path), dev_id);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	f = fd >= 0 ? fdopen(fd, "r") : NULL;
-	if (!f) {
-		if (fd >= 0)
-			close(fd);
-		return false;
-	}
-	ok = fgets(r->path, sizeof(r->path), f) &&
-	     fscanf(f, "%llu %llu", &r->dev, &r->ino) == 2;
-	fclose(f);
-	r->path[strcspn(r->path, "\n")] = '\0';
-	return ok && r->path[0];
-}
-
-static void record_remove(int dev_id)
-{
-	char path[64];
-
-	record_path(path, sizeof(path), dev_id);
-	unlink(path);
-}
-
-/* Remove the store at @path if it is still the file recorded in @r. */
-static bool store_remove(const struct record *r)
-{
-	struct stat st;
-
-	if (lstat(r->path, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (unsigned long long)st.st_dev != r->dev ||
-	    (unsigned long long)st.st_ino != r->ino)
-		return false;
-	return unlink(r->path) == 0;
-}
-
-static void default_store_path(char *buf, size_t len, int dev_id)
-{
-	snprintf(buf, len, DEFAULT_STORE, dev_id);
-}
-
 /* ---- verbs ---- */
 
-/* A store opened for a device: what it is and whether it must go. */
-struct served_store {
-	struct mem_store mem;
-	struct record rec;
-	bool file;
-};
-
-/* After serving: unless the device was kept, its store file goes too. */
-static void store_done(struct served_store *st, int dev_id, bool kept)
+/*
+ * After serving: close the store and, if @remove, delete its file and
+ * record.  A store file that held data goes only after a clean stop of
+ * a device that was live here (see serve()); otherwise it stays, and the
+ * user is told where the data is.
+ */
+static void store_done(struct served_store *st, int dev_id, bool remove)
 {
 	mem_store_close(&st->mem);
-	if (!st->file || kept)
+	if (!st->file)
 		return;
-	store_remove(&st->rec);
-	record_remove(dev_id);
+	if (remove) {
+		record_remove_store(&st->rec);
+		record_remove(dev_id);
+		return;
+	}
+}
+
+/*
+ * How this server was run, for the server that takes its device over
+ * (`ublk-mem restart`): the successor is started with these options.
+ */
+struct successor {
+	char *argv[20];
+	char id[16], store[PATH_MAX], pidfile[PATH_MAX], poll[32], threads[40], reserve[40];
+};
+
+static void successor_args(struct successor *sc, const char *program, int id,
+			   const struct ublk_dev *dev, const struct served_store *st)
+{
+	unsigned n = 0, poll_us = ublk_poll_us(dev);
+
+	snprintf(sc->id, sizeof(sc->id), "%d", id);
+	snprintf(sc->store, sizeof(sc->store), "%s", st->rec.path);
+	snprintf(sc->pidfile, sizeof(sc->pidfile), "%s", service.pidfile);
+	snprintf(sc->poll, sizeof(sc->poll), "--poll=%u", poll_us == UBLK_POLL_OFF ? 0 : poll_us);
+	snprintf(sc->threads, sizeof(sc->threads), "--queue-threads=%u", ublk_queue_threads(dev));
+	snprintf(sc->reserve, sizeof(sc->reserve), "--reserve=%llu",
+		 (unsigned long long)st->mem.reserve);
+	sc->argv[n++] = (char *)program;
+	sc->argv[n++] = "recover";
+	sc->argv[n++] = sc->id;
+	sc->argv[n++] = "-D";
+	sc->argv[n++] = "--store";
+	sc->argv[n++] = sc->store;
+	if (sc->pidfile[0]) {
+		sc->argv[n++] = "--pidfile";
+		sc->argv[n++] = sc->pidfile;
+	}
+	if (poll_us)
+		sc->argv[n++] = sc->poll;
+	sc->argv[n++] = sc->threads;
+	sc->argv[n++] = sc->reserve;
+	if (st->mem.locked)
+		sc->argv[n++] = "--prealloc";
+	sc->argv[n] = NULL;
+}
+
+/*
+ * Start the server that takes the device over after a handover: @sc's
+ * program, `recover ID -D` with this server's settings, its output on
+ * the restart client's connection @client.  Started from here, it runs
+ * where this server ran: its service's cgroup, its limits (a unit's
+ * LimitMEMLOCK), its environment (NOTIFY_SOCKET).  Only async-signal-safe
+ * calls between fork and exec: queue threads may still run.
+ */
+static void start_successor(struct successor *sc, int client)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (null >= 0)
+			dup2(null, STDIN_FILENO);
+		dup2(client, STDOUT_FILENO);
+		dup2(client, STDERR_FILENO);
+		execv(sc->argv[0], sc->argv);
+		dprintf(STDERR_FILENO, "ublk-mem: cannot run %s: %s\n", sc->argv[0],
+			strerror(errno));
+		_exit(1);
+	}
+	if (pid < 0)
+		dprintf(client, "ublk-mem: cannot start a new server: %s\n", strerror(errno));
+	close(client);
 }
 
 /*
  * Serve @dev from @st until stopped, then remove the device and, unless
- * the device was kept for recovery, its store.  Returns 0 or -errno.
+ * the device was kept for recovery, its store.  After a handover, start
+ * the server that takes it over.  Returns 0 or -errno.
  */
 static int serve(struct ublk_dev *dev, struct served_store *st)
 {
-	int id = ublk_dev_id(dev), ret;
+	int id = ublk_dev_id(dev), ret, client;
 	struct control ctl = {
 		.dev_id = id,
 		.store = &st->mem,
 		.block_size = ublk_block_size(dev),
-		.pidfile = service.pidfile,
-		.poll_us = ublk_poll_us(dev),
-		.queue_threads = ublk_queue_threads(dev),
+		.recorded = st->file,
 	};
-	bool kept;
+	struct successor sc = { 0 };
+	bool kept, remove, live, rebuild;
 
 	/* resize and restart reach the server through its control socket. */
 	control_open(&ctl);
 	if (ctl.fd >= 0)
 		ublk_set_control(dev, ctl.fd, control_serve, &ctl);
-	ret = ublk_run(dev, &st->mem, service_live, NULL);
+	ret = ublk_run(dev, &st->mem, service_live, st);
 	kept = ublk_kept(dev);
-	control_handed_over(&ctl, ublk_requests_held(dev));
-	if (ublk_must_exit(dev)) {
-		/* Handed over without QUIESCE: the exit ends the queues. */
+	/*
+	 * The store's data goes only with a device that was live here and
+	 * stopped as asked; a store made here for a device that never went
+	 * live holds nothing yet.
+	 */
+	live = ublk_went_live(dev);
+	remove = ublk_stopped_cleanly(dev) || (st->fresh && !live);
+	rebuild = ublk_needs_rebuild(dev);
+	if (ctl.handed_over) {
+		/*
+		 * Let go of everything the next server takes: the control
+		 * socket's path, the pid file, the store (and its lock).
+		 */
+		successor_args(&sc, ctl.program, id, dev, st);
+		client = control_handed_over(&ctl, ublk_requests_held(dev));
 		control_close(&ctl);
-		_exit(0);
+		pidfile_remove();
+		if (ublk_must_exit(dev)) {
+			/* Without QUIESCE: this process's exit ends the queues. */
+			start_successor(&sc, client);
+			_exit(0);
+		}
+		ublk_remove(dev);
+		store_done(st, id, false);
+		start_successor(&sc, client);
+		return ret;
 	}
 	control_close(&ctl);
 	service_stopping(ret);
 	ublk_remove(dev);
-	store_done(st, id, kept);
+	if (st->file && kept)
+		ublk_err("device %d keeps its data in %s and waits for a new server: ublk-mem recover %d%s",
+			 id, st->rec.path, id, rebuild ? " --rebuild" : "");
+	else if (st->file && !remove)
+		ublk_err("the store %s keeps the data of device %d, which is gone: ublk-mem recover %d --rebuild makes the device again",
+			 st->rec.path, id, id);
+	store_done(st, id, remove);
 	return ret;
 }
 
-/* Open the store of a new device @dev_id (a file for --recoverable). */
-static int open_new_store(struct options *o, int dev_id, struct served_store *st)
+/* Record @st as the store of device @id, made as @geo. */
+static void record_store(int id, struct served_store *st, const struct record_geometry *geo)
 {
-	int ret;
+	st->rec.dev = (unsigned long long)st->mem.st_dev;
+	st->rec.ino = (unsigned long long)st->mem.st_ino;
+	st->rec.has_geometry = true;
+	st->rec.geo = *geo;
+	record_write(id, &st->rec);
+}
+
+/* Open the store of a new device @dev_id (a file for --recoverable). */
+static int open_new_store(struct options *o, const struct ublk_dev *dev,
+			  struct served_store *st)
+{
+	int dev_id = ublk_dev_id(dev), ret;
 
 	memset(st, 0, sizeof(*st));
 	if (o->cfg.recoverable) {
 		if (o->store.path)
 			snprintf(st->rec.path, sizeof(st->rec.path), "%s", o->store.path);
 		else
-			default_store_path(st->rec.path, sizeof(st->rec.path), dev_id);
+			record_default_store(st->rec.path, sizeof(st->rec.path), dev_id);
 		o->store.path = st->rec.path;
 		o->store.create = true;
 		st->file = true;
@@ -1237,10 +1258,16 @@ static int open_new_store(struct options *o, int dev_id, struct served_store *st
 	if (ret < 0)
 		return ret;
 	if (st->file) {
-		st->rec.dev = (unsigned long long)st->mem.st_dev;
-		st->rec.ino = (unsigned long long)st->mem.st_ino;
-		record_write(dev_id, st->rec.path, &st->mem);
+		const struct ublksrv_ctrl_dev_info *info = ublk_info(dev);
+		struct record_geometry geo = {
+			.size = o->cfg.size, .block_size = o->cfg.block_size,
+			.queues = info->nr_hw_queues, .depth = info->queue_depth,
+			.flags = info->flags,
+		};
+
+		record_store(ublk_dev_id(dev), st, &geo);
 	}
+	st->fresh = true;
 	return 0;
 }
 
@@ -1264,11 +1291,11 @@ static int cmd_serve(int argc, char **argv)
 	if (ret == 0) {
 		int id = ublk_dev_id(dev);
 
-		ret = open_new_store(&o, id, &st);
+		ret = open_new_store(&o, dev, &st);
 		if (ret == 0 && stop_pending()) {
 			/* Told to stop while the store was made: as asked. */
 			ublk_remove(dev);
-			store_done(&st, id, false);
+			store_done(&st, id, true);
 		} else if (ret == 0) {
 			ret = serve(dev, &st);
 		} else {
@@ -1515,7 +1542,7 @@ static void del_store(int id)
 	char def[64];
 	struct record r;
 
-	default_store_path(def, sizeof(def), id);
+	record_default_store(def, sizeof(def), id);
 	if (!record_read(id, &r)) {
 		if (access(def, F_OK) == 0)
 			ublk_err("left %s in place: there is no record that ublk-mem made it", def);
@@ -1524,7 +1551,7 @@ static void del_store(int id)
 	if (strcmp(r.path, def))
 		ublk_err("left the store %s in place: a --store path is the user's to remove",
 			 r.path);
-	else if (store_remove(&r))
+	else if (record_remove_store(&r))
 		ublk_err("removed the store %s, and with it the device's data", r.path);
 	else if (access(r.path, F_OK) == 0)
 		ublk_err("left %s in place: it is not the file device %d was created with",
@@ -1579,26 +1606,37 @@ static int cmd_del(int argc, char **argv)
 	return ret < 0 && ret != -EBUSY ? 1 : 0;
 }
 
-/* The configuration a device was created with, read back from the kernel. */
-static void config_of(const struct ublksrv_ctrl_dev_info *info,
-		      const struct ublk_params *params, struct ublk_config *cfg)
+/* How device @info was made, as the kernel has it. */
+static void geometry_of(const struct ublksrv_ctrl_dev_info *info,
+			const struct ublk_params *params, struct record_geometry *g)
 {
-	cfg->size = params->basic.dev_sectors << 9;
-	cfg->block_size = 1U << params->basic.logical_bs_shift;
-	cfg->nr_queues = info->nr_hw_queues;
-	cfg->depth = info->queue_depth;
-	cfg->dev_id = (int)info->dev_id;
-	cfg->copy_mode = ublk_copy_mode_of(info->flags);
+	g->size = params->basic.dev_sectors << 9;
+	g->block_size = 1U << params->basic.logical_bs_shift;
+	g->queues = info->nr_hw_queues;
+	g->depth = info->queue_depth;
+	g->flags = info->flags;
+}
+
+/* The configuration that serves device @id, made as @g, again. */
+static void config_of(const struct record_geometry *g, int id, struct ublk_config *cfg)
+{
+	cfg->size = g->size;
+	cfg->block_size = g->block_size;
+	cfg->nr_queues = g->queues;
+	cfg->depth = g->depth;
+	cfg->dev_id = id;
+	cfg->copy_mode = ublk_copy_mode_of(g->flags);
 	cfg->copy_mode_set = true;
-	cfg->io_path = (info->flags & UBLK_F_BATCH_IO) ? UBLK_IO_PATH_BATCH :
+	cfg->io_path = (g->flags & UBLK_F_BATCH_IO) ? UBLK_IO_PATH_BATCH :
 		       UBLK_IO_PATH_PER_REQUEST;
 	cfg->recoverable = true;
 }
 
 /*
- * `recover --rebuild`: the kernel will not recover device @id, so delete
- * it and create it again, with the same id and settings, from its store.
- * The data survives; programs that held the old /dev/ublkbN get errors.
+ * `recover --rebuild`: the kernel will not recover device @cfg->dev_id
+ * (or has lost it), so delete what is left of it and create it again,
+ * with the same id and settings, from its store.  The data survives;
+ * programs that held the old /dev/ublkbN get errors.
  */
 static int rebuild(struct ublk_ctrl *ctrl, struct ublk_config *cfg,
 		   struct served_store *st)
@@ -1608,125 +1646,199 @@ static int rebuild(struct ublk_ctrl *ctrl, struct ublk_config *cfg,
 
 	ret = ublk_delete(ctrl, id, 10000);
 	if (ret < 0 && ret != -ENODEV) {
-		ublk_err("device %d: cannot delete it to rebuild it: %s%s", id,
+		ublk_err("device %d: cannot make it anew: %s%s; its data is safe in %s", id,
 			 strerror(-ret), ret == -EBUSY ?
-			 " (unmount the file system on it first)" : "");
+			 " (the kernel keeps its id while a file system on it is mounted: unmount it, then run this again)" : "",
+			 st->rec.path);
+		mem_store_close(&st->mem);
 		return ret;
 	}
+	/* Should this start fail, the device is kept for another try. */
+	cfg->holds_data = true;
 	ret = ublk_add(ctrl, cfg, &mem_backend_ops, &dev);
-	if (ret < 0)
+	if (ret < 0) {
+		ublk_err("device %d could not be made anew, but its data is safe in %s: ublk-mem recover %d --rebuild once the cause is fixed",
+			 id, st->rec.path, id);
+		mem_store_close(&st->mem);
 		return ret;
-	ublk_err("device %d rebuilt from its store %s: the data is intact, but programs that had /dev/ublkb%d open got I/O errors",
-		 id, st->rec.path, id);
+	}
+	st->rebuilt = true;
 	return serve(dev, st);
 }
 
-/* `ublk-mem recover ID [--store PATH] [--rebuild] [-D] [--pidfile PATH] [-v]`. */
-static int cmd_recover(int argc, char **argv)
-{
-	struct ublksrv_ctrl_dev_info info;
-	struct ublk_params params;
-	struct mem_store_config scfg = { 0 };
-	struct ublk_config cfg = { 0 };
-	struct served_store st = { 0 };
-	struct service svc = { 0 };
-	struct ublk_ctrl *ctrl;
-	struct ublk_dev *dev;
-	char store_arg[PATH_MAX] = "";
-	bool rebuild_asked = false, recorded;
-	int id = -1, ret;
+/* What `ublk-mem recover` was asked to do. */
+struct recover_options {
+	int id;
+	bool rebuild;
+	char store[PATH_MAX];		/* --store, made absolute; "" if not given */
+	struct ublk_config cfg;		/* how to serve: poll, threads, trace */
+	uint64_t reserve;
+	bool prealloc;
+	struct service svc;
+};
 
+/* The value of option @name at argv[*i]: "--name=V" or "--name V". */
+static const char *option_value(int argc, char **argv, int *i, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!strncmp(argv[*i], name, n) && argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (!strcmp(argv[*i], name) && *i + 1 < argc)
+		return argv[++*i];
+	return NULL;
+}
+
+static void parse_recover_args(int argc, char **argv, struct recover_options *ro)
+{
+	const char *v;
+
+	memset(ro, 0, sizeof(*ro));
+	ro->id = -1;
+	ro->reserve = mem_default_reserve();
 	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--store") && i + 1 < argc) {
-			if (absolute_path(argv[++i], store_arg, sizeof(store_arg)) < 0)
-				usage_error("--store %s: give an absolute path", argv[i]);
+		if ((v = option_value(argc, argv, &i, "--store"))) {
+			check_file_arg("--store", v, ro->store, sizeof(ro->store));
 		} else if (!strcmp(argv[i], "--rebuild")) {
-			rebuild_asked = true;
+			ro->rebuild = true;
 		} else if (!strcmp(argv[i], "--poll") || !strncmp(argv[i], "--poll=", 7)) {
-			cfg.poll_us = parse_poll(argv[i][6] ? argv[i] + 7 : NULL);
-		} else if (!strcmp(argv[i], "--queue-threads") && i + 1 < argc) {
-			cfg.queue_threads = parse_queue_threads(argv[++i]);
-		} else if (!strncmp(argv[i], "--queue-threads=", 16)) {
-			cfg.queue_threads = parse_queue_threads(argv[i] + 16);
+			ro->cfg.poll_us = parse_poll(argv[i][6] ? argv[i] + 7 : NULL);
+		} else if ((v = option_value(argc, argv, &i, "--queue-threads"))) {
+			ro->cfg.queue_threads = parse_queue_threads(v);
+		} else if ((v = option_value(argc, argv, &i, "--reserve"))) {
+			if (parse_size(v, &ro->reserve) < 0)
+				usage_error("invalid --reserve '%s': expected a size such as 256M, or 0", v);
+		} else if (!strcmp(argv[i], "--prealloc")) {
+			ro->prealloc = true;
 		} else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--trace")) {
-			cfg.trace = true;
+			ro->cfg.trace = true;
 		} else if (!strcmp(argv[i], "-D") || !strcmp(argv[i], "--daemon")) {
-			svc.daemon = true;
-		} else if (!strcmp(argv[i], "--pidfile") && i + 1 < argc) {
-			i++;
-			check_file_arg("--pidfile", argv[i], svc.pidfile, sizeof(svc.pidfile));
-		} else if (!strncmp(argv[i], "--pidfile=", 10)) {
-			check_file_arg("--pidfile", argv[i] + 10, svc.pidfile, sizeof(svc.pidfile));
-		} else if (id < 0 && argv[i][0] != '-') {
-			id = (int)parse_num(argv[i], "device id", 0, MAX_ID);
+			ro->svc.daemon = true;
+		} else if ((v = option_value(argc, argv, &i, "--pidfile"))) {
+			check_file_arg("--pidfile", v, ro->svc.pidfile, sizeof(ro->svc.pidfile));
+		} else if (ro->id < 0 && argv[i][0] != '-') {
+			ro->id = (int)parse_num(argv[i], "device id", 0, MAX_ID);
 		} else {
 			usage_error("unexpected argument '%s' (usage: " RECOVER_USAGE ")", argv[i]);
 		}
 	}
-	if (id < 0)
+	if (ro->id < 0)
 		usage_error("usage: " RECOVER_USAGE);
-	if (svc.daemon && cfg.trace)
+	if (ro->svc.daemon && ro->cfg.trace)
 		usage_error("--trace prints on stderr, which --daemon leaves: trace in the foreground");
-	if (service_start(&svc) < 0)
-		return 1;
-	if (ublk_ctrl_open(&ctrl, cfg.trace) < 0)
-		return 1;
-	ret = ublk_get_info(ctrl, id, &info, &params);
+}
+
+/*
+ * How device @id was made: from the kernel, or, for `--rebuild` of a
+ * device the kernel no longer has, from its store's record @rec.  Sets
+ * *exists.  Returns 0 or -errno after saying why.
+ */
+static int find_geometry(struct ublk_ctrl *ctrl, const struct recover_options *ro,
+			 const struct record *rec, bool recorded,
+			 struct record_geometry *geo, bool *exists)
+{
+	struct ublksrv_ctrl_dev_info info;
+	struct ublk_params params;
+	int id = ro->id, ret = ublk_get_info(ctrl, id, &info, &params);
+
+	*exists = ret == 0;
+	if (ret == -ENODEV && recorded && rec->has_geometry && ro->rebuild) {
+		*geo = rec->geo;
+		return 0;
+	}
+	if (ret == -ENODEV && recorded) {
+		ublk_err("device %d is gone, but its store %s is recorded: `ublk-mem recover %d --rebuild` makes the device again from it",
+			 id, rec->path, id);
+		return ret;
+	}
 	if (ret < 0) {
 		ublk_err("device %d: %s", id, ret == -ENODEV ? "no such ublk device" : strerror(-ret));
-		goto err;
+		return ret;
 	}
 	if (!(info.flags & UBLK_F_USER_RECOVERY)) {
 		ublk_err("device %d was not created with --recoverable; it cannot be recovered (remove it: ublk-mem del %d)",
 			 id, id);
-		goto err;
+		return -EINVAL;
 	}
-	/* The store: as given, else as recorded, else where it is by default. */
-	recorded = record_read(id, &st.rec);
-	if (store_arg[0])
-		snprintf(st.rec.path, sizeof(st.rec.path), "%s", store_arg);
-	else if (!recorded)
-		default_store_path(st.rec.path, sizeof(st.rec.path), id);
-	st.file = true;
-	scfg.size = params.basic.dev_sectors << 9;
-	scfg.max_size = max_store_size(scfg.size);
-	scfg.path = st.rec.path;
-	scfg.reserve = mem_default_reserve();
-	scfg.file_io = ublk_copy_mode_of(info.flags) == UBLK_COPY_ZERO;
-	if (mem_store_open(&st.mem, &scfg) < 0)
-		goto err;
-	if (recorded && ((unsigned long long)st.mem.st_dev != st.rec.dev ||
-			 (unsigned long long)st.mem.st_ino != st.rec.ino)) {
-		ublk_err("%s is not the store device %d was created with (the file was replaced); refusing it",
-			 st.rec.path, id);
-		mem_store_close(&st.mem);
-		goto err;
-	}
-	st.rec.dev = (unsigned long long)st.mem.st_dev;
-	st.rec.ino = (unsigned long long)st.mem.st_ino;
-	if (!recorded || store_arg[0])
-		record_write(id, st.rec.path, &st.mem);
-	protect_from_oom_killer();
+	geometry_of(&info, &params, geo);
+	return 0;
+}
 
-	config_of(&info, &params, &cfg);
-	if (ublk_attach(ctrl, id, &cfg, &mem_backend_ops, &dev) < 0) {
+/*
+ * Open the store of device @ro->id, made as @geo: the one given, else the
+ * recorded one, else where it is by default.  A recorded store must still
+ * be the recorded file.  The record is then brought up to date.
+ */
+static int open_recorded_store(const struct recover_options *ro, bool recorded,
+			       const struct record_geometry *geo, struct served_store *st,
+			       struct mem_store_config *scfg)
+{
+	if (ro->store[0])
+		snprintf(st->rec.path, sizeof(st->rec.path), "%s", ro->store);
+	else if (!recorded)
+		record_default_store(st->rec.path, sizeof(st->rec.path), ro->id);
+	st->file = true;
+	memset(scfg, 0, sizeof(*scfg));
+	scfg->size = geo->size;
+	scfg->max_size = max_store_size(geo->size);
+	scfg->path = st->rec.path;
+	scfg->reserve = ro->reserve;
+	scfg->prealloc = ro->prealloc;
+	scfg->file_io = ublk_copy_mode_of(geo->flags) == UBLK_COPY_ZERO;
+	if (recorded) {
+		scfg->expect_dev = (dev_t)st->rec.dev;
+		scfg->expect_ino = (ino_t)st->rec.ino;
+	}
+	if (mem_store_open(&st->mem, scfg) < 0)
+		return -1;
+	record_store(ro->id, st, geo);
+	return 0;
+}
+
+/* `ublk-mem recover ID ...`: take a device over, or make it anew. */
+static int cmd_recover(int argc, char **argv)
+{
+	struct recover_options ro;
+	struct record_geometry geo;
+	struct mem_store_config scfg;
+	struct served_store st = { 0 };
+	struct ublk_ctrl *ctrl;
+	struct ublk_dev *dev;
+	bool recorded, exists;
+	int ret = -1;
+
+	parse_recover_args(argc, argv, &ro);
+	if (service_start(&ro.svc) < 0)
+		return 1;
+	if (ublk_ctrl_open(&ctrl, ro.cfg.trace) < 0)
+		return 1;
+	recorded = record_read(ro.id, &st.rec);
+	if (find_geometry(ctrl, &ro, &st.rec, recorded, &geo, &exists) < 0 ||
+	    open_recorded_store(&ro, recorded, &geo, &st, &scfg) < 0)
+		goto out;
+	protect_from_oom_killer();
+	config_of(&geo, ro.id, &ro.cfg);
+	if (!exists) {
+		ret = rebuild(ctrl, &ro.cfg, &st);
+		goto out;
+	}
+	ret = ublk_attach(ctrl, ro.id, &ro.cfg, &mem_backend_ops, &dev);
+	if (ret < 0) {
 		mem_store_close(&st.mem);
-		goto err;
+		goto out;
 	}
 	ret = serve(dev, &st);
-	if (ret == -ENOTRECOVERABLE && rebuild_asked) {
+	if (ret == -ENOTRECOVERABLE && ro.rebuild) {
 		ret = mem_store_open(&st.mem, &scfg);
 		if (ret == 0)
-			ret = rebuild(ctrl, &cfg, &st);
+			ret = rebuild(ctrl, &ro.cfg, &st);
 	} else if (ret == -ENOTRECOVERABLE) {
 		ublk_err("its data is safe in %s. `ublk-mem recover %d --rebuild` creates the device again from it (programs holding /dev/ublkb%d get I/O errors); `ublk-mem del %d` would delete the data",
-			 st.rec.path, id, id, id);
+			 st.rec.path, ro.id, ro.id, ro.id);
 	}
+out:
 	ublk_ctrl_close(ctrl);
 	return ret < 0 ? 1 : 0;
-err:
-	ublk_ctrl_close(ctrl);
-	return 1;
 }
 
 /* What ublk-mem does with each feature flag (for `ublk-mem features`). */
@@ -1809,7 +1921,7 @@ static int cmd_resize(int argc, char **argv)
 			    size_arg);
 	snprintf(req, sizeof(req), "resize %llu%s", (unsigned long long)size,
 		 force ? " force" : "");
-	if (control_request(id, req, answer, sizeof(answer)) < 0)
+	if (control_request(id, req, answer, sizeof(answer), RESIZE_TIMEOUT_MS) < 0)
 		return 1;
 	if (sscanf(answer, "ok %llu %llu", &old, &new) != 2) {
 		ublk_err("%s", strncmp(answer, "error ", 6) ? answer : answer + 6);
@@ -1828,21 +1940,117 @@ static long long now_ms(void)
 	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* This program's own path: `restart` has the new server run the binary it is. */
+static void own_program(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+
+	/* Replaced on disk while running: its path names the new binary. */
+	if (n > 0) {
+		buf[n] = '\0';
+		if (n > 10 && !strcmp(buf + n - 10, " (deleted)"))
+			buf[n - 10] = '\0';
+	} else {
+		snprintf(buf, len, "/proc/self/exe");
+	}
+}
+
+/*
+ * A server of ublk-mem 0.2 answered the handover with "ok HELD PIDFILE
+ * POLL_US THREADS" and left: start the new server from here, as that
+ * version's `restart` did.  Returns 0 once it serves, or -1.
+ */
+static int restart_from_here(int id, const char *answer, const struct ublksrv_ctrl_dev_info *info,
+			     const char *program)
+{
+	char pidfile[PATH_MAX] = "-", idstr[16], pollarg[32], threadarg[40];
+	const char *args[10] = { program, "recover", idstr, "-D" };
+	unsigned held = 0, poll_us = 0, threads = 1, na = 4;
+	int status;
+	pid_t pid;
+
+	sscanf(answer, "ok %u %4095s %u %u", &held, pidfile, &poll_us, &threads);
+	for (int ms = 0; ublk_server_running(info); ms += 10) {
+		if (ms >= 30000) {
+			ublk_err("the old server (pid %d) has not exited 30 s after handing over",
+				 info->ublksrv_pid);
+			return -1;
+		}
+		usleep(10000);
+	}
+	snprintf(idstr, sizeof(idstr), "%d", id);
+	if (strcmp(pidfile, "-")) {
+		args[na++] = "--pidfile";
+		args[na++] = pidfile;
+	}
+	if (poll_us) {
+		snprintf(pollarg, sizeof(pollarg), "--poll=%u", poll_us == UBLK_POLL_OFF ? 0 : poll_us);
+		args[na++] = pollarg;
+	}
+	snprintf(threadarg, sizeof(threadarg), "--queue-threads=%u", threads);
+	args[na++] = threadarg;
+	args[na] = NULL;
+	pid = fork();
+	if (pid == 0) {
+		execv(program, (char *const *)args);
+		ublk_err("cannot run %s: %s", program, strerror(errno));
+		_exit(1);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status))
+		return -1;
+	return (int)held;
+}
+
+/*
+ * After "accepted": wait for the old server to hand over, then relay what
+ * the new server says until it prints its device (it serves) or hangs up
+ * (it failed, having said why).  Returns the requests the old server
+ * held, or -1.
+ */
+static int follow_takeover(int fd, int id)
+{
+	char line[PATH_MAX + 128];
+	unsigned held = 0;
+	bool live = false;
+	int ret;
+
+	ret = control_read_line(fd, line, sizeof(line), HANDOVER_LINE_MS);
+	if (ret == 0 && sscanf(line, "handing-over %u", &held) != 1) {
+		ublk_err("%s", strncmp(line, "error ", 6) ? line : line + 6);
+		return -1;
+	}
+	if (ret < 0) {
+		ublk_err("device %d's server did not hand the device over: %s", id,
+			 ret == -ETIME ? "no answer in time" : strerror(-ret));
+		return -1;
+	}
+	while (!live && (ret = control_read_line(fd, line, sizeof(line), TAKEOVER_MS)) == 0) {
+		if (!strncmp(line, "/dev/ublkb", 10))
+			live = true;
+		else
+			fprintf(stderr, "%s\n", line);	/* the new server says why */
+	}
+	if (ret == -ETIME)
+		ublk_err("the new server of device %d did not come up within %d s", id,
+			 TAKEOVER_MS / 1000);
+	return live ? (int)held : -1;
+}
+
 /*
  * `ublk-mem restart ID`: replace the server of a --recoverable device with
- * a fresh process of the ublk-mem binary now on disk, while the device
- * stays in use.  The old server hands the device over (quiescing it where
- * the kernel can) and exits; `ublk-mem recover ID -D` takes it over.
+ * a fresh process of this ublk-mem binary, while the device stays in use.
+ * The old server hands the device over (quiescing it where the kernel
+ * can) and starts the new one, `ublk-mem recover ID -D` with its own
+ * settings, in its own place (see control.h).
  */
 static int cmd_restart(int argc, char **argv)
 {
 	struct ublksrv_ctrl_dev_info info;
-	char answer[PATH_MAX + 64], pidfile[PATH_MAX] = "-";
+	char program[PATH_MAX], req[PATH_MAX + 16], line[PATH_MAX + 128];
 	struct ublk_ctrl *ctrl;
-	unsigned held = 0, poll_us = 0, threads = 1;
+	int id, fd, held, old_pid;
 	long long t0;
-	int id, status;
-	pid_t pid;
 
 	if (argc != 3)
 		usage_error("usage: ublk-mem restart ID");
@@ -1854,79 +2062,72 @@ static int cmd_restart(int argc, char **argv)
 		ublk_ctrl_close(ctrl);
 		return 1;
 	}
-	ublk_ctrl_close(ctrl);
+	old_pid = info.ublksrv_pid;
+	own_program(program, sizeof(program));
+	snprintf(req, sizeof(req), "handover %s", program);
 	t0 = now_ms();
-	if (control_request(id, "handover", answer, sizeof(answer)) < 0)
+	fd = control_connect(id, req, line, sizeof(line));
+	if (fd < 0) {
+		ublk_ctrl_close(ctrl);
+		return 1;	/* nothing was handed over */
+	} else if (!strncmp(line, "ok ", 3)) {
+		close(fd);
+		held = restart_from_here(id, line, &info, program);
+	} else if (!strcmp(line, "accepted")) {
+		held = follow_takeover(fd, id);
+		close(fd);
+	} else {
+		ublk_err("%s", strncmp(line, "error ", 6) ? line : line + 6);
+		close(fd);
+		ublk_ctrl_close(ctrl);
 		return 1;
-	if (sscanf(answer, "ok %u %4095s %u %u", &held, pidfile, &poll_us, &threads) < 1) {
-		ublk_err("%s", strncmp(answer, "error ", 6) ? answer : answer + 6);
-		return 1;
 	}
-	/* The old server exits once it has let go of the device. */
-	for (int ms = 0; ublk_server_running(&info); ms += 10) {
-		if (ms >= 30000) {
-			ublk_err("the old server (pid %d) has not exited 30 s after handing over",
-				 info.ublksrv_pid);
-			return 1;
-		}
-		usleep(10000);
-	}
-	pid = fork();
-	if (pid == 0) {
-		char idstr[16], pollarg[32], threadarg[40], self[PATH_MAX];
-		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-		const char *args[10] = { "ublk-mem", "recover", idstr, "-D" };
-		unsigned na = 4;
-
-		/* The binary on disk now, by its name (so ps shows ublk-mem). */
-		if (n <= 0 || (self[n] = '\0', strstr(self, " (deleted)")))
-			snprintf(self, sizeof(self), "/proc/self/exe");
-		snprintf(idstr, sizeof(idstr), "%d", id);
-		/* Served as the old server was: pid file, spinning, threads. */
-		if (strcmp(pidfile, "-")) {
-			args[na++] = "--pidfile";
-			args[na++] = pidfile;
-		}
-		if (poll_us) {
-			snprintf(pollarg, sizeof(pollarg), "--poll=%u",
-				 poll_us == UBLK_POLL_OFF ? 0 : poll_us);
-			args[na++] = pollarg;
-		}
-		if (threads > 1) {
-			snprintf(threadarg, sizeof(threadarg), "--queue-threads=%u", threads);
-			args[na++] = threadarg;
-		}
-		args[na] = NULL;
-		execv(self, (char *const *)args);
-		ublk_err("cannot run %s: %s; run: ublk-mem recover %d", self, strerror(errno), id);
-		_exit(1);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
-	    WEXITSTATUS(status)) {
+	if (held < 0) {
 		ublk_err("the new server did not take device %d over; its data is safe: ublk-mem recover %d",
 			 id, id);
+		ublk_ctrl_close(ctrl);
 		return 1;
 	}
-	ublk_err("device %d restarted: I/O paused for %lld ms; %u request%s in flight %s re-issued to the new server",
-		 id, now_ms() - t0, held, held == 1 ? "" : "s", held == 1 ? "was" : "were");
+	if (ublk_get_info(ctrl, id, &info, NULL) < 0)
+		info.ublksrv_pid = 0;
+	ublk_ctrl_close(ctrl);
+	ublk_err("device %d restarted (server pid %d, was %d): I/O paused for %lld ms; %d request%s in flight %s re-issued to the new server",
+		 id, info.ublksrv_pid, old_pid, now_ms() - t0, held, held == 1 ? "" : "s",
+		 held == 1 ? "was" : "were");
 	return 0;
 }
+
+/*
+ * The verbs.  Serving ones take every signal themselves (see
+ * set_signals()); the others leave Ctrl-C and SIGTERM their default
+ * action, so a client never outlives the user's wish to stop it.
+ */
+static const struct verb {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	bool serves;
+} verbs[] = {
+	{ "list", cmd_list, false },
+	{ "del", cmd_del, false },
+	{ "recover", cmd_recover, true },
+	{ "features", cmd_features, false },
+	{ "resize", cmd_resize, false },
+	{ "restart", cmd_restart, false },
+};
 
 int main(int argc, char **argv)
 {
 	hold_std_fds();
+	for (unsigned i = 0; argc >= 2 && i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strcmp(argv[1], verbs[i].name))
+			continue;
+		if (!verbs[i].serves) {
+			signal(SIGPIPE, SIG_IGN);
+			return verbs[i].run(argc, argv);
+		}
+		set_signals();
+		return service_exit(verbs[i].run(argc, argv));
+	}
 	set_signals();
-	if (argc >= 2 && !strcmp(argv[1], "list"))
-		return cmd_list(argc, argv);
-	if (argc >= 2 && !strcmp(argv[1], "del"))
-		return cmd_del(argc, argv);
-	if (argc >= 2 && !strcmp(argv[1], "recover"))
-		return service_exit(cmd_recover(argc, argv));
-	if (argc >= 2 && !strcmp(argv[1], "features"))
-		return cmd_features(argc, argv);
-	if (argc >= 2 && !strcmp(argv[1], "resize"))
-		return cmd_resize(argc, argv);
-	if (argc >= 2 && !strcmp(argv[1], "restart"))
-		return cmd_restart(argc, argv);
 	return service_exit(cmd_serve(argc, argv));
 }

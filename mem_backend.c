@@ -19,12 +19,14 @@
  */
 #define _GNU_SOURCE
 #include "mem_backend.h"
+#include "pinned.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -44,6 +46,8 @@
  */
 #define AVAIL_REFRESH_NS	(50 * 1000000LL)
 #define AVAIL_MARGIN		(64 * MiB)
+/* How long a reused store's lock is waited for (see lock_store()). */
+#define STORE_LOCK_WAIT_MS	10000
 
 /* ---- the machine's memory ---- */
 
@@ -381,6 +385,83 @@ static uint64_t fs_free_bytes(int fd)
 	return (uint64_t)v.f_bavail * v.f_frsize;
 }
 
+/*
+ * Pin the directory of the store's path (see pinned.h) and refuse one
+ * that someone else could change under us: it must be root's or ours,
+ * and nobody else may write to it unless it is sticky (as /dev/shm and
+ * /tmp are, where others may add files but not touch ours).
+ */
+static int open_store_dir(struct mem_store *s, const char *path)
+{
+	struct stat st;
+	int err = pinned_open(&s->dir, path);
+
+	if (err == 0 && fstat(s->dir.dir_fd, &st) < 0)
+		err = -errno;
+	if (err) {
+		ublk_err("%s: its directory: %s", path, strerror(-err));
+		return err;
+	}
+	if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
+		ublk_err("%s: refusing a store in a directory that %s (mode %04o, uid %u): another user could swap the file",
+			 path, st.st_uid != 0 && st.st_uid != geteuid() ? "another user owns" :
+			 "others may write to", (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/*
+ * Hold the store file's lock (flock) while this process uses it: a second
+ * server (a `recover` of the wrong id, a stray --store) must never map a
+ * store another one serves.  A server that just handed the device over,
+ * or crashed, may take a moment to let go: wait for that, bounded.
+ */
+static int lock_store(struct mem_store *s, const char *path, bool wait)
+{
+	for (int ms = 0; flock(s->fd, LOCK_EX | LOCK_NB) < 0; ms += 50) {
+		if (errno != EWOULDBLOCK) {
+			ublk_err("%s: cannot lock it: %s", path, strerror(errno));
+			return -errno;
+		}
+		if (!wait || ms >= STORE_LOCK_WAIT_MS) {
+			ublk_err("%s: another ublk-mem server is using this store", path);
+			return -EBUSY;
+		}
+		usleep(50000);
+	}
+	return 0;
+}
+
+/*
+ * A reused store may be larger than its device: a resize that did not
+ * finish (growing makes the file larger first; shrinking leaves it so
+ * until no request can reach the bytes cut off).  Those bytes are beyond
+ * the device's end, where nothing can read them: cut them off.  A store
+ * smaller than its device has lost data; that is the user's call.
+ */
+static int fit_store(struct mem_store *s, const char *path, uint64_t file_size)
+{
+	if (file_size < s->size) {
+		ublk_err("%s: the store is %llu bytes but the device is %llu: its last %llu bytes are missing; to serve the device with zeros there: truncate -s %llu %s",
+			 path, (unsigned long long)file_size, (unsigned long long)s->size,
+			 (unsigned long long)(s->size - file_size),
+			 (unsigned long long)s->size, path);
+		return -EINVAL;
+	}
+	if (file_size == s->size)
+		return 0;
+	if (ftruncate(s->fd, (off_t)s->size) < 0) {
+		ublk_err("%s: cannot cut the store to the device's %llu bytes: %s", path,
+			 (unsigned long long)s->size, strerror(errno));
+		return -errno;
+	}
+	ublk_err("%s: the store was %llu bytes, the device %llu (a resize did not finish): cut to the device's size",
+		 path, (unsigned long long)file_size, (unsigned long long)s->size);
+	return 0;
+}
+
 /* Open (or create) the store file and check it can be trusted. */
 static int open_store_file(struct mem_store *s, const struct mem_store_config *cfg)
 {
@@ -388,9 +469,15 @@ static int open_store_file(struct mem_store *s, const struct mem_store_config *c
 	struct stat st;
 	int err;
 
-	/* O_NOFOLLOW: a symbolic link planted at the path is not followed. */
-	s->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW |
-		     (cfg->create ? O_CREAT | O_EXCL : 0), 0600);
+	err = open_store_dir(s, path);
+	if (err)
+		return err;
+	/*
+	 * O_NOFOLLOW: a symbolic link planted at the path is not followed.
+	 * O_NOCTTY: a terminal at the path must not become ours.
+	 */
+	s->fd = openat(s->dir.dir_fd, s->dir.name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
+		       (cfg->create ? O_CREAT | O_EXCL : 0), 0600);
 	if (s->fd < 0) {
 		err = errno;
 		ublk_err("%s: %s%s", path, strerror(err),
@@ -408,17 +495,19 @@ static int open_store_file(struct mem_store *s, const struct mem_store_config *c
 	s->named = true;
 	s->st_dev = st.st_dev;
 	s->st_ino = st.st_ino;
-	if (cfg->create)
-		return 0;
-	err = check_trusted(path, &st);
-	if (err)
-		return err;
-	if ((uint64_t)st.st_size != s->size) {
-		ublk_err("%s: the store is %lld bytes but the device is %llu bytes",
-			 path, (long long)st.st_size, (unsigned long long)s->size);
-		return -EINVAL;
+	pinned_set_identity(&s->dir, s->fd);
+	if (cfg->expect_ino && (st.st_dev != cfg->expect_dev || st.st_ino != cfg->expect_ino)) {
+		ublk_err("%s is not the store the device was created with (the file was replaced); refusing it",
+			 path);
+		return -ESTALE;
 	}
-	return 0;
+	if (!cfg->create)
+		err = check_trusted(path, &st);
+	if (!err)
+		err = lock_store(s, path, !cfg->create);
+	if (!err && !cfg->create)
+		err = fit_store(s, path, (uint64_t)st.st_size);
+	return err;
 }
 
 /*
@@ -709,6 +798,7 @@ int mem_store_open(struct mem_store *s, const struct mem_store_config *cfg)
 	s->fd = -1;
 	s->io_fd = -1;
 	s->meminfo_fd = -1;
+	s->dir.dir_fd = -1;
 	s->page = (unsigned)sysconf(_SC_PAGESIZE);
 	s->reserve = cfg->reserve;
 	pthread_mutex_init(&s->avail_lock, NULL);
@@ -740,9 +830,10 @@ int mem_store_open(struct mem_store *s, const struct mem_store_config *cfg)
 	if (ret < 0) {
 		/* The file is ours to remove: O_EXCL created it just now. */
 		if (s->created)
-			unlink(cfg->path);
+			pinned_unlink(&s->dir);
 		mem_store_close(s);
 	}
+	pinned_close(&s->dir);
 	return ret;
 }
 
@@ -766,31 +857,69 @@ void mem_store_close(struct mem_store *s)
 	s->fd = s->io_fd = s->meminfo_fd = -1;
 }
 
-/* Grow the store to @new_size: the new part reads as zeros already. */
+/*
+ * Make bytes [@from, @to) of the store zeros and give their memory back.
+ * A shrink does it to what it cuts off, and a grow to what it adds again:
+ * the kernel does not wait for the requests already on their way when the
+ * device shrank (see shrink()), and one of them may still have written
+ * there after the shrink.
+ */
+static int clear_range(struct mem_store *s, uint64_t from, uint64_t to)
+{
+	uint64_t start = round_to(from, s->page), end = round_to(to, s->page);
+
+	if (from >= to)
+		return 0;
+	if (s->fd >= 0) {
+		/* tmpfs zeroes the ragged ends itself and frees whole pages. */
+		if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)from, (off_t)(to - from)) < 0)
+			return -errno;
+		return 0;
+	}
+	memset(s->base + from, 0, (start < to ? start : to) - from);
+	if (start >= end)
+		return 0;
+	if (s->locked)
+		munlock(s->base + start, end - start);
+	return madvise(s->base + start, end - start, MADV_DONTNEED) < 0 ? -errno : 0;
+}
+
+/* The file's size now, or 0 for anonymous memory. */
+static uint64_t file_size(const struct mem_store *s)
+{
+	struct stat st;
+
+	return s->fd >= 0 && fstat(s->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/*
+ * Grow the store to @new_size.  What is added reads as zeros; a store
+ * file grows first, so the kernel never hears of a size the store does
+ * not have.
+ */
 static int grow(struct mem_store *s, uint64_t old, uint64_t new_size)
 {
+	uint64_t had = file_size(s);
 	int ret;
 
-	if (s->fd >= 0) {
-		if (new_size - old > fs_free_bytes(s->fd)) {
-			ublk_err("cannot grow the store to %llu MiB: its file system has %llu MiB free",
-				 (unsigned long long)(new_size >> 20),
-				 (unsigned long long)(fs_free_bytes(s->fd) >> 20));
-			return -ENOSPC;
-		}
-		if (ftruncate(s->fd, (off_t)new_size) < 0) {
-			ret = -errno;
-			ublk_err("cannot grow the store file: %s", strerror(-ret));
-			return ret;
-		}
+	if (s->fd >= 0 && new_size - old > fs_free_bytes(s->fd)) {
+		ublk_err("cannot grow the store to %llu MiB: its file system has %llu MiB free",
+			 (unsigned long long)(new_size >> 20),
+			 (unsigned long long)(fs_free_bytes(s->fd) >> 20));
+		return -ENOSPC;
+	}
+	ret = clear_range(s, old, new_size);
+	if (ret == 0 && s->fd >= 0 && had < new_size && ftruncate(s->fd, (off_t)new_size) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		ublk_err("cannot grow the store: %s", strerror(-ret));
+		return ret;
 	}
 	if (s->locked) {
 		ret = lock_range(s, old, new_size);
-		if (ret < 0) {
-			if (s->fd >= 0 && ftruncate(s->fd, (off_t)old) < 0)
-				ublk_err("cannot shrink the store file back: %s", strerror(errno));
-			return ret;
-		}
+		if (ret < 0)
+			return ret;	/* the file may stay larger: see fit_store() */
 	}
 	s->map_len = round_to(new_size, s->page);
 	__atomic_store_n(&s->size, new_size, __ATOMIC_RELEASE);
@@ -799,34 +928,28 @@ static int grow(struct mem_store *s, uint64_t old, uint64_t new_size)
 
 /*
  * Shrink the store to @new_size: forget everything from there on, so that
- * growing again later adds zeros, and give its memory back.
+ * growing again later adds zeros, and give its memory back.  The kernel's
+ * UPDATE_SIZE does not wait for requests already past its bounds check,
+ * so one may still reach the store beyond the new end after this: it must
+ * find memory there, never a hole in the mapping.  So the memory is given
+ * back but the mapping, and a store file's size, stay as they were (the
+ * file is cut to size by the next recovery, see fit_store()).  New
+ * requests beyond the end fail from the moment the size is stored.
  */
 static int shrink(struct mem_store *s, uint64_t old, uint64_t new_size)
 {
-	uint64_t cut = round_to(new_size, s->page);
+	int ret;
 
-	/* Requests beyond the new end fail from now on. */
 	__atomic_store_n(&s->size, new_size, __ATOMIC_RELEASE);
-	if (s->fd >= 0) {
-		if (ftruncate(s->fd, (off_t)new_size) < 0)
-			ublk_err("cannot shrink the store file: %s", strerror(errno));
-	} else {
-		memset(s->base + new_size, 0, cut - new_size);
-		if (s->locked)
-			munlock(s->base + cut, round_to(old, s->page) - cut);
-		if (madvise(s->base + cut, round_to(old, s->page) - cut, MADV_DONTNEED) < 0)
-			ublk_err("cannot give the memory beyond the new end back: %s",
-				 strerror(errno));
-	}
+	ret = clear_range(s, new_size, old);
+	if (ret < 0)
+		ublk_err("cannot give the memory beyond the new end back: %s", strerror(-ret));
 	for (uint64_t u = new_size >> s->unit_shift; u < s->nr_units; u++) {
-		if ((u << s->unit_shift) < new_size) {
-			map_clear(s->backed, u);	/* the unit at the new end */
-			continue;
-		}
 		map_clear(s->backed, u);
-		map_clear(s->used, u);
+		if ((u << s->unit_shift) >= new_size)
+			map_clear(s->used, u);	/* not the unit at the new end */
 	}
-	s->map_len = cut;
+	s->map_len = round_to(new_size, s->page);
 	memory_returned(s);
 	return 0;
 }

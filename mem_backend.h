@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "pinned.h"
 #include "ublk.h"
 
 /* What to make; see mem_store_open(). */
@@ -32,6 +33,9 @@ struct mem_store_config {
 	uint64_t max_size;	/* what mem_store_resize() may grow to (0: size) */
 	const char *path;	/* a file to map, or NULL for anonymous memory */
 	bool create;		/* with a path: create it (else: reuse it) */
+	/* Reusing a file: it must be this one (0: any; see record.h). */
+	dev_t expect_dev;
+	ino_t expect_ino;
 	bool prealloc;		/* allocate and lock everything now */
 	bool small_pages;	/* no huge pages: allocate a page at a time */
 	/*
@@ -79,6 +83,7 @@ struct mem_store {
 	bool created;		/* mem_store_open() created that file */
 	dev_t st_dev;		/* the backing file's identity */
 	ino_t st_ino;
+	struct pinned_file dir;	/* while opening: its directory (pinned.h) */
 	unsigned page;		/* system page size */
 	bool locked;		/* prealloc: populated and mlock()ed */
 	bool huge;		/* allocated in transparent huge pages */

@@ -523,30 +523,46 @@ static void add_user(char *who, size_t len, const char *what)
 		snprintf(who + n, len - n, "%s%s", n ? ", " : "", what);
 }
 
-/* The device numbers of /dev/ublkbN and of its partitions. */
+/* The device number in the sysfs file @path ("259:0"); false if none. */
+static bool read_devt(const char *path, dev_t *devt)
+{
+	unsigned maj, min;
+	FILE *f = fopen(path, "re");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fscanf(f, "%u:%u", &maj, &min) == 2;
+	fclose(f);
+	if (ok)
+		*devt = makedev(maj, min);
+	return ok;
+}
+
+/*
+ * The device numbers of /dev/ublkbN, first, and of its partitions.
+ * Returns how many, 0 when there is no such disk.
+ */
 static int disk_devts(int dev_id, dev_t *devts)
 {
 	char dir[64], path[PATH_MAX];
 	struct dirent *e;
-	unsigned maj, min;
 	int n = 0;
 	DIR *d;
-	FILE *f;
 
 	snprintf(dir, sizeof(dir), "/sys/block/ublkb%d", dev_id);
+	snprintf(path, sizeof(path), "%s/dev", dir);
+	if (!read_devt(path, &devts[n]))
+		return 0;
+	n++;
 	d = opendir(dir);
 	if (!d)
-		return 0;
+		return n;
 	while (n < MAX_DEVTS && (e = readdir(d))) {
-		if (strcmp(e->d_name, ".") && strncmp(e->d_name, "ublkb", 5))
-			continue;	/* "." is the disk itself, ublkbNpM a partition */
+		if (strncmp(e->d_name, "ublkb", 5))
+			continue;	/* ublkbNpM: a partition */
 		snprintf(path, sizeof(path), "%s/%s/dev", dir, e->d_name);
-		f = fopen(path, "re");
-		if (!f)
-			continue;
-		if (fscanf(f, "%u:%u", &maj, &min) == 2)
-			devts[n++] = makedev(maj, min);
-		fclose(f);
+		n += read_devt(path, &devts[n]);
 	}
 	closedir(d);
 	return n;
@@ -579,15 +595,15 @@ static void find_mounts(const dev_t *devts, int n, char *who, size_t len)
 	fclose(f);
 }
 
-/* Devices stacked on it (device mapper, md): "held by dm-0". */
-static void find_holders(int dev_id, char *who, size_t len)
+/* Devices stacked on the sysfs entry @dir (its holders/): "held by dm-0". */
+static void find_holders_of(const char *dir, char *who, size_t len)
 {
-	char dir[64], what[300];
+	char path[PATH_MAX], what[300];
 	struct dirent *e;
 	DIR *d;
 
-	snprintf(dir, sizeof(dir), "/sys/block/ublkb%d/holders", dev_id);
-	d = opendir(dir);
+	snprintf(path, sizeof(path), "%s/holders", dir);
+	d = opendir(path);
 	if (!d)
 		return;
 	while ((e = readdir(d)))
@@ -596,6 +612,50 @@ static void find_holders(int dev_id, char *who, size_t len)
 			add_user(who, len, what);
 		}
 	closedir(d);
+}
+
+/* Devices stacked on the disk or on one of its partitions (dm, md). */
+static void find_holders(int dev_id, char *who, size_t len)
+{
+	char dir[64], part[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/sys/block/ublkb%d", dev_id);
+	find_holders_of(dir, who, len);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "ublkb", 5)) {	/* a partition, ublkbNpM */
+			snprintf(part, sizeof(part), "%s/%s", dir, e->d_name);
+			find_holders_of(part, who, len);
+		}
+	closedir(d);
+}
+
+/*
+ * Is the disk claimed: a file system mounted on it or on a partition, in
+ * any mount namespace (a container, a service with PrivateMounts), or a
+ * device (dm, md) stacked on either?  The kernel then refuses an
+ * exclusive open of the whole disk with EBUSY; no scan of this
+ * namespace's tables sees all of those.  Opened read-only, so closing it
+ * makes udev do nothing.
+ */
+static bool disk_claimed(int dev_id, dev_t disk)
+{
+	char path[64];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "/dev/ublkb%d", dev_id);
+	if (stat(path, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != disk)
+		return false;	/* no node for this disk: the scans below tell */
+	fd = open(path, O_RDONLY | O_EXCL | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == EBUSY;
+	close(fd);
+	return false;
 }
 
 /* Processes with the device open: "open by pid 123 (dd)". */
@@ -640,14 +700,18 @@ bool ublk_in_use(int dev_id, char *who, size_t len)
 {
 	dev_t devts[MAX_DEVTS];
 	int n = disk_devts(dev_id, devts);
+	bool claimed;
 
 	who[0] = '\0';
 	if (!n)
 		return false;	/* no block device (any more) */
+	claimed = disk_claimed(dev_id, devts[0]);
 	find_mounts(devts, n, who, len);
 	find_holders(dev_id, who, len);
 	find_openers(devts, n, who, len);
-	return who[0] != '\0';
+	if (claimed && !who[0])
+		add_user(who, len, "claimed by a file system or a device stacked on it that this mount namespace does not show");
+	return claimed || who[0] != '\0';
 }
 
 int ublk_list_ids(int *ids, int max)
@@ -1747,6 +1811,7 @@ static struct ublk_dev *dev_new(struct ublk_ctrl *ctrl, const struct ublk_config
 	dev->poll_us = cfg->poll_us;
 	dev->lanes = cfg->queue_threads ? cfg->queue_threads : 1;
 	dev->trace = cfg->trace;
+	dev->had_data = cfg->holds_data;
 	dev->cdev_fd = -1;
 	dev->control_fd = -1;
 	dev->id = -1;
@@ -1854,6 +1919,26 @@ int ublk_dev_id(const struct ublk_dev *dev)
 bool ublk_kept(const struct ublk_dev *dev)
 {
 	return dev->kept;
+}
+
+bool ublk_went_live(const struct ublk_dev *dev)
+{
+	return dev->went_live;
+}
+
+bool ublk_stopped_cleanly(const struct ublk_dev *dev)
+{
+	return dev->stopped_cleanly;
+}
+
+bool ublk_needs_rebuild(const struct ublk_dev *dev)
+{
+	return dev->needs_rebuild;
+}
+
+const struct ublksrv_ctrl_dev_info *ublk_info(const struct ublk_dev *dev)
+{
+	return &dev->info;
 }
 
 unsigned ublk_block_size(const struct ublk_dev *dev)
@@ -2020,9 +2105,10 @@ static int start_recovery(struct ublk_dev *dev)
 			return -EBUSY;
 		}
 		if (info->state == UBLK_S_DEV_DEAD) {
-			ublk_err("device %d is stopped; it cannot be recovered (remove it: ublk-mem del %d)",
-				 id, id);
-			return -ENODEV;
+			/* Never started (a rebuild that failed), or stopped. */
+			ublk_err("device %d is not running: the driver recovers only a device whose server died",
+				 id);
+			return -ENOTRECOVERABLE;
 		}
 		ret = -EBUSY;
 		if (info->state == UBLK_S_DEV_QUIESCED)
@@ -2092,11 +2178,12 @@ static int dev_go_live(struct ublk_dev *dev)
 	clock_gettime(CLOCK_MONOTONIC, &w.t0);
 	ret = ctrl_cmd_abortable(dev->ctrl, op, (uint32_t)dev->id, NULL, 0,
 				 (uint64_t)getpid(), start_give_up, &w);
+	dev->start_cancelled = ret == -ECANCELED;
 	if (ret < 0 && !dev->stop_asked && !atomic_load(&dev->queue_ended))
 		ublk_err("%s for /dev/ublkb%d: %s", ctrl_cmd_name(op), dev->id,
 			 strerror(-ret));
 	if (ret == 0)
-		dev->had_data = true;
+		dev->had_data = dev->went_live = true;
 	return ret;
 }
 
@@ -2132,13 +2219,13 @@ static bool stop_give_up(void *arg)
  * After a requested stop the queue threads still serve and finish them,
  * however long that takes; after a @failure, see stop_give_up().
  */
-static void dev_stop(struct ublk_dev *dev, bool failure)
+static int dev_stop(struct ublk_dev *dev, bool failure)
 {
 	struct stop_wait w = { .dev = dev };
 
 	clock_gettime(CLOCK_MONOTONIC, &w.t0);
-	ctrl_cmd_abortable(dev->ctrl, UBLK_U_CMD_STOP_DEV, (uint32_t)dev->id, NULL, 0, 0,
-			   failure ? stop_give_up : NULL, &w);
+	return ctrl_cmd_abortable(dev->ctrl, UBLK_U_CMD_STOP_DEV, (uint32_t)dev->id,
+				  NULL, 0, 0, failure ? stop_give_up : NULL, &w);
 }
 
 /*
@@ -2160,6 +2247,7 @@ static bool dev_may_stop(struct ublk_dev *dev)
 	if (dev->ctrl->features & UBLK_F_SAFE_STOP_DEV) {
 		ret = ctrl_cmd(dev->ctrl, UBLK_U_CMD_TRY_STOP_DEV, (uint32_t)dev->id,
 			       NULL, 0, 0);
+		dev->try_stopped = ret == 0;
 		if (ret != -EBUSY)
 			return true;	/* stopped, or let STOP_DEV say why not */
 		ublk_in_use(dev->id, who, sizeof(who));
@@ -2235,7 +2323,7 @@ static int dev_wait(struct ublk_dev *dev)
 int ublk_run(struct ublk_dev *dev, void *data,
 	     void (*on_live)(int dev_id, void *arg), void *arg)
 {
-	bool keep, stop;
+	bool keep, clean;
 	int ret;
 
 	dev->data = data;
@@ -2249,17 +2337,34 @@ int ublk_run(struct ublk_dev *dev, void *data,
 		ret = 0;	/* stopped while starting: as asked */
 	}
 	/*
-	 * A recoverable device that held data and failed is left as a
-	 * crashed server would leave it: quiesced, its data in the store,
+	 * Only a device that went live and was stopped as asked is stopped
+	 * for good.  A recoverable one whose data matters and that ended any
+	 * other way (a failure, a start that never finished, a handover) is
+	 * left as a crashed server would leave it: its data in the store,
 	 * ready for `ublk-mem recover`.  A device we never took over is left
-	 * as it was.  Anything else is stopped.
+	 * as it was.  The rest is stopped.
 	 */
-	keep = (dev->handed_over ||
-		(ret < 0 && ret != -ENODEV && dev->had_data)) &&
-	       (dev->info.flags & UBLK_F_USER_RECOVERY);
-	stop = dev->owned && !keep;
-	if (stop)
-		dev_stop(dev, ret != 0);
+	clean = ret == 0 && dev->went_live && !dev->handed_over;
+	keep = (dev->info.flags & UBLK_F_USER_RECOVERY) &&
+	       (dev->handed_over || (!clean && dev->had_data && ret != -ENODEV));
+	if (dev->owned && !keep) {
+		int stopped = dev_stop(dev, ret != 0);
+
+		dev->stopped_cleanly = clean && (stopped == 0 || dev->try_stopped);
+	} else if (keep && !dev->went_live && dev->start_cancelled &&
+		   !(dev->ctrl->features & UBLK_F_PER_IO_DAEMON)) {
+		/*
+		 * A start given up while the driver still waited for FETCHes.
+		 * Drivers before PER_IO_DAEMON (6.16) trip over FETCHes a
+		 * server leaves half-way (a warning, commands never
+		 * completed), and 6.12 refuses any later recovery in place
+		 * anyway.  There the device is stopped instead, its data left
+		 * in the store for `recover --rebuild`.
+		 */
+		dev_stop(dev, true);
+		dev->stopped_kept = true;
+	}
+	dev->needs_rebuild = keep && (dev->stopped_kept || (!dev->recovering && !dev->went_live));
 	/*
 	 * A handover the driver could not quiesce leaves the queues to the
 	 * process's exit: the kernel then takes the device back exactly as
@@ -2274,8 +2379,5 @@ int ublk_run(struct ublk_dev *dev, void *data,
 	}
 	dev_end_queues(dev);
 	dev->kept = keep || !dev->owned;
-	if (keep && !dev->handed_over)
-		ublk_err("device %d keeps its data and waits for a new server: ublk-mem recover %d",
-			 dev->id, dev->id);
 	return ret;
 }

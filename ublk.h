@@ -364,6 +364,11 @@ struct ublk_config {
 	 */
 	unsigned poll_us;
 	bool recoverable;	/* UBLK_F_USER_RECOVERY(_REISSUE) */
+	/*
+	 * The backend already holds data (a device rebuilt from its store):
+	 * a recoverable device that fails to start is kept, not deleted.
+	 */
+	bool holds_data;
 	bool trace;		/* print every command and request */
 };
 
@@ -449,6 +454,25 @@ int ublk_run(struct ublk_dev *dev, void *data,
 
 /* Was the device left for recovery instead of stopped? */
 bool ublk_kept(const struct ublk_dev *dev);
+
+/* Did the device go live (START_DEV or END_USER_RECOVERY) in ublk_run()? */
+bool ublk_went_live(const struct ublk_dev *dev);
+
+/*
+ * Was the device live, stopped as asked (a stop signal, not a failure or
+ * a handover), and did the kernel confirm the stop?  Only then may the
+ * data behind it go: every other ending keeps a recoverable store.
+ */
+bool ublk_stopped_cleanly(const struct ublk_dev *dev);
+
+/*
+ * Was the device kept for its data, but in a state only a rebuild from
+ * the store can serve (it never started, or had to be stopped)?
+ */
+bool ublk_needs_rebuild(const struct ublk_dev *dev);
+
+/* The device's settings, as the kernel has them. */
+const struct ublksrv_ctrl_dev_info *ublk_info(const struct ublk_dev *dev);
 
 /* The device's logical block size in bytes. */
 unsigned ublk_block_size(const struct ublk_dev *dev);

@@ -82,7 +82,16 @@ struct ublk_dev {
 	bool trace;
 	bool recovering;		/* made by ublk_attach() */
 	bool owned;			/* ours: added, or recovery started */
-	bool had_data;			/* has been live: its data matters */
+	/*
+	 * Its data matters: it has been live, a recovery of it started, or
+	 * the backend held data already (ublk_config.holds_data).
+	 */
+	bool had_data;
+	bool went_live;			/* START_DEV / END_USER_RECOVERY done */
+	bool stopped_cleanly;		/* see ublk_stopped_cleanly() */
+	bool start_cancelled;		/* START_DEV / END_USER_RECOVERY given up */
+	bool stopped_kept;		/* stopped, but kept (see ublk_run()) */
+	bool needs_rebuild;		/* see ublk_needs_rebuild() */
 	bool kept;			/* not stopped: left for recovery */
 	int id;
 	int cdev_fd;
@@ -93,6 +102,7 @@ struct ublk_dev {
 	atomic_bool queue_ended;	/* a queue thread ended by itself */
 	bool stop_asked;		/* a stop signal came while starting */
 	time_t refused_at;		/* a stop was refused: device in use */
+	bool try_stopped;		/* TRY_STOP_DEV stopped it */
 	bool handed_over;		/* ublk_hand_over(): end, keep it */
 	bool quiesced;			/* ... after QUIESCE_DEV drained it */
 	unsigned held;			/* requests ours when the queues ended */

@@ -402,10 +402,17 @@ static void test_config_of(void)
 	};
 	struct ublk_params params = { 0 };
 	struct ublk_config cfg = { 0 };
+	struct record_geometry g;
 
 	params.basic.dev_sectors = 64 * MiB >> 9;
 	params.basic.logical_bs_shift = 12;
-	config_of(&info, &params, &cfg);
+	geometry_of(&info, &params, &g);
+	CHECK(g.size == 64 * MiB && g.block_size == 4096 && g.queues == 2 && g.depth == 64 &&
+	      g.flags == info.flags, "geometry_of: size, block size, queues, depth, flags",
+	      "size %llu, block size %u, queues %u, depth %u, flags 0x%llx",
+	      (unsigned long long)g.size, g.block_size, g.queues, g.depth,
+	      (unsigned long long)g.flags);
+	config_of(&g, 7, &cfg);
 	CHECK(cfg.size == 64 * MiB && cfg.block_size == 4096 && cfg.nr_queues == 2 &&
 	      cfg.depth == 64 && cfg.dev_id == 7 && cfg.copy_mode == UBLK_COPY_USER &&
 	      cfg.recoverable,
@@ -413,25 +420,25 @@ static void test_config_of(void)
 	      "size %llu, block size %u, queues %u, depth %u, id %d, copy mode %d, recoverable %d",
 	      (unsigned long long)cfg.size, cfg.block_size, cfg.nr_queues, cfg.depth,
 	      cfg.dev_id, (int)cfg.copy_mode, cfg.recoverable);
-	info.flags = UBLK_F_USER_RECOVERY | UBLK_F_NEED_GET_DATA;
-	config_of(&info, &params, &cfg);
+	g.flags = UBLK_F_USER_RECOVERY | UBLK_F_NEED_GET_DATA;
+	config_of(&g, 7, &cfg);
 	CHECK_EQ(cfg.copy_mode, UBLK_COPY_GET_DATA, "config_of: NEED_GET_DATA is get_data");
-	info.flags = UBLK_F_USER_RECOVERY | UBLK_F_AUTO_BUF_REG;
-	config_of(&info, &params, &cfg);
+	g.flags = UBLK_F_USER_RECOVERY | UBLK_F_AUTO_BUF_REG;
+	config_of(&g, 7, &cfg);
 	CHECK_EQ(cfg.copy_mode, UBLK_COPY_ZERO, "config_of: AUTO_BUF_REG is zero_copy");
-	info.flags = UBLK_F_USER_RECOVERY;
-	config_of(&info, &params, &cfg);
-	CHECK_EQ(cfg.copy_mode, UBLK_COPY_BOUNCE, "config_of: none of those flags is bounce");
+	g.flags = UBLK_F_USER_RECOVERY | UBLK_F_BATCH_IO;
+	config_of(&g, 7, &cfg);
+	CHECK(cfg.copy_mode == UBLK_COPY_BOUNCE && cfg.io_path == UBLK_IO_PATH_BATCH,
+	      "config_of: BATCH_IO alone is bounce on the batched path", "copy mode %d, path %d",
+	      (int)cfg.copy_mode, (int)cfg.io_path);
 }
 
 static void test_paths(void)
 {
 	char buf[64];
 
-	default_store_path(buf, sizeof(buf), 7);
+	record_default_store(buf, sizeof(buf), 7);
 	CHECK_STR(buf, "/dev/shm/ublk-mem-7", "the default store of device 7");
-	record_path(buf, sizeof(buf), 1048575);
-	CHECK_STR(buf, "/run/ublk-mem/1048575", "the record of device 1048575");
 }
 
 /* ---- removing a store ---- */
@@ -454,10 +461,10 @@ static bool make_recorded_file(const char *path, struct record *r)
 }
 
 /*
- * store_remove() removes the file a record names only while it is still
+ * record_remove_store() removes the file a record names only while it is still
  * that file: not one that replaced it, not a link planted in its place.
  */
-static void test_store_remove(void)
+static void test_record_remove_store(void)
 {
 	char dir[] = "/tmp/cli_test.XXXXXX", path[64], other[64];
 	struct record r, old;
@@ -471,7 +478,7 @@ static void test_store_remove(void)
 
 	if (CHECK(make_recorded_file(path, &r), "a recorded store file", "%s",
 		  "cannot create it")) {
-		removed = store_remove(&r);
+		removed = record_remove_store(&r);
 		CHECK(removed && access(path, F_OK) < 0, "store_remove removes the recorded file",
 		      "it said %s, and the file is %s", removed ? "yes" : "no",
 		      access(path, F_OK) == 0 ? "there" : "gone");
@@ -481,7 +488,7 @@ static void test_store_remove(void)
 	if (CHECK(make_recorded_file(path, &old) && rename(path, other) == 0 &&
 		  make_recorded_file(path, &r),
 		  "a recorded store file, moved away and replaced", "%s", "cannot set it up")) {
-		removed = store_remove(&old);
+		removed = record_remove_store(&old);
 		CHECK(!removed && access(path, F_OK) == 0 && access(other, F_OK) == 0,
 		      "store_remove leaves the file that replaced the recorded one",
 		      "it said %s; the new file is %s, the recorded one %s",
@@ -493,7 +500,7 @@ static void test_store_remove(void)
 	/* A symbolic link to the recorded file, put at its path. */
 	if (CHECK(symlink(other, path) == 0, "a symbolic link at the recorded path", "%s",
 		  "cannot create it")) {
-		removed = store_remove(&old);
+		removed = record_remove_store(&old);
 		CHECK(!removed && access(path, F_OK) == 0 && access(other, F_OK) == 0,
 		      "store_remove leaves a symbolic link at the recorded path, and its target",
 		      "it said %s; the link is %s, the target %s", removed ? "yes" : "no",
@@ -504,7 +511,7 @@ static void test_store_remove(void)
 	unlink(other);
 
 	snprintf(r.path, sizeof(r.path), "%s/missing", dir);
-	CHECK(!store_remove(&r), "store_remove of a file that is gone: false", "%s",
+	CHECK(!record_remove_store(&r), "store_remove of a file that is gone: false", "%s",
 	      "it said it removed it");
 	rmdir(dir);
 }
@@ -915,7 +922,7 @@ int main(void)
 	test_feature_use();
 	test_config_of();
 	test_paths();
-	test_store_remove();
+	test_record_remove_store();
 	test_parse_args_service();
 	test_absolute_path();
 	test_pidfile();

@@ -427,6 +427,49 @@ start_ublk() {
 	say "${UBLK_MEM##*/} $* -> $DEV (pid $SRV_PID)"
 }
 
+# recover_dev ID: take device ID over with `ublk-mem recover ID`, or, where
+# the kernel refuses that (Linux 6.12 after a recovery that ended half-way,
+# or a device that never started), with `recover ID --rebuild`, which the
+# refusal must name. Sets what start_ublk sets.
+recover_dev() {
+	_nsrv=$((_nsrv + 1))
+	SRV_OUT=$T_TMP/srv$_nsrv.out
+	SRV_ERR=$T_TMP/srv$_nsrv.err
+	"$UBLK_MEM" recover "$1" >"$SRV_OUT" 2>"$SRV_ERR" &
+	SRV_PID=$!
+	echo "$SRV_PID" >>"$T_TMP/pids"
+	wait_until 30 recover_settled || fail "recover $1 neither came up nor gave up in 30 s: $(cat "$SRV_ERR")"
+	if alive "$SRV_PID"; then
+		DEV=$(grep -m 1 -E '^/dev/ublkb[0-9]+$' "$SRV_OUT")
+		SRV_ID=${DEV#/dev/ublkb}
+		say "recover $1 -> $DEV (pid $SRV_PID)"
+		return 0
+	fi
+	wait "$SRV_PID"
+	_rc=$?
+	say "recover $1 refused (exit $_rc): $(cat "$SRV_ERR")"
+	expect_eq "$_rc" 1 "exit status of the refused recovery"
+	grep -q -- "recover $1 --rebuild" "$SRV_ERR" || fail "the refusal does not name --rebuild"
+	start_ublk recover "$1" --rebuild
+}
+
+# recover_settled: the recovery recover_dev started serves (its device is
+# printed) or has ended.
+recover_settled() {
+	grep -q '^/dev/ublkb' "$SRV_OUT" || ! alive "$SRV_PID"
+}
+
+# store_sha ID: sha256 of device ID's default store file (fails if there is none).
+store_sha() {
+	[ -f "/dev/shm/ublk-mem-$1" ] || fail "the store /dev/shm/ublk-mem-$1 is gone"
+	sha_of "/dev/shm/ublk-mem-$1"
+}
+
+# listed ID: `ublk-mem list` shows device ID.
+listed() {
+	"$UBLK_MEM" list | awk -v id="$1" '$1 == id { found = 1 } END { exit !found }'
+}
+
 # stop_server PID DEV [SIGNAL]: stop a server (default TERM); it must exit 0
 # within 30 s and its device nodes must go.
 stop_server() {

@@ -37,6 +37,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define KiB		(1ULL << 10)
@@ -1999,6 +2000,328 @@ static void test_resize(void)
 	free(back);
 }
 
+/*
+ * A shrink gives the memory beyond the new end back but keeps the
+ * mapping (and a store file's size): a request already on its way when
+ * the device shrank may still touch the store there, and must find
+ * memory, never a hole that kills the server (SIGBUS) or grows a file.
+ * Growing again clears what such a request left.
+ */
+static void test_resize_stragglers(bool file)
+{
+	struct mem_store_config cfg = { .size = 8 * MiB, .max_size = 32 * MiB };
+	const char *what = file ? "file" : "anonymous";
+	char dir[64], path[96], name[128], *buf = malloc(MiB);
+	struct mem_store s;
+	struct stat st;
+
+	if (!buf)
+		return;
+	if (file) {
+		if (!CHECK_RES(make_store_dir(dir, sizeof(dir)), 0, "a directory for stragglers"))
+			goto out_free;
+		snprintf(path, sizeof(path), "%s/store", dir);
+		cfg.path = path;
+		cfg.create = true;
+	}
+	snprintf(name, sizeof(name), "mem_store_open: an 8 MiB %s store, room for 32", what);
+	if (open_store(&s, &cfg, name) < 0)
+		goto out_dir;
+	fill_random(buf, MiB);
+	mem_store_write(&s, buf, 5 * MiB, MiB);
+	snprintf(name, sizeof(name), "%s: shrink to 4 MiB", what);
+	CHECK_RES(mem_store_resize(&s, 4 * MiB), 0, name);
+	/* What a request checked before the shrink may still do. */
+	memcpy(s.base + 5 * MiB, buf, MiB);
+	snprintf(name, sizeof(name), "%s: a write beyond the new end, as a late request makes, lands", what);
+	CHECK(!memcmp(s.base + 5 * MiB, buf, MiB), name, "it did not");
+	if (file) {
+		CHECK(fstat(s.fd, &st) == 0 && st.st_size == (off_t)(8 * MiB),
+		      "file: a shrink keeps the file's size (see fit_store)", "%lld bytes",
+		      (long long)st.st_size);
+	}
+	snprintf(name, sizeof(name), "%s: grow back to 8 MiB", what);
+	CHECK_RES(mem_store_resize(&s, 8 * MiB), 0, name);
+	mem_store_read(&s, buf, 4 * MiB, MiB);
+	snprintf(name, sizeof(name), "%s: after growing, what the late request wrote is gone", what);
+	CHECK(first_nonzero(buf, MiB) == MiB, name, "byte %zu not zero", first_nonzero(buf, MiB));
+	mem_store_read(&s, buf, 5 * MiB, MiB);
+	CHECK(first_nonzero(buf, MiB) == MiB, name, "byte %zu not zero", first_nonzero(buf, MiB));
+	mem_store_close(&s);
+out_dir:
+	if (file) {
+		unlink(path);
+		rmdir(dir);
+	}
+out_free:
+	free(buf);
+}
+
+/*
+ * A reused store larger than its device (a resize that did not finish) is
+ * cut to the device's size, keeping the data below; one smaller than its
+ * device is refused, naming the fix, and left as it is.
+ */
+static void test_store_fit(void)
+{
+	const uint64_t size = 4 * MiB;
+	struct mem_store_config cfg = { .size = size, .path = NULL };
+	char dir[64], path[96], buf[16];
+	struct mem_store s;
+	int saved, ret, lines;
+
+	if (!CHECK_RES(make_store_dir(dir, sizeof(dir)), 0, "a directory for store sizes"))
+		return;
+	snprintf(path, sizeof(path), "%s/store", dir);
+	cfg.path = path;
+	if (CHECK_RES(make_file(path, 3 * size, 0600), 0, "a store three times the device's size")) {
+		saved = capture_stderr();
+		ret = mem_store_open(&s, &cfg);
+		lines = captured_lines(saved);
+		CHECK(ret == 0 && lines == 1 && file_blocks(path) >= 0,
+		      "reusing it cuts it to the device's size, saying so", "got %d (%s), %d lines",
+		      ret, res_name(ret), lines);
+		if (ret == 0) {
+			struct stat st;
+
+			CHECK(fstat(s.fd, &st) == 0 && st.st_size == (off_t)size,
+			      "the store is the device's size now", "%lld bytes", (long long)st.st_size);
+			mem_store_read(&s, buf, 0, 7);
+			CHECK(!memcmp(buf, "planted", 7), "the data below the device's end stays",
+			      "it is gone");
+			mem_store_close(&s);
+		}
+	}
+	unlink(path);
+	if (CHECK_RES(make_file(path, size / 2, 0600), 0, "a store half the device's size")) {
+		CHECK_REFUSED(path, size, false, -EINVAL,
+			      "reusing a store smaller than its device: -EINVAL, naming the fix");
+		CHECK_EQ(file_blocks(path) >= 0 && file_planted(path), 1,
+			 "the smaller store is left as it was");
+	}
+	unlink(path);
+	rmdir(dir);
+}
+
+/* Open @path (reuse) in a child that holds it @hold_ms; returns the child. */
+static pid_t hold_store(const char *path, uint64_t size, unsigned hold_ms, int ready)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		const struct mem_store_config cfg = { .size = size, .path = path };
+		struct mem_store s;
+		int ret = mem_store_open(&s, &cfg);
+
+		if (write(ready, "x", 1) != 1 || ret < 0)
+			_exit(1);
+		usleep(hold_ms * 1000);
+		mem_store_close(&s);
+		_exit(0);
+	}
+	return pid;
+}
+
+/*
+ * One store, one server: a store another process has open is refused
+ * (after waiting a while for it to let go), and taken once it does.
+ */
+static void test_store_lock(void)
+{
+	const uint64_t size = MiB;
+	const struct mem_store_config cfg = { .size = size, .path = NULL };
+	char dir[64], path[96], x;
+	struct mem_store_config c = cfg;
+	struct mem_store s;
+	int fds[2], status, ret;
+	pid_t pid;
+
+	if (!CHECK_RES(make_store_dir(dir, sizeof(dir)), 0, "a directory for store locks") ||
+	    pipe(fds) < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/store", dir);
+	c.path = path;
+	make_file(path, size, 0600);
+	pid = hold_store(path, size, 500, fds[1]);
+	if (read(fds[0], &x, 1) == 1) {
+		ret = mem_store_open(&s, &c);
+		CHECK_RES(ret, 0, "a store another process lets go of within a moment is taken");
+		if (ret == 0)
+			mem_store_close(&s);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the other process had the store",
+	      "status %d", status);
+	pid = hold_store(path, size, 15000, fds[1]);
+	if (read(fds[0], &x, 1) == 1)
+		CHECK_REFUSED(path, size, false, -EBUSY,
+			      "a store another process keeps is refused: -EBUSY, saying why");
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	close(fds[0]);
+	close(fds[1]);
+	unlink(path);
+	rmdir(dir);
+}
+
+/*
+ * A store found at the recorded path must be the recorded file: another
+ * one is refused before anything in it changes (not even cut to size).
+ */
+static void test_store_identity(void)
+{
+	struct mem_store_config cfg = { .size = MiB };
+	char dir[64], path[96], other[96];
+	struct mem_store s;
+	int saved, ret, lines;
+
+	if (!CHECK_RES(make_store_dir(dir, sizeof(dir)), 0, "a directory for store identity"))
+		return;
+	snprintf(path, sizeof(path), "%s/store", dir);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	make_file(other, MiB, 0600);
+	make_file(path, 2 * MiB, 0600);
+	cfg.path = path;
+	cfg.expect_dev = 1;
+	cfg.expect_ino = (ino_t)file_ino(other);
+	saved = capture_stderr();
+	ret = mem_store_open(&s, &cfg);
+	lines = captured_lines(saved);
+	CHECK(ret == -ESTALE && lines == 1, "another file than the recorded one is refused",
+	      "got %d (%s), %d lines", ret, res_name(ret), lines);
+	if (ret == 0)
+		mem_store_close(&s);
+	CHECK(file_blocks(path) >= 0 && file_planted(path), "the other file is left as it was",
+	      "it changed");
+	{
+		struct stat st;
+
+		CHECK(lstat(path, &st) == 0 && st.st_size == (off_t)(2 * MiB),
+		      "... not cut to the device's size either", "%lld bytes", (long long)st.st_size);
+	}
+	unlink(path);
+	unlink(other);
+	rmdir(dir);
+}
+
+/*
+ * A store's directory must be one nobody else can change: not writable by
+ * others unless sticky (as /dev/shm and /tmp), not someone else's.
+ */
+static void test_store_dir_trust(void)
+{
+	const uint64_t size = MiB;
+	char dir[64], path[96];
+
+	if (!CHECK_RES(make_store_dir(dir, sizeof(dir)), 0, "a directory for store trust"))
+		return;
+	snprintf(path, sizeof(path), "%s/store", dir);
+	if (CHECK_RES(sys_res(chmod(dir, 0777)), 0, "a directory anyone may write, not sticky"))
+		CHECK_REFUSED(path, size, true, -EPERM,
+			      "a store in a directory others may write: -EPERM, saying why");
+	if (CHECK_RES(sys_res(chmod(dir, 01777)), 0, "the same directory, sticky")) {
+		const struct mem_store_config cfg = { .size = size, .path = path, .create = true };
+		struct mem_store s;
+
+		if (open_store(&s, &cfg, "a store in a sticky directory (as /dev/shm) is taken") == 0)
+			mem_store_close(&s);
+		unlink(path);
+	}
+	if (geteuid() == 0 && chmod(dir, 0755) == 0 && chown(dir, 65534, 65534) == 0)
+		CHECK_REFUSED(path, size, true, -EPERM,
+			      "a store in another user's directory: -EPERM, saying why");
+	unlink(path);
+	rmdir(dir);
+}
+
+/*
+ * A terminal given as a store path is refused, and never becomes the
+ * server's controlling terminal (a daemon has none, and opening a tty
+ * without O_NOCTTY would make it its own).
+ */
+static void test_store_not_a_tty(void)
+{
+	int status, master = posix_openpt(O_RDWR | O_NOCTTY);
+	const char *pts = NULL;
+	pid_t pid;
+
+	if (master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0)
+		pts = ptsname(master);
+	if (!pts) {
+		skip("a terminal as a store", "no pseudo-terminal here");
+		if (master >= 0)
+			close(master);
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		const struct mem_store_config cfg = { .size = MiB, .path = pts };
+		struct mem_store s;
+		int saved, ret, tty;
+
+		setsid();	/* a session without a terminal, as a daemon's */
+		saved = capture_stderr();
+		ret = mem_store_open(&s, &cfg);
+		captured_lines(saved);
+		tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+		_exit(ret == -EPERM && tty < 0 ? 0 : 1 + (tty >= 0));
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "a terminal as a store is refused and does not become the server's",
+	      "%s", WIFEXITED(status) && WEXITSTATUS(status) == 2 ?
+	      "the server got a controlling terminal" : "it was not refused");
+	close(master);
+}
+
+/*
+ * pinned_unlink() removes the file in the directory it pinned, even when
+ * the path to that directory now leads somewhere else, and only while the
+ * name still stands for the file it remembered.
+ */
+static void test_pinned_unlink(void)
+{
+	char dir[64], a[96], b[96], evil[96], f[128], fb[128], fe[128];
+	struct pinned_file pf;
+	int fd;
+
+	if (!CHECK_RES(make_store_dir(dir, sizeof(dir)), 0, "a directory for pinned files"))
+		return;
+	snprintf(a, sizeof(a), "%s/a", dir);
+	snprintf(b, sizeof(b), "%s/b", dir);
+	snprintf(evil, sizeof(evil), "%s/evil", dir);
+	snprintf(f, sizeof(f), "%s/x", a);
+	snprintf(fb, sizeof(fb), "%s/x", b);
+	snprintf(fe, sizeof(fe), "%s/x", evil);
+	mkdir(a, 0700);
+	mkdir(evil, 0700);
+	make_file(fe, 4096, 0600);
+	fd = open(f, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (!CHECK(fd >= 0 && pinned_open(&pf, f) == 0, "pin a file's directory", "%s",
+		   strerror(errno)))
+		goto out;
+	pinned_set_identity(&pf, fd);
+	close(fd);
+	/* The directory is swapped for a link elsewhere, with an "x" in it. */
+	rename(a, b);
+	symlink(evil, a);
+	CHECK(pinned_unlink(&pf) && !exists(fb) && exists(fe),
+	      "pinned_unlink removes the file in the pinned directory, not where the path now leads",
+	      "%s: %s, %s: %s", fb, exists(fb) ? "still there" : "gone", fe,
+	      exists(fe) ? "still there" : "gone");
+	make_file(fb, 4096, 0600);	/* another file under the name */
+	CHECK(!pinned_unlink(&pf) && exists(fb), "pinned_unlink leaves another file of that name",
+	      "it removed it");
+	pinned_close(&pf);
+out:
+	unlink(fb);
+	unlink(fe);
+	unlink(a);
+	rmdir(b);
+	rmdir(evil);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -2022,6 +2345,8 @@ int main(void)
 	check_prefix = "";
 	test_geometry();
 	test_resize();
+	test_resize_stragglers(false);
+	test_resize_stragglers(true);
 	test_lazy_allocation();
 	test_prealloc();
 	test_prealloc_refused();
@@ -2030,6 +2355,12 @@ int main(void)
 	test_file_reopen();
 	test_file_odd_size();
 	test_store_file_refusals();
+	test_store_fit();
+	test_store_lock();
+	test_store_identity();
+	test_store_dir_trust();
+	test_store_not_a_tty();
+	test_pinned_unlink();
 	test_tmpfs_full();
 	test_machine_memory();
 

@@ -1,0 +1,45 @@
+/*
+ * pinned.h - files in directories other users may write to.
+ *
+ * The server runs as root and keeps files at paths the user chose: a
+ * recoverable device's store (in /dev/shm by default), a pid file.  A
+ * directory on such a path may belong to someone else, who could swap it
+ * for a symbolic link between the moment we check a file and the moment
+ * we remove it, and make root remove a file of their choosing.  So the
+ * directory is opened once, when the file is made or found, and every
+ * later step works relative to that descriptor: the directory itself is
+ * pinned, whatever happens to the path that led to it.
+ */
+#ifndef UBLK_MEM_PINNED_H
+#define UBLK_MEM_PINNED_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct pinned_file {
+	int dir_fd;			/* the directory, or -1 */
+	char name[NAME_MAX + 1];	/* the file's name in it */
+	dev_t dev;			/* the file's identity, once known */
+	ino_t ino;
+};
+
+/*
+ * Pin the directory of @path (which names a file, not a directory) and
+ * remember the file's name.  Returns 0 or -errno.
+ */
+int pinned_open(struct pinned_file *f, const char *path);
+
+/* Remember which file the name stands for (from fstat of an open fd). */
+void pinned_set_identity(struct pinned_file *f, int fd);
+
+/*
+ * Remove the file if the name still stands for the file remembered:
+ * a regular file with the same device and inode numbers.  Returns true
+ * when it was removed.
+ */
+bool pinned_unlink(struct pinned_file *f);
+
+void pinned_close(struct pinned_file *f);
+
+#endif
