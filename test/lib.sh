@@ -74,11 +74,16 @@ context() {
 }
 
 # fail MESSAGE: stop the test as failed. The message also goes to
-# $T_OUT/fail, so a fail inside a subshell still fails the test.
+# $T_OUT/fail (for run.sh) and $T_TMP/failed (for _cleanup, when the test
+# runs on its own), so a fail inside a subshell, a $(...) say, still fails
+# the test; it is written on stderr, which $(...) does not capture.
 fail() {
-	echo "FAIL: $*"
-	[ -n "${T_OUT:-}" ] && echo "$*" >>"$T_OUT/fail"
-	context
+	{
+		echo "FAIL: $*"
+		[ -n "${T_OUT:-}" ] && echo "$*" >>"$T_OUT/fail"
+		[ -n "${T_TMP:-}" ] && [ -d "$T_TMP" ] && echo "$*" >>"$T_TMP/failed"
+		context
+	} >&2
 	exit 1
 }
 
@@ -99,6 +104,11 @@ expect_eq() {
 _cleanup() {
 	_rc=$?
 	trap - EXIT
+	# A fail in a subshell ended only the subshell: the test failed all the same.
+	if [ -s "$T_TMP/failed" ] && { [ "$_rc" = 0 ] || [ "$_rc" = "$SKIP" ]; }; then
+		echo "FAIL (in a subshell): $(head -n 1 "$T_TMP/failed")" >&2
+		_rc=1
+	fi
 	if [ -s "$T_TMP/mounts" ]; then
 		sort -r "$T_TMP/mounts" | while read -r _m; do
 			umount "$_m" 2>/dev/null || umount -l "$_m" 2>/dev/null
@@ -379,9 +389,11 @@ need_ublk() {
 	command -v "$UBLK_MEM" >/dev/null 2>&1 || fail "no server binary: $UBLK_MEM (UBLK_MEM)"
 }
 
-# need_tool PATH NAME: skip unless PATH (found above) is set.
+# need_tool PATH NAME: skip unless PATH (found above) is set. The VM's
+# image has every tool the tests use: there, a missing one is a failure.
 need_tool() {
 	if [ -z "$1" ] || [ ! -x "$1" ]; then
+		[ "${UBLKMEM_VM:-0}" = 1 ] && fail "$2 is missing in the test VM (test/vm/initramfs.sh adds it)"
 		skip "$2 is not installed"
 	fi
 }
@@ -425,6 +437,26 @@ start_ublk() {
 	SRV_ID=${DEV#/dev/ublkb}
 	[ -b "$DEV" ] || fail "ublk-mem printed $DEV, which is not a block device"
 	say "${UBLK_MEM##*/} $* -> $DEV (pid $SRV_PID)"
+	# A copy mode UBLK_MEM_ARGS asks for must be the one the device uses.
+	if [ "$1" != recover ]; then
+		# shellcheck disable=SC2086 # a list of options
+		_mode=$(args_copy_mode ${UBLK_MEM_ARGS:-})
+		[ -z "$_mode" ] || expect_eq "$(copy_mode_of "$SRV_ID")" "$_mode" \
+			"copy mode of $DEV (UBLK_MEM_ARGS=$UBLK_MEM_ARGS)"
+	fi
+}
+
+# args_copy_mode ARG...: the mode the last --copy-mode among ARGs names.
+args_copy_mode() {
+	_acm=
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--copy-mode=*) _acm=${1#--copy-mode=} ;;
+		--copy-mode) _acm=${2:-}; [ $# -gt 1 ] && shift ;;
+		esac
+		shift
+	done
+	echo "$_acm"
 }
 
 # recover_dev ID: take device ID over with `ublk-mem recover ID`, or, where
@@ -568,24 +600,54 @@ check_alive() {
 
 # --- data ------------------------------------------------------------------
 
-# sha_of FILE [BYTES]: sha256 of a file, or of its first BYTES.
+# sha_stream WHAT BYTES CMD [ARG...]: sha256 of what CMD writes on stdout.
+# CMD must exit 0 having written BYTES bytes (any number when BYTES is
+# empty); otherwise the test fails: two reads that both failed must not
+# compare equal.
+sha_stream() {
+	_ss_what=$1 _ss_want=$2
+	shift 2
+	_ss_d=$(mktemp -d "$T_TMP/sha.XXXXXX") || fail "cannot make a directory in $T_TMP"
+	mkfifo "$_ss_d/fifo" || fail "cannot make a fifo in $_ss_d"
+	# Count the bytes on the way to sha256sum.
+	wc -c <"$_ss_d/fifo" >"$_ss_d/bytes" &
+	_ss_wc=$!
+	{
+		"$@" 2>"$_ss_d/err"
+		echo $? >"$_ss_d/rc"
+	} | tee "$_ss_d/fifo" | sha256sum >"$_ss_d/sha"
+	wait "$_ss_wc"
+	_ss_rc=$(cat "$_ss_d/rc") _ss_got=$(($(cat "$_ss_d/bytes")))
+	[ "$_ss_rc" = 0 ] ||
+		fail "reading $_ss_what: $1 exited with status $_ss_rc: $(head -n 3 "$_ss_d/err")"
+	[ -z "$_ss_want" ] || [ "$_ss_got" = "$_ss_want" ] ||
+		fail "reading $_ss_what: $_ss_got bytes read of $_ss_want: $(head -n 3 "$_ss_d/err")"
+	cut -d' ' -f1 "$_ss_d/sha"
+	rm -rf "$_ss_d"
+}
+
+# sha_of FILE [BYTES]: sha256 of a file (or a device, read through the page
+# cache), or of its first BYTES; a failed or short read fails the test.
 sha_of() {
 	if [ -n "${2:-}" ]; then
-		head -c "$2" "$1" | sha256sum | cut -d' ' -f1
+		sha_stream "the first $2 bytes of $1" "$2" head -c "$2" "$1"
+	elif [ -b "$1" ]; then
+		sha_stream "$1" "$(dev_size "$1")" cat "$1"
 	else
-		sha256sum <"$1" | cut -d' ' -f1
+		sha_stream "$1" "$(stat -L -c %s "$1")" cat "$1"
 	fi
 }
 
 # dev_sha DEV [OFFSET LENGTH]: sha256 of a device range read with O_DIRECT
 # (default: the whole device). OFFSET and LENGTH are multiples of the
-# logical block size.
+# logical block size. A read error or a short read fails the test.
 dev_sha() {
 	if [ $# -ge 3 ]; then
-		dd if="$1" bs=1M skip="$2" count="$3" iflag=skip_bytes,count_bytes,direct 2>/dev/null |
-			sha256sum | cut -d' ' -f1
+		sha_stream "$3 bytes of $1 at $2" "$3" \
+			dd if="$1" bs=1M skip="$2" count="$3" iflag=skip_bytes,count_bytes,direct
 	else
-		dd if="$1" bs=1M iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1
+		_ds_size=$(dev_size "$1") || fail "cannot read the size of $1"
+		sha_stream "$1" "$_ds_size" dd if="$1" bs=1M iflag=direct
 	fi
 }
 
@@ -636,10 +698,12 @@ fio_run() {
 	_rc=$?
 	if [ $_rc -ne 0 ]; then
 		# What went wrong first (a verify mismatch names offset and
-		# checksums), then how the job ended.
-		grep -m 10 -iE 'verify|bad magic|crc|error|err=' "$_log"
-		tail -n 12 "$_log"
-		_why=$(grep -m 1 -iE 'verify.*fail|bad magic|crc32c|error' "$_log")
+		# checksums), then how the job ended; not the JSON report
+		# (fio_verify asks for one), which names options such as verify.
+		awk '/^\{$/ { j = 1 } !j { print } /^\}$/ { j = 0 }' "$_log" >"$_log.text"
+		grep -m 10 -iE 'verify|bad magic|crc|error|err=' "$_log.text"
+		tail -n 12 "$_log.text"
+		_why=$(grep -m 1 -iE 'verify.*fail|bad magic|crc32c|error' "$_log.text")
 		fail "fio $_name exited with status $_rc${_why:+: $_why}"
 	fi
 	# "issued rwts: total=R,W,T,S" (one line with --group_reporting).
@@ -651,14 +715,56 @@ fio_run() {
 
 # fio_verify NAME [FIO OPTIONS...]: write with crc32c checksums, then read
 # everything back and check it (defaults: 4 KiB random writes at QD32 over
-# the first 16 MiB). Both phases must have happened.
+# the first 16 MiB). Both phases must have happened: the verify phase must
+# have read back every byte written. fio counts its reads together, so a
+# job that also reads (--rw=randrw), which moves SIZE bytes per job before
+# it verifies, must have read SIZE bytes per job at least: SIZE less what
+# it wrote in the mix, plus the verify's reads of all that it wrote.
 fio_verify() {
 	_name=$1
 	shift
 	fio_run "$_name" --rw=randwrite --bs=4k --iodepth=32 --size=16M \
-		--verify=crc32c --do_verify=1 --verify_fatal=1 "$@"
+		--verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=normal,json "$@"
 	[ "$FIO_WRITES" -gt 0 ] || fail "fio $_name wrote nothing"
-	[ "$FIO_READS" -gt 0 ] || fail "fio $_name verified nothing"
+	_fv_rw=randwrite _fv_size=16M _fv_io='' _fv_jobs=1
+	for _fv_a in "$@"; do
+		case $_fv_a in
+		--rw=* | --readwrite=*) _fv_rw=${_fv_a#*=} ;;
+		--size=*) _fv_size=${_fv_a#*=} ;;
+		--io_size=* | --io_limit=*) _fv_io=${_fv_a#*=} ;;
+		--numjobs=*) _fv_jobs=${_fv_a#*=} ;;
+		esac
+	done
+	# Bytes read and written, exact, from fio's JSON report.
+	_fv_rw_bytes=$(awk '/^\{$/ { j = 1 } j && /^ *"read" : \{/ { d = "r" }
+		j && /^ *"write" : \{/ { d = "w" } j && /^ *"trim" : \{/ { d = "" }
+		d && /^ *"io_bytes" :/ { gsub(/[^0-9]/, "", $3); b[d] += $3; d = "" }
+		/^\}$/ { j = 0 } END { print b["r"] + 0, b["w"] + 0 }' "$T_TMP/fio-$_name.log")
+	_fv_read=${_fv_rw_bytes% *} _fv_written=${_fv_rw_bytes#* }
+	[ "$_fv_written" -gt 0 ] || fail "fio $_name: no bytes written in its JSON report"
+	case ${_fv_rw%%:*} in
+	write | randwrite) _fv_mixed=0 ;;
+	*)
+		_fv_mixed=$(fio_bytes "${_fv_io:-$_fv_size}") ||
+			fail "fio_verify $_name: cannot tell the bytes of --size/--io_size ${_fv_io:-$_fv_size}"
+		_fv_mixed=$((_fv_mixed * _fv_jobs - _fv_written))
+		;;
+	esac
+	_fv_verified=$((_fv_read - _fv_mixed))
+	[ "$_fv_verified" -ge "$_fv_written" ] ||
+		fail "fio $_name verified $_fv_verified of the $_fv_written bytes it wrote ($_fv_read bytes read)"
+}
+
+# fio_bytes SIZE: a fio size (16M, 4k, 1G, 4096) in bytes (fio's K is 1024).
+fio_bytes() {
+	_fb=${1%[kKmMgG]}
+	case $_fb in '' | *[!0-9]*) return 1 ;; esac
+	case $1 in
+	*[kK]) echo $((_fb * 1024)) ;;
+	*[mM]) echo $((_fb * 1048576)) ;;
+	*[gG]) echo $((_fb * 1073741824)) ;;
+	*) echo "$_fb" ;;
+	esac
 }
 
 # fio_verify_only NAME [FIO OPTIONS...]: check data an earlier fio_verify

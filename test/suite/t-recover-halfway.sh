@@ -4,7 +4,9 @@
 # stops it there, then it is killed). The next recovery must bring the
 # data back: directly where the kernel allows it, else (Linux 6.12 refuses
 # every later recovery) through `recover --rebuild`, which the refusal must
-# name, never pointing at `del` without saying it deletes the data.
+# name, never pointing at `del` without saying it deletes the data. Where
+# the rebuild is needed, one whose FETCH the driver refuses keeps the store
+# and the device.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
 need_ublk
@@ -48,6 +50,14 @@ else
 	if grep -q "ublk-mem del" "$T_TMP/r.err" && ! grep -q "delete the data" "$T_TMP/r.err"; then
 		fail "the refusal points at del without saying it deletes the data"
 	fi
+	step "a rebuild whose FETCH the driver refuses keeps the store and the device"
+	store=$(store_sha "$id")
+	run_with_timeout 60 env UBLK_MEM_TEST_FAULT=fetch-rejected "$UBLK_MEM" recover "$id" --rebuild \
+		>"$T_TMP/f.out" 2>"$T_TMP/f.err"
+	expect_eq "$?" 1 "exit status of the failed rebuild"
+	say "the failed rebuild: $(cat "$T_TMP/f.err")"
+	expect_eq "$(store_sha "$id")" "$store" "the store after the failed rebuild"
+	listed "$id" || fail "device $id is gone after the failed rebuild: $("$UBLK_MEM" list)"
 	step "recover --rebuild"
 	start_ublk recover "$id" --rebuild
 	grep -q "rebuilt" "$SRV_ERR" || fail "--rebuild did not say what it did"
