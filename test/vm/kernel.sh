@@ -45,8 +45,9 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 # Modules the VM needs, by name (drivers/block/..., fs/configfs), plus nbd
-# for the benchmark's nbdkit device. Their dependencies come along.
-WANTED="ublk_drv brd loop null_blk configfs nbd"
+# for the benchmark's nbdkit device and dm_mod for device-mapper targets
+# stacked on a ublk device. Their dependencies come along.
+WANTED="ublk_drv brd loop null_blk configfs nbd dm_mod"
 # Debian's cloud kernels have ext4 built in, its arm64 and arm64-16k
 # flavours as a module.
 case $KFLAVOUR in cloud-*) ;; *) WANTED="$WANTED ext4" ;; esac
