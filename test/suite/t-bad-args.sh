@@ -77,5 +77,8 @@ try 2 recover
 try 2 recover abc
 try 2 recover 0 --poll=abc
 try 2 recover 0 --queue-threads 0
+# A store path with a newline would break its record's format.
+try 2 recover 0 --store "$(printf '/dev/shm/a\nb')"
+try 2 recover 0 --reserve 12Q
 expect_eq "$(ublk_nodes)" "$before" "ublk devices after all"
 say "$n malformed command lines refused"
