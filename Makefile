@@ -25,8 +25,12 @@ CC      := $(CROSS)gcc
 endif
 endif
 
-SRCS    := uring.c ublk.c ublk_batch.c pinned.c mem_backend.c record.c control.c main.c
-HDRS    := uring.h ublk.h ublk_queue.h pinned.h mem_backend.h record.h control.h
+SRCS    := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk.c fault.c pinned.c \
+	   mem_backend.c record.c holders.c control.c process.c service.c serve.c \
+	   options.c admin.c recover.c main.c
+HDRS    := log.h backend.h uring.h ublk_cmd.h ublk.h ublk_private.h fault.h pinned.h \
+	   mem_backend.h record.h holders.h control.h process.h service.h serve.h \
+	   options.h verbs.h
 TESTS   := test/uring_test test/mem_test test/batch_test test/cli_test test/ublk_test
 
 # Sanitizer builds cannot be static.
@@ -45,27 +49,30 @@ ublk-mem-asan: $(SRCS) $(HDRS)
 
 asan: ublk-mem-asan
 
-# Host unit tests: the ring wrapper and the RAM store, with sanitizers.
+# Host unit tests, with sanitizers.  Each links what it tests and what
+# that depends on, no more: the store's test links no protocol.
+PROTO   := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk.c fault.c
+
 test/uring_test: test/uring_test.c test/check.h uring.c uring.h
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/uring_test.c uring.c $(LDLIBS)
 
-test/mem_test: test/mem_test.c test/check.h mem_backend.c pinned.c $(HDRS) ublk.c ublk_batch.c uring.c
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ \
-		test/mem_test.c mem_backend.c pinned.c ublk.c ublk_batch.c uring.c $(LDLIBS)
+test/mem_test: test/mem_test.c test/check.h mem_backend.c mem_backend.h pinned.c pinned.h log.c backend.h
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/mem_test.c mem_backend.c pinned.c log.c $(LDLIBS)
 
 # The batched path's pure parts: element packing, buffer sizes, tags.
-test/batch_test: test/batch_test.c test/check.h ublk_batch.c ublk.c uring.c $(HDRS)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ \
-		test/batch_test.c ublk_batch.c ublk.c uring.c $(LDLIBS)
+test/batch_test: test/batch_test.c test/check.h $(PROTO) $(HDRS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/batch_test.c $(PROTO) $(LDLIBS)
 
-# The command line: cli_test.c includes main.c, renaming its main().
-# The kernel-facing rules of ublk.c: ublk_test.c includes ublk.c.
-test/ublk_test: test/ublk_test.c test/check.h ublk.c ublk_batch.c uring.c $(HDRS)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/ublk_test.c ublk_batch.c uring.c $(LDLIBS)
+# The kernel-facing rules: ublk_test.c includes ublk.c and ublk_io.c.
+test/ublk_test: test/ublk_test.c test/check.h $(PROTO) $(HDRS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/ublk_test.c log.c uring.c ublk_ctrl.c \
+		ublk_batch.c fault.c $(LDLIBS)
 
+# The command line: cli_test.c includes the command line's files, renaming main().
+CLI_INCLUDED := options.c service.c serve.c admin.c recover.c main.c
 test/cli_test: test/cli_test.c test/check.h $(SRCS) $(HDRS)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ \
-		test/cli_test.c mem_backend.c pinned.c record.c control.c ublk.c ublk_batch.c uring.c $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/cli_test.c \
+		$(filter-out $(CLI_INCLUDED),$(SRCS)) $(LDLIBS)
 
 test-unit: $(TESTS)
 	@for t in $(TESTS); do ./$$t; echo "$$t: exit $$?"; done

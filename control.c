@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "control.h"
+#include "log.h"
 #include "record.h"
 
 #include <errno.h>
@@ -84,7 +85,7 @@ void control_open(struct control *c)
 	c->fd = c->client_fd = -1;
 	ret = record_dir();
 	if (ret < 0) {
-		ublk_err("warning: %s: %s (a directory only root may enter is needed); resize and restart cannot reach this server",
+		log_err("warning: %s: %s (a directory only root may enter is needed); resize and restart cannot reach this server",
 			 RECORD_DIR, strerror(-ret));
 		return;
 	}
@@ -95,7 +96,7 @@ void control_open(struct control *c)
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (c->fd < 0 || bind(c->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
 	    chmod(a.sun_path, 0600) < 0 || listen(c->fd, 4) < 0) {
-		ublk_err("warning: %s: %s; resize and restart cannot reach this server",
+		log_err("warning: %s: %s; resize and restart cannot reach this server",
 			 a.sun_path, strerror(errno));
 		if (c->fd >= 0)
 			close(c->fd);
@@ -164,7 +165,7 @@ static void do_resize(struct ublk_dev *dev, struct control *c, int fd,
 			     c->dev_id, to, strerror(-ret));
 	if (c->recorded)
 		record_set_size(c->dev_id, new_size);
-	ublk_err("/dev/ublkb%d resized from %s to %s", c->dev_id, from, to);
+	log_err("/dev/ublkb%d resized from %s to %s", c->dev_id, from, to);
 	reply(fd, "ok %llu %llu", (unsigned long long)old, (unsigned long long)new_size);
 }
 
@@ -199,9 +200,8 @@ static bool peer_trusted(int fd)
 	       cred.uid == geteuid();
 }
 
-void control_serve(struct ublk_dev *dev, void *arg)
+void control_serve(struct control *c, struct ublk_dev *dev)
 {
-	struct control *c = arg;
 	struct timeval tv = { .tv_sec = REQUEST_TIMEOUT_S };
 	unsigned long long size;
 	char req[PATH_MAX + 32], word[16] = "";
@@ -307,30 +307,30 @@ int control_connect(int dev_id, const char *request, char *line, size_t len)
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		ret = -errno;
-		ublk_err("%s: %s (is device %d served by a running ublk-mem?)", a.sun_path,
+		log_err("%s: %s (is device %d served by a running ublk-mem?)", a.sun_path,
 			 strerror(-ret), dev_id);
 		goto err;
 	}
 	/* One write: the server reads the request with one recv(). */
 	if ((size_t)snprintf(line, len, "%s\n", request) >= len) {
 		ret = -ENAMETOOLONG;
-		ublk_err("%s: the request is too long", a.sun_path);
+		log_err("%s: the request is too long", a.sun_path);
 		goto err;
 	}
 	if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0) {
 		ret = -errno;
-		ublk_err("%s: %s", a.sun_path, strerror(-ret));
+		log_err("%s: %s", a.sun_path, strerror(-ret));
 		goto err;
 	}
 	ret = control_read_line(fd, line, len, CONTROL_ACK_MS);
 	if (ret == -ETIME || ret == -EAGAIN)
-		ublk_err("the server of device %d (pid %d) did not answer within %d s: it may be stuck (see: ublk-mem list)",
+		log_err("the server of device %d (pid %d) did not answer within %d s: it may be stuck (see: ublk-mem list)",
 			 dev_id, peer_pid(fd), CONTROL_ACK_MS / 1000);
 	else if (ret == -EPIPE)
-		ublk_err("the server of device %d (pid %d) hung up without an answer",
+		log_err("the server of device %d (pid %d) hung up without an answer",
 			 dev_id, peer_pid(fd));
 	else if (ret < 0)
-		ublk_err("%s: %s", a.sun_path, strerror(-ret));
+		log_err("%s: %s", a.sun_path, strerror(-ret));
 	if (ret < 0)
 		goto err;
 	return fd;
@@ -352,12 +352,12 @@ int control_request(int dev_id, const char *request, char *reply_line, size_t le
 	if (!strcmp(reply_line, "accepted"))
 		ret = control_read_line(fd, reply_line, len, timeout_ms);
 	if (ret == -ETIME)
-		ublk_err("the server of device %d (pid %d) accepted the request but did not finish it within %u s",
+		log_err("the server of device %d (pid %d) accepted the request but did not finish it within %u s",
 			 dev_id, peer_pid(fd), timeout_ms / 1000);
 	else if (ret == -EPIPE)
-		ublk_err("the server of device %d hung up without an answer", dev_id);
+		log_err("the server of device %d hung up without an answer", dev_id);
 	else if (ret < 0)
-		ublk_err("device %d's server: %s", dev_id, strerror(-ret));
+		log_err("device %d's server: %s", dev_id, strerror(-ret));
 	close(fd);
 	return ret;
 }

@@ -49,8 +49,8 @@ struct control {
 void control_open(struct control *c);
 void control_close(struct control *c);
 
-/* ublk_set_control() callback: take one request and answer it. */
-void control_serve(struct ublk_dev *dev, void *arg);
+/* A request is waiting on @c->fd: take it and answer it, for device @dev. */
+void control_serve(struct control *c, struct ublk_dev *dev);
 
 /*
  * After ublk_run() returned from a handover: tell the client how many

@@ -1,11 +1,12 @@
 /*
  * mem_backend.c - the RAM store.
  *
- * Read uring.c and ublk.c first.  This file is what makes the device a RAM
- * disk: a struct ublk_backend_ops whose callbacks copy to and from one big
- * mapping.  Its `direct` callback hands out addresses inside that mapping,
- * which lets the kernel copy request data straight into RAM (see the copy
- * modes in ublk.h).
+ * Read uring.c and the ublk files first.  This file is what makes the
+ * device a RAM disk: a struct backend_ops (backend.h) whose callbacks copy
+ * to and from one big mapping.  Its `direct` callback hands out addresses
+ * inside that mapping, which lets the kernel copy request data straight
+ * into RAM (see the copy modes in ublk_io.c).  It depends on nothing of
+ * the protocol: backend.h, log.h and pinned.h are all it includes.
  *
  * A RAM disk must also behave on the day memory runs out.  The kernel
  * copies a WRITE into our mapping with the server's page tables; if the
@@ -19,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include "mem_backend.h"
+#include "log.h"
 #include "pinned.h"
 
 #include <errno.h>
@@ -163,7 +165,7 @@ static uint64_t beyond_reserve(uint64_t avail, uint64_t reserve)
 static void allocation_refused(struct mem_store *s, const char *why)
 {
 	if (!atomic_exchange(&s->starved, true))
-		ublk_err("%s; writes to parts of the device not yet allocated fail with ENOSPC until %s",
+		log_err("%s; writes to parts of the device not yet allocated fail with ENOSPC until %s",
 			 why, s->named ? "memory or room on its file system is freed" :
 			 "memory is freed");
 }
@@ -172,7 +174,7 @@ static void allocation_resumed(struct mem_store *s)
 {
 	if (atomic_load_explicit(&s->starved, memory_order_relaxed) &&
 	    atomic_exchange(&s->starved, false))
-		ublk_err("memory for new writes is available again: writes succeed again");
+		log_err("memory for new writes is available again: writes succeed again");
 }
 
 /*
@@ -370,7 +372,7 @@ static int check_trusted(const char *path, const struct stat *st)
 				    (unsigned)st->st_nlink);
 	if (!why)
 		return 0;
-	ublk_err("%s: refusing to use it as a store: %s (a store is a file only its owner can reach)",
+	log_err("%s: refusing to use it as a store: %s (a store is a file only its owner can reach)",
 		 path, why);
 	return -EPERM;
 }
@@ -399,12 +401,12 @@ static int open_store_dir(struct mem_store *s, const char *path)
 	if (err == 0 && fstat(s->dir.dir_fd, &st) < 0)
 		err = -errno;
 	if (err) {
-		ublk_err("%s: its directory: %s", path, strerror(-err));
+		log_err("%s: its directory: %s", path, strerror(-err));
 		return err;
 	}
 	if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
 	    ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
-		ublk_err("%s: refusing a store in a directory that %s (mode %04o, uid %u): another user could swap the file",
+		log_err("%s: refusing a store in a directory that %s (mode %04o, uid %u): another user could swap the file",
 			 path, st.st_uid != 0 && st.st_uid != geteuid() ? "another user owns" :
 			 "others may write to", (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
 		return -EPERM;
@@ -422,11 +424,11 @@ static int lock_store(struct mem_store *s, const char *path, bool wait)
 {
 	for (int ms = 0; flock(s->fd, LOCK_EX | LOCK_NB) < 0; ms += 50) {
 		if (errno != EWOULDBLOCK) {
-			ublk_err("%s: cannot lock it: %s", path, strerror(errno));
+			log_err("%s: cannot lock it: %s", path, strerror(errno));
 			return -errno;
 		}
 		if (!wait || ms >= STORE_LOCK_WAIT_MS) {
-			ublk_err("%s: another ublk-mem server is using this store", path);
+			log_err("%s: another ublk-mem server is using this store", path);
 			return -EBUSY;
 		}
 		usleep(50000);
@@ -444,7 +446,7 @@ static int lock_store(struct mem_store *s, const char *path, bool wait)
 static int fit_store(struct mem_store *s, const char *path, uint64_t file_size)
 {
 	if (file_size < s->size) {
-		ublk_err("%s: the store is %llu bytes but the device is %llu: its last %llu bytes are missing; to serve the device with zeros there: truncate -s %llu %s",
+		log_err("%s: the store is %llu bytes but the device is %llu: its last %llu bytes are missing; to serve the device with zeros there: truncate -s %llu %s",
 			 path, (unsigned long long)file_size, (unsigned long long)s->size,
 			 (unsigned long long)(s->size - file_size),
 			 (unsigned long long)s->size, path);
@@ -453,11 +455,11 @@ static int fit_store(struct mem_store *s, const char *path, uint64_t file_size)
 	if (file_size == s->size)
 		return 0;
 	if (ftruncate(s->fd, (off_t)s->size) < 0) {
-		ublk_err("%s: cannot cut the store to the device's %llu bytes: %s", path,
+		log_err("%s: cannot cut the store to the device's %llu bytes: %s", path,
 			 (unsigned long long)s->size, strerror(errno));
 		return -errno;
 	}
-	ublk_err("%s: the store was %llu bytes, the device %llu (a resize did not finish): cut to the device's size",
+	log_err("%s: the store was %llu bytes, the device %llu (a resize did not finish): cut to the device's size",
 		 path, (unsigned long long)file_size, (unsigned long long)s->size);
 	return 0;
 }
@@ -480,15 +482,15 @@ static int open_store_file(struct mem_store *s, const struct mem_store_config *c
 		       (cfg->create ? O_CREAT | O_EXCL : 0), 0600);
 	if (s->fd < 0) {
 		err = errno;
-		ublk_err("%s: %s%s", path, strerror(err),
-			 err == EEXIST ? " (a file is already there: the store of another device, or not ours; remove it or pick --store)" :
+		log_err("%s: %s%s", path, strerror(err),
+			 err == EEXIST ? " (a file is already there: another device's store, or not ours; remove it, or keep the store elsewhere)" :
 			 err == ELOOP ? " (it is a symbolic link: refusing to follow it)" :
-			 err == ENOENT && !cfg->create ? " (the store is gone: the data cannot be recovered; ublk-mem del removes the device)" : "");
+			 err == ENOENT && !cfg->create ? " (the store is gone: its data cannot be recovered)" : "");
 		return -err;
 	}
 	if (fstat(s->fd, &st) < 0) {
 		err = -errno;
-		ublk_err("%s: %s", path, strerror(-err));
+		log_err("%s: %s", path, strerror(-err));
 		return err;
 	}
 	s->created = cfg->create;
@@ -497,7 +499,7 @@ static int open_store_file(struct mem_store *s, const struct mem_store_config *c
 	s->st_ino = st.st_ino;
 	pinned_set_identity(&s->dir, s->fd);
 	if (cfg->expect_ino && (st.st_dev != cfg->expect_dev || st.st_ino != cfg->expect_ino)) {
-		ublk_err("%s is not the store the device was created with (the file was replaced); refusing it",
+		log_err("%s is not the store the device was created with (the file was replaced); refusing it",
 			 path);
 		return -ESTALE;
 	}
@@ -525,13 +527,13 @@ static int check_room(struct mem_store *s, const struct mem_store_config *cfg)
 
 		need = have < s->size ? s->size - have : 0;
 		if (need > free_bytes)
-			ublk_err("warning: %s: %llu MiB of the device are not allocated yet but its file system has %llu MiB free: writes there fail with ENOSPC when it fills",
+			log_err("warning: %s: %llu MiB of the device are not allocated yet but its file system has %llu MiB free: writes there fail with ENOSPC when it fills",
 				 cfg->path, (unsigned long long)(need >> 20),
 				 (unsigned long long)(free_bytes >> 20));
 		return 0;
 	}
 	if (need > free_bytes) {
-		ublk_err("%s: its file system has %llu MiB free, too little for a %llu MiB store (a tmpfs grows with: mount -o remount,size=SIZE DIR)",
+		log_err("%s: its file system has %llu MiB free, too little for a %llu MiB store (a tmpfs grows with: mount -o remount,size=SIZE DIR)",
 			 cfg->path, (unsigned long long)(free_bytes >> 20),
 			 (unsigned long long)(s->size >> 20));
 		return -ENOSPC;
@@ -567,7 +569,7 @@ static int map_file(struct mem_store *s, const struct mem_store_config *cfg)
 		return err;
 	if ((cfg->create && ftruncate(s->fd, (off_t)s->size) < 0) || !map_fd(s)) {
 		err = errno;
-		ublk_err("%s: %s", cfg->path, strerror(err));
+		log_err("%s: %s", cfg->path, strerror(err));
 		return -err;
 	}
 	return 0;
@@ -585,7 +587,7 @@ static int map_memfd(struct mem_store *s)
 	s->fd = memfd_create("ublk-mem", MFD_CLOEXEC);
 	if (s->fd < 0 || ftruncate(s->fd, (off_t)s->size) < 0 || !map_fd(s)) {
 		err = errno;
-		ublk_err("cannot make the store's memory file: %s", strerror(err));
+		log_err("cannot make the store's memory file: %s", strerror(err));
 		return -err;
 	}
 	return 0;
@@ -612,12 +614,12 @@ static int open_io_fd(struct mem_store *s)
 	s->io_fd = open(path, O_RDWR | O_CLOEXEC | O_DIRECT | O_NONBLOCK);
 	if (s->io_fd >= 0)
 		return 0;
-	ublk_err("warning: %s: %s (is /proc mounted?): io_uring serves the store through worker threads, more slowly",
+	log_err("warning: %s: %s (is /proc mounted?): io_uring serves the store through worker threads, more slowly",
 		 path, strerror(errno));
 	s->io_fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
 	if (s->io_fd >= 0)
 		return 0;
-	ublk_err("cannot duplicate the store's file: %s", strerror(errno));
+	log_err("cannot duplicate the store's file: %s", strerror(errno));
 	return -errno;
 }
 
@@ -654,7 +656,7 @@ static int map_anonymous(struct mem_store *s, uint64_t hpage)
 	if (p == MAP_FAILED) {
 		int err = errno;
 
-		ublk_err("cannot reserve %llu bytes of address space: %s",
+		log_err("cannot reserve %llu bytes of address space: %s",
 			 (unsigned long long)s->reserved_len, strerror(err));
 		return -err;
 	}
@@ -681,13 +683,13 @@ static int make_maps(struct mem_store *s)
 	s->backed = calloc(words, sizeof(*s->backed));
 	s->used = calloc(words, sizeof(*s->used));
 	/* Never written, so every page of it is the kernel's zero page. */
-	s->zeros_len = UBLK_MAX_IO_BYTES;
+	s->zeros_len = STORE_ZEROS_BYTES;
 	s->zeros = mmap(NULL, s->zeros_len, PROT_READ,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (s->zeros == MAP_FAILED)
 		s->zeros = NULL;
 	if (!s->backed || !s->used || !s->zeros) {
-		ublk_err("cannot allocate the store's allocation map");
+		log_err("cannot allocate the store's allocation map");
 		return -ENOMEM;
 	}
 	return 0;
@@ -732,7 +734,7 @@ static int lock_range(struct mem_store *s, uint64_t from, uint64_t to)
 	int err;
 
 	if (avail && len > beyond_reserve(avail, s->reserve)) {
-		ublk_err("--prealloc: cannot lock %llu MiB of RAM: %llu MiB is available and %llu MiB must stay in reserve (see --reserve)",
+		log_err("cannot allocate and lock %llu MiB of RAM for the store: %llu MiB is available and %llu MiB must stay in reserve",
 			 (unsigned long long)(len >> 20),
 			 (unsigned long long)(avail >> 20),
 			 (unsigned long long)(s->reserve >> 20));
@@ -740,13 +742,13 @@ static int lock_range(struct mem_store *s, uint64_t from, uint64_t to)
 	}
 	if (s->fd >= 0 && fallocate(s->fd, 0, (off_t)from, (off_t)len) < 0) {
 		err = errno;
-		ublk_err("cannot allocate %llu MiB for the store file: %s",
+		log_err("cannot allocate %llu MiB for the store file: %s",
 			 (unsigned long long)(len >> 20), strerror(err));
 		return -err;
 	}
 	if (mlock(s->base + from, len) < 0) {
 		err = errno;
-		ublk_err("cannot allocate and lock %llu bytes of RAM: %s",
+		log_err("cannot allocate and lock %llu bytes of RAM: %s",
 			 (unsigned long long)len, strerror(err));
 		return -err;
 	}
@@ -904,7 +906,7 @@ static int grow(struct mem_store *s, uint64_t old, uint64_t new_size)
 	int ret;
 
 	if (s->fd >= 0 && new_size - old > fs_free_bytes(s->fd)) {
-		ublk_err("cannot grow the store to %llu MiB: its file system has %llu MiB free",
+		log_err("cannot grow the store to %llu MiB: its file system has %llu MiB free",
 			 (unsigned long long)(new_size >> 20),
 			 (unsigned long long)(fs_free_bytes(s->fd) >> 20));
 		return -ENOSPC;
@@ -913,7 +915,7 @@ static int grow(struct mem_store *s, uint64_t old, uint64_t new_size)
 	if (ret == 0 && s->fd >= 0 && had < new_size && ftruncate(s->fd, (off_t)new_size) < 0)
 		ret = -errno;
 	if (ret < 0) {
-		ublk_err("cannot grow the store: %s", strerror(-ret));
+		log_err("cannot grow the store: %s", strerror(-ret));
 		return ret;
 	}
 	if (s->locked) {
@@ -943,7 +945,7 @@ static int shrink(struct mem_store *s, uint64_t old, uint64_t new_size)
 	__atomic_store_n(&s->size, new_size, __ATOMIC_RELEASE);
 	ret = clear_range(s, new_size, old);
 	if (ret < 0)
-		ublk_err("cannot give the memory beyond the new end back: %s", strerror(-ret));
+		log_err("cannot give the memory beyond the new end back: %s", strerror(-ret));
 	for (uint64_t u = new_size >> s->unit_shift; u < s->nr_units; u++) {
 		map_clear(s->backed, u);
 		if ((u << s->unit_shift) >= new_size)
@@ -959,7 +961,7 @@ int mem_store_resize(struct mem_store *s, uint64_t new_size)
 	uint64_t old = store_size(s);
 
 	if (new_size > s->max_size) {
-		ublk_err("cannot grow the store to %llu MiB: it was set up for at most %llu MiB (this machine's RAM + swap)",
+		log_err("cannot grow the store to %llu MiB: it was set up for at most %llu MiB (this machine's RAM + swap)",
 			 (unsigned long long)(new_size >> 20),
 			 (unsigned long long)(s->max_size >> 20));
 		return -EFBIG;
@@ -1115,7 +1117,7 @@ static void *mem_direct(void *store, uint64_t off, uint32_t len, bool for_write)
 	return s->fd >= 0 ? NULL : s->base + off;
 }
 
-const struct ublk_backend_ops mem_backend_ops = {
+const struct backend_ops mem_backend_ops = {
 	.name = "mem",
 	.read = mem_store_read,
 	.write = mem_store_write,

@@ -24,8 +24,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "backend.h"
 #include "pinned.h"
-#include "ublk.h"
 
 /* What to make; see mem_store_open(). */
 struct mem_store_config {
@@ -150,6 +150,9 @@ uint64_t mem_default_reserve(void);
 /* The transparent huge page size (2 MiB on x86-64), or 0 without THP. */
 uint64_t mem_huge_page_size(void);
 
-extern const struct ublk_backend_ops mem_backend_ops;
+/* Reads of never-written parts come from this many shared zero bytes. */
+#define STORE_ZEROS_BYTES	(512U << 10)
+
+extern const struct backend_ops mem_backend_ops;
 
 #endif

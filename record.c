@@ -12,8 +12,8 @@
  */
 #define _GNU_SOURCE
 #include "record.h"
+#include "log.h"
 #include "pinned.h"
-#include "ublk.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +59,7 @@ void record_write(int dev_id, const struct record *r)
 	int fd = -1;
 
 	if (ret < 0) {
-		ublk_err("warning: %s: %s (a directory only root may enter is needed); the store's record is not kept",
+		log_err("warning: %s: %s (a directory only root may enter is needed); the store's record is not kept",
 			 RECORD_DIR, strerror(-ret));
 		return;
 	}
@@ -68,7 +68,7 @@ void record_write(int dev_id, const struct record *r)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
-		ublk_err("warning: %s: %s (ublk-mem del will leave the store in place)",
+		log_err("warning: %s: %s (ublk-mem del will leave the store in place)",
 			 tmp, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -80,7 +80,7 @@ void record_write(int dev_id, const struct record *r)
 			(unsigned long long)r->geo.size, r->geo.block_size, r->geo.queues,
 			r->geo.depth, (unsigned long long)r->geo.flags);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
-		ublk_err("warning: %s: %s", path, strerror(errno));
+		log_err("warning: %s: %s", path, strerror(errno));
 		unlink(tmp);
 	}
 }

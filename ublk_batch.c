@@ -38,7 +38,9 @@
  * re-issues the requests the dead one held, as in ublk.c.
  */
 #define _GNU_SOURCE
-#include "ublk_queue.h"
+#include "fault.h"
+#include "log.h"
+#include "ublk_private.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -236,7 +238,7 @@ static int batch_alloc(struct ublk_queue *q)
 		return -ENOMEM;
 	q->batch = b;
 	batch_fetch_sizes(q->depth, &b->nbufs, &b->buf_len);
-	if (test_fault("batch-one-buffer"))
+	if (fault_at("batch-one-buffer"))
 		b->nbufs = 1;	/* FETCHes run dry and are armed again */
 	b->elem_flags = q->dev->copy_mode == UBLK_COPY_BOUNCE ?
 			UBLK_BATCH_F_HAS_BUF_ADDR : 0;
@@ -273,12 +275,12 @@ static int batch_prep(struct ublk_queue *q)
 	int ret;
 
 	for (unsigned tag = 0; tag < q->depth; tag++) {
-		if (tag == 0 && test_fault("fetch-missing"))
+		if (tag == 0 && fault_at("fetch-missing"))
 			continue;	/* START_DEV then waits for ever */
 		batch_elem_put(b->elems, b->elem_flags, n++, tag, 0,
 			       bounce ? (uint64_t)(uintptr_t)tag_buf(q, tag) : 0);
 	}
-	if (test_fault("fetch-rejected"))	/* a tag the queue lacks */
+	if (fault_at("fetch-rejected"))	/* a tag the queue lacks */
 		batch_elem_put(b->elems, b->elem_flags, n++, q->depth, 0,
 			       bounce ? (uint64_t)(uintptr_t)tag_buf(q, 0) : 0);
 	ret = batch_queue_elems(q, B_PREP, UBLK_U_IO_PREP_IO_CMDS, n);
@@ -291,9 +293,9 @@ static int batch_prep(struct ublk_queue *q)
 	ret = cqe->res;
 	uring_cq_advance(&q->ring, 1);
 	if (q->dev->trace)
-		ublk_err("q%u PREP_IO_CMDS of %u tags -> %d", q->q_id, n, ret);
+		log_err("q%u PREP_IO_CMDS of %u tags -> %d", q->q_id, n, ret);
 	if (ret < 0)
-		ublk_err("/dev/ublkb%d queue %u: the driver refused PREP_IO_CMDS: %s",
+		log_err("/dev/ublkb%d queue %u: the driver refused PREP_IO_CMDS: %s",
 			 q->dev->id, q->q_id, strerror(-ret));
 	return ret < 0 ? ret : 0;
 }
@@ -311,7 +313,7 @@ int batch_fetch_all(struct ublk_queue *q)
 
 	ret = batch_alloc(q);
 	if (ret < 0) {
-		ublk_err("/dev/ublkb%d queue %u: cannot set up batched commands: %s",
+		log_err("/dev/ublkb%d queue %u: cannot set up batched commands: %s",
 			 q->dev->id, q->q_id, strerror(-ret));
 		return ret;
 	}
@@ -323,7 +325,7 @@ int batch_fetch_all(struct ublk_queue *q)
 	ret = queue_submit_first(q, batch_user_data(B_STOP, 0), &refused);
 	if (ret == 0 && refused) {
 		ret = refused->res < 0 ? refused->res : -EPROTO;
-		ublk_err("/dev/ublkb%d queue %u: the driver refused %s: %s",
+		log_err("/dev/ublkb%d queue %u: the driver refused %s: %s",
 			 q->dev->id, q->q_id, batch_cmd_name(batch_ud_kind(refused->user_data)),
 			 strerror(-ret));
 	}
@@ -378,12 +380,12 @@ static int batch_fetched(struct ublk_queue *q, const struct io_uring_cqe *cqe)
 					      q->tags, b->ready, &b->nr_ready);
 		uring_buf_ring_add(&b->br, fetch_buf(b, bid), b->buf_len, (uint16_t)bid);
 		if (ret < 0) {
-			ublk_err("/dev/ublkb%d queue %u: the driver fetched a tag that is not free",
+			log_err("/dev/ublkb%d queue %u: the driver fetched a tag that is not free",
 				 q->dev->id, q->q_id);
 			return ret;
 		}
 		if (__builtin_expect(q->dev->trace, 0))
-			ublk_err("q%u FETCH_IO_CMDS %u: %d tags", q->q_id, slot,
+			log_err("q%u FETCH_IO_CMDS %u: %d tags", q->q_id, slot,
 				 cqe->res / (int)sizeof(uint16_t));
 	}
 	if (cqe->flags & IORING_CQE_F_MORE)
@@ -394,7 +396,7 @@ static int batch_fetched(struct ublk_queue *q, const struct io_uring_cqe *cqe)
 	} else if (cqe->res == -ENOBUFS || cqe->res >= 0) {
 		b->rearm[slot] = true;
 	} else {
-		ublk_err("/dev/ublkb%d queue %u: FETCH_IO_CMDS failed: %s",
+		log_err("/dev/ublkb%d queue %u: FETCH_IO_CMDS failed: %s",
 			 q->dev->id, q->q_id, strerror(-cqe->res));
 		return cqe->res;
 	}
@@ -409,14 +411,14 @@ static int batch_committed(struct ublk_queue *q, const struct io_uring_cqe *cqe)
 
 	b->commit_busy = false;
 	if (__builtin_expect(q->dev->trace, 0))
-		ublk_err("q%u COMMIT_IO_CMDS of %u requests -> %d", q->q_id, nr, cqe->res);
+		log_err("q%u COMMIT_IO_CMDS of %u requests -> %d", q->q_id, nr, cqe->res);
 	if (cqe->res == (int)(nr * b->elem_bytes))
 		return 0;
 	if (cqe->res < 0)
-		ublk_err("/dev/ublkb%d queue %u: COMMIT_IO_CMDS of %u requests failed: %s",
+		log_err("/dev/ublkb%d queue %u: COMMIT_IO_CMDS of %u requests failed: %s",
 			 q->dev->id, q->q_id, nr, strerror(-cqe->res));
 	else
-		ublk_err("/dev/ublkb%d queue %u: COMMIT_IO_CMDS: the driver took %u of %u requests",
+		log_err("/dev/ublkb%d queue %u: COMMIT_IO_CMDS: the driver took %u of %u requests",
 			 q->dev->id, q->q_id, cqe->res / b->elem_bytes, nr);
 	return cqe->res < 0 ? cqe->res : -EPROTO;
 }
@@ -459,7 +461,7 @@ static int batch_serve_ready(struct ublk_queue *q)
 		 * (see batch_fetched()) and leaves it alone until the COMMIT.
 		 */
 		iod = q->descs[tag];
-		if (iod.start_sector == (1 << 20) >> 9 && test_fault("queue-error"))
+		if (iod.start_sector == (1 << 20) >> 9 && fault_at("queue-error"))
 			return -EIO;	/* as if serving had failed for good */
 		res = queue_serve(q, tag, &iod, &addr);
 		batch_elem_put(b->elems, b->elem_flags, i, tag, res,

@@ -1,19 +1,25 @@
 /*
- * cli_test.c - unit tests for the command line in main.c: parse_size(),
+ * cli_test.c - unit tests for the command line (options.c, service.c,
+ * admin.c, recover.c, serve.c, main.c): parse_size(),
  * the option parser on valid command lines, the small parsers and
  * formatters it uses, the names `list` and `features` print, the rule
  * that only the recorded store file is ever removed, and the service
  * parts: the pid file, the sd_notify datagrams, the JSON of
  * `list --json` and the priorities of what goes to syslog.
  *
- * main.c's functions are static, so this file includes main.c itself,
- * its main() renamed.  What exits the process (usage errors, --help) is
+ * Their functions are static, so this file includes those files
+ * themselves, main() renamed.  What exits the process (usage errors, --help) is
  * not tested here but by the VM suite (t-bad-args).
  *
  * Each check prints one line, "ok - name", "FAIL - name: details
  * (line N)" or "skip - name: why".  Exit status: 0 all passed, 1 a check
  * failed.
  */
+#include "../options.c"
+#include "../service.c"
+#include "../serve.c"
+#include "../admin.c"
+#include "../recover.c"
 #define main ublk_mem_main
 #include "../main.c"
 #undef main
@@ -142,7 +148,7 @@ static void test_parse_size(void)
 /* ---- the option parser, on command lines it accepts ---- */
 
 /*
- * Run parse_args() on @args (a NULL-terminated list after the program
+ * Run parse_options() on @args (a NULL-terminated list after the program
  * name).  getopt permutes argv, so it gets a copy, and its state is reset
  * (optind = 0) for each command line.
  */
@@ -157,7 +163,7 @@ static void parse(struct options *o, const char *const *args)
 	}
 	argv[argc] = NULL;
 	optind = 0;
-	parse_args(argc, argv, o);
+	parse_options(VERB_SERVE, argc, argv, o);
 }
 
 static void test_parse_args_defaults(void)
@@ -359,6 +365,61 @@ static void test_state_name(void)
 	CHECK_STR(state_name(&info), "dead", "a stopped device: dead");
 	info.state = 99;
 	CHECK_STR(state_name(&info), "dead", "an unknown state: dead");
+}
+
+/* refuse_config() on @cfg and @features, its one line in @msg. */
+static int refusal(const struct ublk_config *cfg, uint64_t features, char *msg, size_t len)
+{
+	FILE *f = tmpfile();
+	int saved = dup(STDERR_FILENO), ret;
+	size_t n = 0;
+
+	if (f)
+		dup2(fileno(f), STDERR_FILENO);
+	ret = refuse_config(cfg, features);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	msg[0] = '\0';
+	if (f) {
+		rewind(f);
+		n = fread(msg, 1, len - 1, f);
+		msg[n] = '\0';
+		fclose(f);
+	}
+	return ret;
+}
+
+/* What the command line says when the driver cannot serve a configuration. */
+static void test_refuse_config(void)
+{
+	struct ublk_config cfg = { .copy_mode = UBLK_COPY_USER, .copy_mode_set = true, .depth = 128 };
+	char msg[512];
+	int ret;
+
+	ret = refusal(&cfg, 0x1feULL & ~UBLK_F_USER_COPY, msg, sizeof(msg));
+	CHECK(ret == -EOPNOTSUPP && strstr(msg, "lacks UBLK_F_USER_COPY (Linux 6.5)") &&
+	      strstr(msg, "another --copy-mode") && strchr(msg, '\n') == msg + strlen(msg) - 1,
+	      "no USER_COPY: one line naming the flag, its release and what to do",
+	      "returned %d, said: %s", ret, msg);
+	cfg.copy_mode = UBLK_COPY_GET_DATA;
+	cfg.recoverable = true;
+	ret = refusal(&cfg, 0x1feULL & ~UBLK_F_USER_RECOVERY, msg, sizeof(msg));
+	CHECK(ret == -EOPNOTSUPP && strstr(msg, "USER_RECOVERY (Linux 6.1)") &&
+	      strstr(msg, "--recoverable cannot work here"),
+	      "no USER_RECOVERY: --recoverable refused, naming Linux 6.1",
+	      "returned %d, said: %s", ret, msg);
+	cfg.recoverable = false;
+	cfg.queue_threads = 2;
+	ret = refusal(&cfg, 0x1feULL, msg, sizeof(msg));
+	CHECK(ret == -EOPNOTSUPP && strstr(msg, "PER_IO_DAEMON (Linux 6.16)") &&
+	      strstr(msg, "--queue-threads 1"), "6.12: --queue-threads 2 refused, saying what to do",
+	      "returned %d, said: %s", ret, msg);
+	cfg.queue_threads = 0;
+	cfg.io_path = UBLK_IO_PATH_BATCH;
+	ret = refusal(&cfg, ~0ULL, msg, sizeof(msg));
+	CHECK(ret == -EINVAL && strstr(msg, "--copy-mode get_data needs --io-path per-request"),
+	      "batch with get_data: refused in the options' words", "returned %d, said: %s",
+	      ret, msg);
 }
 
 static void test_feature_use(void)
@@ -597,7 +658,7 @@ static int entries(const char *dir)
 
 /*
  * pidfile_write() writes "PID\n" by rename, replacing (never following) a
- * link planted at the path, leaves no temporary file; pidfile_remove()
+ * link planted at the path, leaves no temporary file; service_drop_pidfile()
  * removes only that file; pidfile_owner() names only a running ublk-mem.
  */
 static void test_pidfile(void)
@@ -618,8 +679,8 @@ static void test_pidfile(void)
 	      "the pid file is mode 0644, for monitoring", "mode %o", st.st_mode & 0777);
 	CHECK_EQ(entries(dir), 1, "no temporary file is left beside it");
 	CHECK_EQ(pidfile_owner(path), 0, "pidfile_owner: our own pid is not another server");
-	pidfile_remove();
-	CHECK(access(path, F_OK) < 0, "pidfile_remove removes it", "%s", "it is still there");
+	service_drop_pidfile();
+	CHECK(access(path, F_OK) < 0, "service_drop_pidfile removes it", "%s", "it is still there");
 
 	/* A link planted at the path: replaced, its target untouched. */
 	if (CHECK(symlink(victim, path) == 0, "a symbolic link planted at the pid file's path",
@@ -641,9 +702,9 @@ static void test_pidfile(void)
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		if (fd >= 0)
 			close(fd);
-		pidfile_remove();
+		service_drop_pidfile();
 		CHECK(access(path, F_OK) == 0,
-		      "pidfile_remove leaves a file that replaced ours", "%s", "it removed it");
+		      "service_drop_pidfile leaves a file that replaced ours", "%s", "it removed it");
 		unlink(path);
 	}
 
@@ -662,7 +723,7 @@ static void test_pidfile(void)
 			fclose(f);
 		}
 		CHECK_EQ(pidfile_owner(path), 0, "pidfile_owner: not a number");
-		pidfile_remove();
+		service_drop_pidfile();
 		unlink(path);
 	}
 	if (CHECK(mkfifo(path, 0600) == 0, "a FIFO planted at the path", "%s", strerror(errno))) {
@@ -913,6 +974,7 @@ int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	test_parse_size();
+	test_refuse_config();
 	test_parse_args_defaults();
 	test_parse_args_options();
 	test_parse_args_store();

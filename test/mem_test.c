@@ -444,7 +444,7 @@ static void test_open_anonymous(void)
 	      "a fresh store has no unit backed or used", "%llu backed, %llu used",
 	      (unsigned long long)units_set(&s, s.backed),
 	      (unsigned long long)units_set(&s, s.used));
-	CHECK(s.zeros && s.zeros_len >= UBLK_MAX_IO_BYTES &&
+	CHECK(s.zeros && s.zeros_len >= STORE_ZEROS_BYTES &&
 	      first_nonzero(s.zeros, s.zeros_len) == s.zeros_len,
 	      "the store's zeros cover the largest request and read as zeros",
 	      "zeros %p, %zu bytes", (const void *)s.zeros, s.zeros_len);
@@ -902,7 +902,7 @@ out_free:
 /* The backend table: RAM needs no flush; every other operation is there. */
 static void test_backend_ops(void)
 {
-	const struct ublk_backend_ops *ops = &mem_backend_ops;
+	const struct backend_ops *ops = &mem_backend_ops;
 	const uint64_t size = 1 * MiB;
 	struct mem_store s;
 	char buf[512];

@@ -1,79 +1,102 @@
 /*
- * ublk_test.c - unit tests for the kernel-facing rules in ublk.c that need
- * no kernel: what a GET_FEATURES answer allows and how a missing feature
- * is refused, the flags ADD_DEV asks for, the feature tables, the bounce
- * buffer sizes, the user_data packing and the USER_COPY offsets.
+ * ublk_test.c - unit tests for the kernel-facing rules in ublk.c and
+ * ublk_io.c that need no kernel: what a GET_FEATURES answer allows and
+ * what no driver serves, the flags ADD_DEV asks for, the feature tables,
+ * the bounce buffer sizes, the user_data packing and the USER_COPY
+ * offsets.
  *
  * The GET_FEATURES answers are those of real releases (from the driver's
  * history): 6.5 answered 0xfe, 6.6 to 6.12 0x1fe, 7.3 0x1fffff; and a
- * driver without a flag a backport left out.  ublk.c is included whole,
- * so its static functions can be called.
+ * driver without a flag a backport left out.  ublk.c and ublk_io.c are
+ * included whole, so their static functions can be called.
  *
  * Each check prints one line; exit status 0 all passed, 1 a check failed.
  */
 #include "../ublk.c"
+#include "../ublk_io.c"
 #include "check.h"
+
+/* A check of one number against the value it should have. */
+static bool check_eq(int line, long long got, long long want, const char *name)
+{
+	return check(line, got == want, name, "got %lld, want %lld", got, want);
+}
+
+#define CHECK_EQ(got, want, name) \
+	check_eq(__LINE__, (long long)(got), (long long)(want), (name))
 
 #define FEATURES_6_5	0xfeULL
 #define FEATURES_6_12	0x1feULL
 #define FEATURES_7_3	0x1fffffULL
 
-/* Run check_features() with stderr captured in @msg; returns its result. */
-static int features_refusal(uint64_t features, uint64_t want, char *msg, size_t len)
+/* ublk_config_check() on @cfg and @features: the conflict, *missing set. */
+static enum ublk_conflict check_cfg(struct ublk_config cfg, uint64_t features, uint64_t *missing)
 {
-	FILE *f = tmpfile();
-	int saved = dup(STDERR_FILENO), ret;
-	size_t n = 0;
-
-	fflush(stderr);
-	if (f)
-		dup2(fileno(f), STDERR_FILENO);
-	ret = check_features(features, want);
-	fflush(stderr);
-	dup2(saved, STDERR_FILENO);
-	close(saved);
-	msg[0] = '\0';
-	if (f) {
-		rewind(f);
-		n = fread(msg, 1, len - 1, f);
-		msg[n] = '\0';
-		fclose(f);
-	}
-	return ret;
+	if (!cfg.depth)
+		cfg.depth = 128;
+	*missing = 0;
+	return ublk_config_check(&cfg, features, missing);
 }
 
-static void test_check_features(void)
+/*
+ * ublk_config_check(): what a GET_FEATURES answer allows, and what no
+ * driver serves, whatever it offers.  (The words for each are options.c's,
+ * tested in cli_test.)
+ */
+static void test_config_check(void)
 {
-	const struct ublk_config user_copy = { .copy_mode = UBLK_COPY_USER };
 	const struct ublk_config get_data = { .copy_mode = UBLK_COPY_GET_DATA };
+	const struct ublk_config user_copy = { .copy_mode = UBLK_COPY_USER };
+	const struct ublk_config zero_copy = { .copy_mode = UBLK_COPY_ZERO, .copy_mode_set = true };
 	const struct ublk_config rec = { .copy_mode = UBLK_COPY_GET_DATA, .recoverable = true };
-	char msg[512];
-	int ret;
+	const struct ublk_config threads = { .copy_mode = UBLK_COPY_GET_DATA, .queue_threads = 2 };
+	const struct ublk_config batch = { .copy_mode = UBLK_COPY_GET_DATA,
+					   .io_path = UBLK_IO_PATH_BATCH };
+	struct ublk_config c;
+	uint64_t missing;
 
-	CHECK_RES(features_refusal(FEATURES_6_12, config_flags(&get_data), msg, sizeof(msg)), 0,
-		  "6.12: get_data is served");
-	CHECK_RES(features_refusal(FEATURES_6_12, config_flags(&rec), msg, sizeof(msg)), 0,
-		  "6.12: --recoverable is served");
-	CHECK_RES(features_refusal(FEATURES_6_5, config_flags(&user_copy), msg, sizeof(msg)), 0,
-		  "6.5: user_copy is served");
+	CHECK_EQ(check_cfg(get_data, FEATURES_6_12, &missing), UBLK_CONFIG_OK, "6.12 serves get_data");
+	CHECK_EQ(check_cfg(rec, FEATURES_6_12, &missing), UBLK_CONFIG_OK, "6.12 serves --recoverable");
+	CHECK_EQ(check_cfg(user_copy, FEATURES_6_5, &missing), UBLK_CONFIG_OK, "6.5 serves user_copy");
 	/* A driver whose backport left USER_COPY out. */
-	ret = features_refusal(FEATURES_6_12 & ~UBLK_F_USER_COPY, config_flags(&user_copy),
-			       msg, sizeof(msg));
-	CHECK(ret == -EOPNOTSUPP && strstr(msg, "lacks UBLK_F_USER_COPY (Linux 6.5)") &&
-	      strstr(msg, "another --copy-mode") && strchr(msg, '\n') == msg + strlen(msg) - 1,
-	      "no USER_COPY: one line naming the flag, its release and what to do",
-	      "returned %d, said: %s", ret, msg);
-	ret = features_refusal(FEATURES_6_12 & ~UBLK_F_USER_RECOVERY, config_flags(&rec),
-			       msg, sizeof(msg));
-	CHECK(ret == -EOPNOTSUPP && strstr(msg, "USER_RECOVERY (Linux 6.1)") &&
-	      strstr(msg, "--recoverable cannot work here"),
-	      "no USER_RECOVERY: --recoverable refused, naming Linux 6.1",
-	      "returned %d, said: %s", ret, msg);
-	/* What ublk_ctrl_open() asks of any driver: ioctl-encoded commands. */
-	ret = features_refusal(0, UBLK_F_CMD_IOCTL_ENCODE, msg, sizeof(msg));
-	CHECK(ret == -EOPNOTSUPP && strstr(msg, "CMD_IOCTL_ENCODE (Linux 6.4)"),
-	      "no ioctl-encoded commands: refused, naming Linux 6.4", "returned %d, said: %s",
-	      ret, msg);
+	CHECK(check_cfg(user_copy, FEATURES_6_12 & ~UBLK_F_USER_COPY, &missing) == UBLK_LACKS_FLAG &&
+	      missing == UBLK_F_USER_COPY, "no USER_COPY: user_copy lacks exactly that flag",
+	      "missing %#llx", (unsigned long long)missing);
+	CHECK(check_cfg(rec, FEATURES_6_12 & ~UBLK_F_USER_RECOVERY, &missing) == UBLK_LACKS_FLAG &&
+	      missing == UBLK_F_USER_RECOVERY, "no USER_RECOVERY: --recoverable lacks it",
+	      "missing %#llx", (unsigned long long)missing);
+	CHECK(check_cfg(zero_copy, FEATURES_6_12, &missing) == UBLK_LACKS_FLAG &&
+	      missing == UBLK_F_AUTO_BUF_REG, "6.12: zero_copy lacks AUTO_BUF_REG",
+	      "missing %#llx", (unsigned long long)missing);
+	CHECK_EQ(check_cfg(zero_copy, FEATURES_7_3, &missing), UBLK_CONFIG_OK, "7.3 serves zero_copy");
+	CHECK(check_cfg(threads, FEATURES_6_12, &missing) == UBLK_LACKS_FLAG &&
+	      missing == UBLK_F_PER_IO_DAEMON, "6.12: two threads per queue lack PER_IO_DAEMON",
+	      "missing %#llx", (unsigned long long)missing);
+	/* The batched path: bounce unless told, and what it never takes. */
+	CHECK_EQ(check_cfg(batch, FEATURES_7_3, &missing), UBLK_CONFIG_OK,
+		 "7.3: --io-path batch alone is served (in bounce mode)");
+	CHECK(check_cfg(batch, FEATURES_6_12, &missing) == UBLK_LACKS_FLAG &&
+	      missing == UBLK_F_BATCH_IO, "6.12: --io-path batch lacks BATCH_IO",
+	      "missing %#llx", (unsigned long long)missing);
+	c = batch;
+	c.copy_mode_set = true;
+	CHECK_EQ(check_cfg(c, ~0ULL, &missing), UBLK_BATCH_NO_GET_DATA,
+		 "batch with an explicit get_data: no driver serves it");
+	c.copy_mode = UBLK_COPY_ZERO;
+	CHECK_EQ(check_cfg(c, ~0ULL, &missing), UBLK_BATCH_NO_ZERO_COPY,
+		 "batch with zero_copy: no driver serves it");
+	c = batch;
+	c.queue_threads = 2;
+	CHECK_EQ(check_cfg(c, ~0ULL, &missing), UBLK_BATCH_NO_THREADS,
+		 "batch with two threads per queue: no driver serves it");
+	c = batch;
+	c.depth = 1;
+	CHECK_EQ(check_cfg(c, ~0ULL, &missing), UBLK_BATCH_DEPTH_1, "batch at depth 1: refused");
+	c = threads;
+	c.queue_threads = 3;
+	c.depth = 2;
+	CHECK_EQ(check_cfg(c, ~0ULL, &missing), UBLK_THREADS_OVER_DEPTH,
+		 "three threads on a queue of depth 2: refused");
 }
 
 /* The optional flags: asked for exactly where the driver offers them. */
@@ -167,7 +190,7 @@ static void test_packing(void)
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	test_check_features();
+	test_config_check();
 	test_optional_flags();
 	test_feature_tables();
 	test_buffer_bytes();

@@ -1,14 +1,20 @@
 /*
- * ublk_queue.h - what the two data paths share: the state of a device
- * being served and of its queues, and the helpers that serve one request.
+ * ublk_private.h - what the files of the ublk protocol share, and nothing
+ * outside them sees (they see ublk.h):
  *
- * ublk.c holds the per-request path (FETCH_REQ, COMMIT_AND_FETCH_REQ) and
- * everything else; ublk_batch.c the batched path (UBLK_F_BATCH_IO).  A
- * queue thread runs one or the other, chosen per device.  This header is
- * private to the two; main.c sees ublk.h only.
+ *   ublk_ctrl.c   the control channel, /dev/ublk-control
+ *   ublk_io.c     one request, in every copy mode, and the per-request
+ *                 loop of a queue thread (FETCH_REQ, COMMIT_AND_FETCH_REQ)
+ *   ublk_batch.c  the batched loop (UBLK_F_BATCH_IO), serving each
+ *                 request with ublk_io.c's queue_serve()
+ *   ublk.c        a device's life: queue threads, add, start, stop,
+ *                 recover
+ *
+ * Calls go down that list's reverse: ublk.c calls the other three,
+ * ublk_batch.c calls ublk_io.c, and ublk_io.c and ublk_ctrl.c call none.
  */
-#ifndef UBLK_MEM_UBLK_QUEUE_H
-#define UBLK_MEM_UBLK_QUEUE_H
+#ifndef UBLK_MEM_UBLK_PRIVATE_H
+#define UBLK_MEM_UBLK_PRIVATE_H
 
 #include "ublk.h"
 #include "uring.h"
@@ -18,6 +24,32 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <time.h>
+
+/* ---- the control channel (ublk_ctrl.c) ---- */
+
+/* A handle on /dev/ublk-control and the ring that talks to it. */
+struct ublk_ctrl {
+	int fd;			/* /dev/ublk-control */
+	struct uring ring;	/* SQE128: the command needs 32 bytes */
+	uint64_t features;	/* GET_FEATURES answer */
+	bool trace;
+};
+
+/* Send one control command and wait for its answer (0/-errno or data). */
+int ctrl_cmd(struct ublk_ctrl *c, uint32_t op, uint32_t dev_id, void *buf, uint16_t len,
+	     uint64_t data0);
+
+/*
+ * The same, but waiting in slices: after each, @give_up(@arg) is asked,
+ * and when it says yes the command is cancelled (-ECANCELED).
+ */
+int ctrl_cmd_abortable(struct ublk_ctrl *c, uint32_t op, uint32_t dev_id, void *buf,
+		       uint16_t len, uint64_t data0, bool (*give_up)(void *arg), void *arg);
+
+/* "START_DEV": the name of control opcode @op, for messages. */
+const char *ctrl_cmd_name(uint32_t op);
+
+/* ---- a device being served ---- */
 
 /*
  * Per-tag state.  A tag is a request slot: the kernel and we pass it back
@@ -70,7 +102,7 @@ struct ublk_queue {
 
 struct ublk_dev {
 	struct ublk_ctrl *ctrl;
-	const struct ublk_backend_ops *ops;
+	const struct backend_ops *ops;
 	void *data;
 	struct ublksrv_ctrl_dev_info info;
 	struct ublk_params params;
@@ -96,19 +128,15 @@ struct ublk_dev {
 	int id;
 	int cdev_fd;
 	struct ublk_queue *queues;
-	pthread_t main_thread;
 	sem_t setup_done;		/* posted once by each queue thread */
 	atomic_bool stopping;		/* main thread has begun teardown */
 	atomic_bool queue_ended;	/* a queue thread ended by itself */
-	bool stop_asked;		/* a stop signal came while starting */
-	time_t refused_at;		/* a stop was refused: device in use */
+	int event_fd;			/* ... and said so here (ublk_event_fd()) */
+	bool stop_asked;		/* the caller gave up the start */
 	bool try_stopped;		/* TRY_STOP_DEV stopped it */
 	bool handed_over;		/* ublk_hand_over(): end, keep it */
 	bool quiesced;			/* ... after QUIESCE_DEV drained it */
 	unsigned held;			/* requests ours when the queues ended */
-	int control_fd;			/* ublk_set_control() */
-	void (*on_control)(struct ublk_dev *dev, void *arg);
-	void *control_arg;
 };
 
 /* Walk the tags thread @q owns: for (tag = first_tag(q); ...) */
@@ -128,10 +156,7 @@ static inline char *tag_buf(const struct ublk_queue *q, unsigned tag)
 	return q->bufs + (size_t)(tag / q->dev->lanes) * q->dev->buf_bytes;
 }
 
-/* ---- in ublk.c, for both paths ---- */
-
-/* Is the fault @point asked for in UBLK_MEM_TEST_FAULT?  (Tests only.) */
-bool test_fault(const char *point);
+/* ---- in ublk_io.c, for both paths and for ublk.c ---- */
 
 /*
  * Serve the request @tag now owned, described by @iod, with the backend:
@@ -148,9 +173,22 @@ int queue_serve(struct ublk_queue *q, unsigned tag,
 int queue_submit_first(struct ublk_queue *q, uint64_t stop_data,
 		       const struct io_uring_cqe **refused);
 
-/* How long to spin before sleeping (see ublk.c), and the wait itself. */
+/* How long to spin before sleeping (see ublk_io.c), and the wait itself. */
 unsigned spin_time(unsigned poll_us, bool busy, bool several);
 int queue_wait(struct ublk_queue *q, unsigned spin_us);
+
+/*
+ * The per-request path: hand every tag to the driver (FETCH_REQ), and
+ * serve until every tag is retired or the thread is told to end.
+ */
+int queue_fetch_all(struct ublk_queue *q);
+int queue_loop(struct ublk_queue *q);
+
+/* zero_copy: the ring's buffer slots and the backend's file. */
+int queue_zc_setup(struct ublk_queue *q);
+
+/* "Q" or, with several threads per queue, "Q.LANE": for names and traces. */
+const char *queue_label(const struct ublk_queue *q, char buf[16]);
 
 /* ---- in ublk_batch.c, the batched path ---- */
 
