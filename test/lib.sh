@@ -618,10 +618,11 @@ sha_stream() {
 	} | tee "$_ss_d/fifo" | sha256sum >"$_ss_d/sha"
 	wait "$_ss_wc"
 	_ss_rc=$(cat "$_ss_d/rc") _ss_got=$(($(cat "$_ss_d/bytes")))
+	_ss_err=$(head -n 3 "$_ss_d/err")
 	[ "$_ss_rc" = 0 ] ||
-		fail "reading $_ss_what: $1 exited with status $_ss_rc: $(head -n 3 "$_ss_d/err")"
+		fail "reading $_ss_what: $1 exited with status $_ss_rc${_ss_err:+: $_ss_err}"
 	[ -z "$_ss_want" ] || [ "$_ss_got" = "$_ss_want" ] ||
-		fail "reading $_ss_what: $_ss_got bytes read of $_ss_want: $(head -n 3 "$_ss_d/err")"
+		fail "reading $_ss_what: $_ss_got bytes read of $_ss_want${_ss_err:+: $_ss_err}"
 	cut -d' ' -f1 "$_ss_d/sha"
 	rm -rf "$_ss_d"
 }
@@ -634,7 +635,7 @@ sha_of() {
 	elif [ -b "$1" ]; then
 		sha_stream "$1" "$(dev_size "$1")" cat "$1"
 	else
-		sha_stream "$1" "$(stat -L -c %s "$1")" cat "$1"
+		sha_stream "$1" "$(stat -L -c %s "$1" 2>/dev/null)" cat "$1"
 	fi
 }
 

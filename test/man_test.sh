@@ -57,8 +57,14 @@ pairs() {
 	grep -oE -- '(^|[[:space:]])-[a-zA-Z], --[a-z][a-z-]*' "$1" |
 		sed -E 's/^[[:space:]]*//; s/, / /' | sort -u
 }
-# compare WHAT: the --help list against the page's.
+# compare WHAT: the --help list against the page's (which must not be
+# empty: two empty lists agree on nothing).
 compare() {
+	if [ ! -s "$tmp/help.$1" ]; then
+		: >"$tmp/why"
+		bad "the man page and --help agree on $2: --help names none"
+		return
+	fi
 	diff "$tmp/help.$1" "$tmp/man.$1" | sed -n 's/^</only in --help:/p; s/^>/only in the man page:/p' >"$tmp/why"
 	if [ -s "$tmp/why" ]; then bad "the man page and --help agree on $2"; else ok "the man page and --help agree on $2 ($(grep -c '' "$tmp/help.$1"))"; fi
 }
@@ -72,17 +78,22 @@ compare pairs "each short option's long form"
 # Short options alone, as the usage lines give them (-D, -v of recover).
 grep -oE -- '\[-[a-zA-Z]\]' "$tmp/help.txt" | tr -d '[]' | sort -u >"$tmp/help.short"
 : >"$tmp/why"
+[ -s "$tmp/help.short" ] || echo "--help shows no short option alone ([-x])" >>"$tmp/why"
 while read -r s; do
-	grep -q -- "$s" "$tmp/man.txt" || echo "$s is not in the man page" >>"$tmp/why"
+	# -v as an option of its own, not inside --version or -vv.
+	grep -q -E -- "(^|[^-[:alnum:]])$s([^-[:alnum:]]|\$)" "$tmp/man.txt" ||
+		echo "$s is not in the man page" >>"$tmp/why"
 done <"$tmp/help.short"
 if [ -s "$tmp/why" ]; then bad "the man page names the usage lines' short options"; else ok "the man page names the usage lines' short options"; fi
 
 # The verbs: each usage line's, in the page's synopsis.
 sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' "$tmp/man.txt" >"$tmp/synopsis"
 : >"$tmp/why"
-sed -nE 's/^(usage:)? +ublk-mem ([a-z]+).*/\2/p' "$tmp/help.txt" | while read -r verb; do
-	grep -q "ublk-mem $verb" "$tmp/synopsis" || echo "ublk-mem $verb is not in SYNOPSIS" >>"$tmp/why"
-done
+sed -nE 's/^(usage:)? +ublk-mem ([a-z]+).*/\2/p' "$tmp/help.txt" >"$tmp/help.verbs"
+[ -s "$tmp/help.verbs" ] || echo "--help shows no verb (ublk-mem VERB ...)" >>"$tmp/why"
+while read -r verb; do
+	grep -q -E "ublk-mem $verb( |\$)" "$tmp/synopsis" || echo "ublk-mem $verb is not in SYNOPSIS" >>"$tmp/why"
+done <"$tmp/help.verbs"
 if [ -s "$tmp/why" ]; then bad "every verb of --help is in the synopsis"; else ok "every verb of --help is in the synopsis"; fi
 
 # The sections an admin looks for.

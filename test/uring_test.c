@@ -754,7 +754,8 @@ static void test_link_skip_sparse(void)
 	if (ring_open(&r, 8, 0, "8 entries, for links") < 0)
 		goto out_close;
 	if (!(r.features & IORING_FEAT_CQE_SKIP)) {
-		printf("# IORING_FEAT_CQE_SKIP missing (before Linux 5.17): links not checked\n");
+		skip("linked operations and sparse buffers",
+		     "this kernel lacks IORING_FEAT_CQE_SKIP (Linux 5.17)");
 		goto out_exit;
 	}
 	fill_random(want, sizeof(want));
@@ -1178,7 +1179,8 @@ static void test_buf_ring(void)
 
 	/* One buffer, given back after every read: the tail wraps at 2^16. */
 	memset(&e, 0, sizeof(e));
-	if (uring_buf_ring_init(&r, &br, 1, 9) == 0) {
+	ret = uring_buf_ring_init(&r, &br, 1, 9);
+	if (CHECK_RES(ret, 0, "uring_buf_ring_init: 1 buffer, group 9")) {
 		for (unsigned i = 0; i < 65536 + 10; i++) {
 			uring_buf_ring_add(&br, bufs[0], sizeof(bufs[0]), 5);
 			uring_buf_ring_publish(&br);

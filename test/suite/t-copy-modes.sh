@@ -39,6 +39,11 @@ esac
 for mode in $modes; do
 	step "--copy-mode $mode"
 	start_ublk 32M --copy-mode "$mode"
+	# The mode the kernel's device flags show (a --copy-mode in
+	# UBLK_MEM_ARGS comes after this one, and wins).
+	# shellcheck disable=SC2086 # a list of options
+	want=$(args_copy_mode --copy-mode "$mode" ${UBLK_MEM_ARGS:-})
+	expect_eq "$(copy_mode_of "$SRV_ID")" "$want" "the copy mode of a device made with --copy-mode $mode"
 	fio_verify "$mode" --rw=randwrite --bsrange=512-256k --iodepth=16 --size=16M
 	check_alive
 	stop_ublk

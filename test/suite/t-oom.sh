@@ -13,7 +13,11 @@ avail_mb=$(($(mem_kb MemAvailable) / 1024))
 a_mb=$((avail_mb * 45 / 100))
 b_mb=$((avail_mb * 60 / 100))
 say "MemAvailable $avail_mb MiB: devices of $a_mb and $b_mb MiB"
-[ "$a_mb" -ge 256 ] || skip "too little memory for this test ($avail_mb MiB available)"
+if [ "$a_mb" -lt 256 ]; then
+	# The VM has 2 GiB (vm.sh, VM_MEM): there, this is a failure.
+	[ "${UBLKMEM_VM:-0}" = 1 ] && fail "only $avail_mb MiB available in the test VM"
+	skip "too little memory for this test ($avail_mb MiB available)"
+fi
 
 step "fill the first device ($a_mb MiB) with checksummed blocks"
 start_ublk "${a_mb}M"

@@ -31,6 +31,12 @@ expect_eq "$(sha_of "$T_TMP/mnt/b")" "$(sha_of "$T_TMP/b")" "a file written afte
 step "del while mounted: refused without --force"
 refuse 1 "del of a mounted device" del "$id"
 grep -q "in use" "$T_TMP/r.err" || fail "del did not say why: $(cat "$T_TMP/r.err")"
+# The device still serves: a read of it, and the files from the device.
+check_alive
+dev_sha "$DEV" 0 $((4 * MiB)) >/dev/null
+drop_caches
+expect_eq "$(sha_of "$T_TMP/mnt/a")" "$(sha_of "$T_TMP/a")" "a file after the refused del"
+expect_eq "$(sha_of "$T_TMP/mnt/b")" "$(sha_of "$T_TMP/b")" "the other file after the refused del"
 check_alive
 
 step "umount, e2fsck, then one SIGTERM stops it"
@@ -46,6 +52,13 @@ run_with_timeout 30 "$UBLK_MEM" del "$SRV_ID" 2>"$T_TMP/del2.err" &&
 run_with_timeout 60 "$UBLK_MEM" del --force "$SRV_ID" 2>"$T_TMP/del3.err" ||
 	fail "del --force failed: $(cat "$T_TMP/del3.err")"
 wait_exit "$SRV_PID" 30 ublk-mem "del --force"
+wait "$SRV_PID"
+rc=$?
+# Its device taken away, the server could not go on serving: a failure
+# at run time, said in one line.
+expect_eq "$rc" 1 "exit status of the server whose device del --force removed"
+grep -q "/dev/ublkb$SRV_ID was stopped by someone else" "$SRV_ERR" ||
+	fail "the server did not say why it ended: $(cat "$SRV_ERR")"
 kill $HOLDER
 wait $HOLDER 2>/dev/null
 wait_gone "$DEV" "/dev/ublkc$SRV_ID" -t 30 || fail "del --force left the device"

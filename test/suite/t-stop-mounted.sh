@@ -19,11 +19,15 @@ sync
 step "SIGTERM with the file system mounted: refused, then forced"
 refused_stop "$SRV_PID" "$SRV_ERR" TERM
 grep -q "mounted on $T_TMP/mnt" "$SRV_ERR" || fail "the refusal did not name the mount: $(cat "$SRV_ERR")"
+# From the device, not the page cache.
+drop_caches
 expect_eq "$(cat "$T_TMP/mnt/hello")" hello "the file system after the refused stop"
 kill -TERM "$SRV_PID"
 wait_exit "$SRV_PID" 60 ublk-mem "the second SIGTERM"
 wait "$SRV_PID"
-say "the server exited with status $?: $(cat "$SRV_ERR")"
+rc=$?
+say "the server exited with status $rc: $(cat "$SRV_ERR")"
+expect_eq "$rc" 0 "exit status of the server stopped by a second SIGTERM"
 grep -q "keeps its id" "$SRV_ERR" || fail "the server did not say the id stays held: $(cat "$SRV_ERR")"
 "$UBLK_MEM" list >"$T_TMP/list" || fail "list failed"
 awk -v id="$id" '$1 == id' "$T_TMP/list" | grep -q "removed" ||

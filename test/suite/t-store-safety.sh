@@ -17,25 +17,44 @@ write_at "$dev" "$T_TMP/data" 0
 want=$(sha_of "$T_TMP/data")
 kill -KILL "$SRV_PID"
 wait "$SRV_PID" 2>/dev/null
-# The real store steps aside within its file system, keeping its identity.
-mv "$store" "$store.real"
+owner=$(stat -c %u:%g "$store")
+mode=$(stat -c %a "$store")
+
+# refused_for WHAT TEXT: the refusal refuse just saw gives TEXT as its reason.
+refused_for() {
+	grep -q -F -- "$2" "$T_TMP/r.err" || fail "$1: the refusal does not say '$2': $(cat "$T_TMP/r.err")"
+}
+
+step "the real store, made unsafe, is refused"
+# The very file the device was made with, so that only the check named
+# fails (a copy would be refused as another file whatever its owner).
+chown 65534 "$store"
+refuse 1 "the store owned by another user" recover "$id"
+refused_for "the store owned by another user" "belongs to uid 65534"
+chown "$owner" "$store"
+chmod 644 "$store"
+refuse 1 "the store others can read" recover "$id"
+refused_for "the store others can read" "others may read or write it (mode 0644)"
+chmod 606 "$store"
+refuse 1 "the store others can write" recover "$id"
+refused_for "the store others can write" "others may read or write it (mode 0606)"
+chmod "$mode" "$store"
+ln "$store" "$store.link"
+refuse 1 "the store with a second link" recover "$id"
+refused_for "the store with a second link" "it has 2 links"
+rm -f "$store.link"
 
 step "planted stores are refused"
+# The real store steps aside within its file system, keeping its identity.
+mv "$store" "$store.real"
 ln -s "$store.real" "$store"
 refuse 1 "a symbolic link" recover "$id"
+refused_for "a symbolic link" "it is a symbolic link"
 rm -f "$store"
 cp "$store.real" "$store"
 chmod 600 "$store"
-chown 65534 "$store"
-refuse 1 "a file of another user" recover "$id"
-chown 0 "$store"
-chmod 644 "$store"
-refuse 1 "a file others can read" recover "$id"
-chmod 600 "$store"
 refuse 1 "a copy, not the file the device was made with" recover "$id"
-rm -f "$store"
-ln "$store.real" "$store"
-refuse 1 "a file with two links" recover "$id"
+refused_for "a copy" "is not the store the device was created with"
 rm -f "$store"
 mkdir "$store"
 refuse 1 "a directory" recover "$id"

@@ -8,16 +8,32 @@
 . "$(dirname "$0")/../lib.sh"
 need_ublk
 
+# ignored NUMBER: the server said it ignored signal NUMBER.
+ignored() {
+	grep -q "ignoring signal $1 " "$SRV_ERR"
+}
+
 step "SIGUSR1, SIGUSR2, SIGALRM while fio writes"
 start_ublk 64M
-fio_background stray --rw=randwrite --runtime=5 --verify=crc32c
+# Checksummed writes that last seconds (fio_across), read back and
+# checked once written: the signals come while they go on.
+fio_across stray "$DEV"
 for sig in USR1 USR2 ALRM; do
 	kill -"$sig" "$SRV_PID" || fail "cannot send SIG$sig"
 done
-wait_exit $FIO_PID 60 fio "its 5 s run"
-wait $FIO_PID || fail "fio failed while stray signals came: $(tail -n 5 "$T_TMP/fio-stray.log")"
+alive "$FIO_PID" || fail "fio ended before the signals were sent: $(tail -n 5 "$T_TMP/fio-stray.log")"
+fio_across_done stray "SIGUSR1, SIGUSR2 and SIGALRM"
+# The verify phase read back every block written, not only some.
+reads=$(awk -F'[=,]' '/issued rwts/ { r += $2 } END { print r + 0 }' "$T_TMP/fio-stray.log")
+writes=$(awk -F'[=,]' '/issued rwts/ { w += $3 } END { print w + 0 }' "$T_TMP/fio-stray.log")
+if [ "$writes" -eq 0 ] || [ "$reads" -lt "$writes" ]; then
+	fail "fio verified $reads of the $writes blocks it wrote while the signals came"
+fi
 check_alive
-grep -q "ignoring signal" "$SRV_ERR" || fail "the server did not say it ignored the signals"
+# Each signal has its line: SIGUSR1 10, SIGUSR2 12, SIGALRM 14.
+for nr in 10 12 14; do
+	wait_until 10 ignored $nr || fail "the server did not say it ignored signal $nr: $(cat "$SRV_ERR")"
+done
 fio_verify after-stray --size=8M
 stop_ublk
 
