@@ -31,7 +31,10 @@ SRCS    := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk.c fault.c pinne
 HDRS    := log.h backend.h uring.h ublk_cmd.h ublk.h ublk_private.h fault.h pinned.h \
 	   mem_backend.h record.h holders.h control.h process.h service.h serve.h \
 	   options.h verbs.h
-TESTS   := test/uring_test test/mem_test test/batch_test test/cli_test test/ublk_test
+UNIT    := test/unit
+TESTS   := $(UNIT)/uring_test $(UNIT)/mem_test $(UNIT)/batch_test $(UNIT)/cli_test \
+	   $(UNIT)/ublk_test $(UNIT)/lz4_test $(UNIT)/zstore_test $(UNIT)/zone_test \
+	   $(UNIT)/lz4_interop.sh
 
 # Sanitizer builds cannot be static.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -53,25 +56,40 @@ asan: ublk-mem-asan
 # that depends on, no more: the store's test links no protocol.
 PROTO   := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk.c fault.c
 
-test/uring_test: test/uring_test.c test/check.h uring.c uring.h
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/uring_test.c uring.c $(LDLIBS)
+$(UNIT)/uring_test: $(UNIT)/uring_test.c $(UNIT)/check.h uring.c uring.h
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ $(UNIT)/uring_test.c uring.c $(LDLIBS)
 
-test/mem_test: test/mem_test.c test/check.h mem_backend.c mem_backend.h pinned.c pinned.h log.c backend.h
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/mem_test.c mem_backend.c pinned.c log.c $(LDLIBS)
+$(UNIT)/mem_test: $(UNIT)/mem_test.c $(UNIT)/check.h mem_backend.c mem_backend.h pinned.c \
+		pinned.h log.c backend.h
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ $(UNIT)/mem_test.c mem_backend.c pinned.c log.c \
+		$(LDLIBS)
 
 # The batched path's pure parts: element packing, buffer sizes, tags.
-test/batch_test: test/batch_test.c test/check.h $(PROTO) $(HDRS)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/batch_test.c $(PROTO) $(LDLIBS)
+$(UNIT)/batch_test: $(UNIT)/batch_test.c $(UNIT)/check.h $(PROTO) $(HDRS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ $(UNIT)/batch_test.c $(PROTO) $(LDLIBS)
 
 # The kernel-facing rules: ublk_test.c includes ublk.c and ublk_io.c.
-test/ublk_test: test/ublk_test.c test/check.h $(PROTO) $(HDRS)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/ublk_test.c log.c uring.c ublk_ctrl.c \
+$(UNIT)/ublk_test: $(UNIT)/ublk_test.c $(UNIT)/check.h $(PROTO) $(HDRS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ $(UNIT)/ublk_test.c log.c uring.c ublk_ctrl.c \
 		ublk_batch.c fault.c $(LDLIBS)
+
+# The compressed store: its codec (and the reference tool decoding what it
+# writes, lz4_interop.sh), its page store and allocator; the zone model.
+$(UNIT)/lz4_test: $(UNIT)/lz4_test.c $(UNIT)/check.h lz4.c lz4.h
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -I$(UNIT) -o $@ $(UNIT)/lz4_test.c lz4.c $(LDLIBS)
+
+$(UNIT)/zstore_test: $(UNIT)/zstore_test.c $(UNIT)/check.h zstore.c zstore.h zalloc.c zalloc.h \
+		lz4.c lz4.h log.c
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -I$(UNIT) -o $@ $(UNIT)/zstore_test.c zstore.c zalloc.c \
+		lz4.c log.c $(LDLIBS)
+
+$(UNIT)/zone_test: $(UNIT)/zone_test.c $(UNIT)/check.h zone.c zone.h backend.h log.c
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -I$(UNIT) -o $@ $(UNIT)/zone_test.c zone.c log.c $(LDLIBS)
 
 # The command line: cli_test.c includes the command line's files, renaming main().
 CLI_INCLUDED := options.c service.c serve.c admin.c recover.c main.c
-test/cli_test: test/cli_test.c test/check.h $(SRCS) $(HDRS)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ test/cli_test.c \
+$(UNIT)/cli_test: $(UNIT)/cli_test.c $(UNIT)/check.h $(SRCS) $(HDRS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ $(UNIT)/cli_test.c \
 		$(filter-out $(CLI_INCLUDED),$(SRCS)) $(LDLIBS)
 
 test-unit: $(TESTS)
@@ -81,7 +99,7 @@ test-unit: $(TESTS)
 # Debian 12's 6.12 and the newest Debian cloud kernel, or KVER=... alone
 # (lts, newest, 7.3, 7.3.4; see test/vm/kernel.sh).
 test: ublk-mem ublk-mem-asan $(TESTS)
-	test/run-all.sh $(TESTS) test/build_test.sh
+	test/run-all.sh $(TESTS) test/checks/build_test.sh
 
 # The core tests on every bootable kernel series, and a compatibility table.
 test-kernels: ublk-mem
@@ -104,9 +122,10 @@ musl:
 	! readelf -d ublk-mem | grep -q NEEDED && echo "ublk-mem: static, built with musl-gcc"
 
 lint:
-	shellcheck -x bench.sh test/*.sh test/vm/*.sh test/vm/init test/suite/*.sh
+	shellcheck -x bench.sh test/*.sh test/checks/*.sh test/vm/*.sh test/vm/init test/suite/*.sh \
+		test/unit/*.sh
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
-		--inline-suppr $(SRCS) test/*.c
+		--inline-suppr $(SRCS) test/unit/*.c test/suite/*.c
 
 clean-bin:
 	rm -f ublk-mem
@@ -153,7 +172,7 @@ uninstall:
 # ---- checks of the man page, the install and the init examples ----
 # Host checks that `make test` runs with the unit tests (test/run-all.sh
 # runs every program it is given); `make test-docs` runs them alone.
-HOST_CHECKS := test/man_test.sh test/install_test.sh
+HOST_CHECKS := test/checks/man_test.sh test/checks/install_test.sh
 test: TESTS += $(HOST_CHECKS)
 
 test-docs: ublk-mem
@@ -164,10 +183,10 @@ lint-dist:
 	shellcheck -s sh dist/ublk-mem.init dist/ublk-mem.openrc
 
 # Helpers the VM suite runs (test/ is copied into the VM): static, libc only.
-TEST_HELPERS := test/notify_listen
+TEST_HELPERS := test/suite/notify_listen
 
-test/notify_listen: test/notify_listen.c
-	$(CC) $(CFLAGS) -static -o $@ test/notify_listen.c
+test/suite/notify_listen: test/suite/notify_listen.c
+	$(CC) $(CFLAGS) -static -o $@ test/suite/notify_listen.c
 
 test test-host: $(TEST_HELPERS)
 

@@ -43,7 +43,7 @@
 # Results: a Markdown table on stdout and, in the results directory,
 # summary.md, summary.csv (one row per job and device), raw.csv (one row per
 # run), memory.csv, meta.txt and ratio.svg (ublk-mem's IOPS relative to brd).
-# test/bench-check.sh DIR checks that such a directory is complete.
+# test/checks/bench-check.sh DIR checks that such a directory is complete.
 #
 # Inside the VM test/vm/init runs "bench.sh --in-vm OPTIONS": that part runs
 # the matrix in busybox sh and prints its CSV on the console between

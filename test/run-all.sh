@@ -175,7 +175,7 @@ for kv in $KVERS; do
 		name="benchmark smoke run (bench.sh --quick, $KSHORT)"
 		section "$name"
 		bstart=$SECONDS
-		if KVER=$kv ./bench.sh --quick --out "$tmp/bench" && test/bench-check.sh "$tmp/bench"; then
+		if KVER=$kv ./bench.sh --quick --out "$tmp/bench" && test/checks/bench-check.sh "$tmp/bench"; then
 			add_summary "$name" "1 passed, 0 failed" "$bstart"
 		else
 			add_summary "$name" "0 passed, 1 failed" "$bstart"

@@ -19,8 +19,8 @@ SUITE=$(cd "$(dirname "$0")" && pwd)
 TEST_ROOT=$(dirname "$SUITE")
 TEST_TIMEOUT=${TEST_TIMEOUT:-240}
 UBLKMEM_LIB_ONLY=1
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$TEST_ROOT/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$SUITE/lib.sh"
 UBLKMEM_LIB_ONLY=0
 
 # Run the server by absolute path, whatever directory a test is in.

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Every malformed command line is refused: exit status 2 (1 for a size the
 # machine cannot hold), one line on stderr, nothing on stdout, no device.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 before=$(ublk_nodes)

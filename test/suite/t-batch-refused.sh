@@ -4,8 +4,8 @@
 # release, exit 1, no device left; --io-path auto (the default) serves on
 # the per-request path without a word. Skipped where the driver has it
 # (t-batch covers that).
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 has_feature BATCH_IO && skip "this kernel's ublk driver has BATCH_IO: see t-batch"

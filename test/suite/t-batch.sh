@@ -7,8 +7,8 @@
 # FETCHes end with ENOBUFS and are armed again); -v shows the batched
 # commands; a device deleted from outside ends the server.
 # Skipped where the driver lacks BATCH_IO (t-batch-refused covers that).
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 has_feature BATCH_IO ||

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Each logical block size: the device reports it, keeps its size, and fio
 # I/O in units of exactly that size verifies.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 for bs in 512 1024 2048 4096; do

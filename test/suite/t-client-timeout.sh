@@ -5,8 +5,8 @@
 # line naming the server and its pid; what they asked is not carried out
 # once the server runs again. A stop signal ends a waiting client at once
 # (SIGTERM here: a shell starts background jobs with SIGINT ignored).
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 64M --recoverable

@@ -4,8 +4,8 @@
 # the mode is refused with one line naming the flag, and no device is left.
 # Without --copy-mode a device serves get_data from anonymous memory, on
 # every kernel (zero_copy's memfd store only when asked for).
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 modes="get_data user_copy bounce"

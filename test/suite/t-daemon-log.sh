@@ -3,8 +3,8 @@
 # tag ublk-mem[PID]) or, while no syslog daemon listens on /dev/log, to the
 # kernel log (dmesg): a stray signal's notice, and, when its device is
 # deleted from outside, why it stopped (it removes its pid file then too).
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 SYSLOGD=$(first_tool /sbin/syslogd /usr/sbin/syslogd /bin/syslogd) || SYSLOGD=
 [ "${UBLKMEM_VM:-0}" = 1 ] || skip "this test starts its own syslogd on /dev/log: run it in the VM"

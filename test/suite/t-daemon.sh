@@ -10,8 +10,8 @@
 # process and no store behind, and so does one whose parent gets SIGTERM
 # while it starts. recover -D takes over a recoverable device the same
 # way. --pidfile without -D works the same way.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 # proc_field PID N: field N of /proc/PID/stat after the command name

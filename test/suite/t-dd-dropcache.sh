@@ -1,8 +1,8 @@
 #!/bin/sh
 # Data written through the page cache survives dropping the caches: read back
 # buffered and with O_DIRECT, it matches; the untouched rest stays zero.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 64M

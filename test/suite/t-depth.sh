@@ -1,8 +1,8 @@
 #!/bin/sh
 # Queue depth limits: -d 1 serves fio at QD32 one request at a time, -d 4096
 # (the maximum) starts and serves; `ublk-mem list` reports the depth.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 for depth in 1 4096; do

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Discarding written data gives the memory back: the server's RSS falls.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 need_tool "$BLKDISCARD" "util-linux blkdiscard"
 

@@ -1,8 +1,8 @@
 #!/bin/sh
 # BLKZEROOUT (blkdiscard -z) and discard read back as zeros over exactly their
 # range, ranges aligned to 512 bytes but not to pages; data around them stays.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 need_tool "$BLKDISCARD" "util-linux blkdiscard"
 

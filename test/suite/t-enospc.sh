@@ -6,8 +6,8 @@
 # rest of the machine), for the anonymous and the --recoverable store; the
 # memory comes back from a discard and from another program's file.
 # (t-oom runs the machine out of memory for real.)
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 need_tool "$BLKDISCARD" "util-linux blkdiscard"
 

@@ -1,8 +1,8 @@
 #!/bin/sh
 # A filesystem: mkfs.ext4, copy files in, unmount, e2fsck finds it clean,
 # mount again and every file matches.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 need_tool "$MKFS_EXT4" "mkfs.ext4 (e2fsprogs)"
 need_tool "$E2FSCK" "e2fsck (e2fsprogs)"

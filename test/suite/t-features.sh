@@ -7,8 +7,8 @@
 # QUIESCE from 6.16 and never before; BATCH_IO and SAFE_STOP_DEV from 7.0
 # and never before; nothing beyond 6.12's flags on 6.12. The GET_FEATURES
 # value printed must be the flags listed as offered.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 # The release as one number: 6.12.57+deb12-cloud-amd64 -> 612, 7.3.4 -> 703.

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Random reads and writes of mixed sizes, from one logical block to 128 KiB,
 # then a full verify; with 512-byte and with 4 KiB logical blocks.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 for bs in 512 4096; do

@@ -1,8 +1,8 @@
 #!/bin/sh
 # 4 KiB random writes at queue depth 32 (libaio, O_DIRECT) come back intact,
 # both in fio's own verify pass and in a second, separate fio run.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 64M

@@ -1,7 +1,7 @@
 #!/bin/sh
 # 1 MiB sequential writes over the whole device, verified.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 64M

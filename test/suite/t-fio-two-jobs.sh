@@ -1,8 +1,8 @@
 #!/bin/sh
 # Two fio processes at once, each writing and verifying its own half of the
 # device: concurrent requests must not mix up their data.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 64M

@@ -3,8 +3,8 @@
 # and a sha256 comparison both notice one corrupted block, and dev_sha
 # fails the test on a short read instead of hashing what it got (on a brd
 # RAM disk, no ublk involved).
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" = 0 ] || skip "needs root"
 # The VM has brd.ko: there, no RAM disk is a failure.

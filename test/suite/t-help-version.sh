@@ -1,7 +1,7 @@
 #!/bin/sh
 # -h/--help print the usage and exit 0; -V/--version print a version.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 command -v "$UBLK_MEM" >/dev/null 2>&1 || fail "no server binary: $UBLK_MEM"
 
 for opt in -h --help; do

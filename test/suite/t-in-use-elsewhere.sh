@@ -5,8 +5,8 @@
 # stacked on a partition of it, both hold the disk. A stop signal is then
 # refused with one line saying why (the server keeps serving), and so is
 # `del` without --force; once they let go, one signal stops the server.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 need_tool "$MKFS_EXT4" mkfs.ext4
 SFDISK=$(first_tool /usr/sbin/sfdisk /sbin/sfdisk) || SFDISK=

@@ -4,8 +4,8 @@
 # it running, status tells running (0) from not running (3), stop is a
 # clean stop (device and pid file gone), a stop with nothing running is
 # fine, and a start that fails says so with a non-zero status.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 INIT=$TEST_ROOT/../dist/ublk-mem.init

@@ -3,8 +3,8 @@
 # unwritten areas keep the server small, and with --small-pages a 4 KiB
 # write takes one page (and, where the kernel has THP, a huge page by
 # default); a size beyond RAM and swap is refused before any device exists.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 limit_kb=$((16 * 1024))

@@ -2,8 +2,8 @@
 # -n ID gives /dev/ublkbID; `ublk-mem list` shows id, pid and size of live
 # devices; a second server asking for a taken id fails cleanly and leaves the
 # first one alone.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 # list_line ID: the line of `ublk-mem list` for device ID.

@@ -5,8 +5,8 @@
 # recoverable, flags, and the store of a recoverable device. A killed
 # recoverable server shows as "recoverable"; an id held by a mounted file
 # system as "removed"; no device at all is [].
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 JQ=$(first_tool /usr/bin/jq /bin/jq) || {
 	[ "${UBLKMEM_VM:-0}" = 1 ] && fail "no jq in the test VM (test/vm/initramfs.sh adds it)"

@@ -1,17 +1,17 @@
 #!/bin/sh
-# systemd's readiness protocol, with test/notify_listen in systemd's place:
+# systemd's readiness protocol, with test/suite/notify_listen in systemd's place:
 # with NOTIFY_SOCKET set, the server sends READY=1 with STATUS=serving
 # /dev/ublkbN once the device is live (it is a block device when the
 # message arrives), from its own pid, and STOPPING=1 after it when it stops
 # cleanly. The same over an abstract socket ('@name'); in daemon mode the
 # message also carries MAINPID=, the detached server's pid. A socket nobody
 # listens on costs a warning, not the device.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
-LISTEN=$TEST_ROOT/notify_listen
-[ -x "$LISTEN" ] || fail "no $LISTEN: build it with 'make test/notify_listen' (make test does)"
+LISTEN=$TEST_ROOT/suite/notify_listen
+[ -x "$LISTEN" ] || fail "no $LISTEN: build it with 'make test/suite/notify_listen' (make test does)"
 LOG=$T_TMP/notify.log
 
 # start_listener NAME: listen on NAME (a path or @abstract), log to $LOG.

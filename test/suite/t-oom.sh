@@ -5,8 +5,8 @@
 # killer must not run, the first server must live on with every byte
 # intact, and once the first device is stopped the second takes writes
 # again.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 avail_mb=$(($(mem_kb MemAvailable) / 1024))

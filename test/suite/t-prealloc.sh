@@ -2,8 +2,8 @@
 # --prealloc takes and locks all the memory at start; the data still verifies.
 # More than the machine can lock (beyond the reserve it keeps) is refused at
 # start with one line and no device, without running the OOM killer.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 64M --prealloc

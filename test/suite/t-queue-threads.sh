@@ -5,8 +5,8 @@
 # and only its own tags; after a kill -9 one thread per queue recovers it.
 # On a driver without the flag it is refused with one line naming it and
 # its release, exit 1, no device left.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 case " ${UBLK_MEM_ARGS:-} " in

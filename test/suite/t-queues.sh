@@ -1,7 +1,7 @@
 #!/bin/sh
 # -q 2 gives two hardware queues, and two fio jobs on them keep their data.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 if [ "$(nproc)" -lt 2 ]; then
 	# The VM has two (vm.sh, VM_SMP).

@@ -3,8 +3,8 @@
 # UBLK_MEM_TEST_FAULT=read-error, for reads at byte 1 MiB) fails alone:
 # the reader gets an I/O error, the server says why and keeps serving,
 # and every other block reads back intact.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 UBLK_MEM_ENV=UBLK_MEM_TEST_FAULT=read-error

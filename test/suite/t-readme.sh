@@ -2,8 +2,8 @@
 # The README's examples work as written: each fenced block after a line
 # "<!-- example: NAME -->" runs under `sh -e` (with ./ublk-mem meaning the
 # server under test), must exit 0, and must leave no device behind.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 need_tool "$MKFS_EXT4" mkfs.ext4
 

@@ -3,8 +3,8 @@
 # `recover` takes: it is believed only when nobody but root could have
 # written it. A record in a directory others may enter, or a record file
 # of another user, is ignored; put right, it counts again.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 16M --recoverable

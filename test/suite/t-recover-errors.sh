@@ -5,8 +5,8 @@
 # serves the lost end as zeros). A store larger than its device (a resize
 # that did not finish) is cut to the device's size, the data below its end
 # kept. A device can be recovered twice in a row.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 32M --recoverable

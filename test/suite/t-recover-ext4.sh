@@ -2,8 +2,8 @@
 # An ext4 file system mounted on a --recoverable device survives kill -9 of
 # the server: after `ublk-mem recover`, the files are intact, new writes
 # work, and e2fsck finds the file system clean.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 need_tool "$MKFS_EXT4" mkfs.ext4
 need_tool "$E2FSCK" e2fsck

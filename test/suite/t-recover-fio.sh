@@ -2,8 +2,8 @@
 # fio keeps writing (crc32c-verified random writes, QD16) while the server of
 # a --recoverable device is killed and a new one recovers it within a
 # second: fio finishes with no error and every block verifies.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 64M --recoverable

@@ -7,8 +7,8 @@
 # name, never pointing at `del` without saying it deletes the data. Where
 # the rebuild is needed, one whose FETCH the driver refuses keeps the store
 # and the device.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 32M --recoverable

@@ -8,8 +8,8 @@
 #    a rebuild whose start fails keeps both the store and the new device;
 # after each, the store is unchanged, the device is still listed, and the
 # next recovery brings every byte back.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 32M --recoverable

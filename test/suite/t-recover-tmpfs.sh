@@ -4,8 +4,8 @@
 # has room for is refused at start; and a tmpfs that fills up turns the
 # writes that need new space into ENOSPC failures while the server keeps
 # serving and the data already written stays intact.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 # store_kb PATH: KiB the file occupies.

@@ -2,8 +2,8 @@
 # A --recoverable device outlives its server: after SIGKILL, I/O waits;
 # `ublk-mem recover ID` takes over with the data intact and the waiting I/O
 # completes; a clean stop then removes device and store.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 64M --recoverable

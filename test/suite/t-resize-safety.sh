@@ -8,8 +8,8 @@
 # store beyond its new end: a shrink/grow loop under fio, on a bounce-mode
 # store and on zero_copy, keeps the server alive and the data that stayed
 # in range intact.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 32M --recoverable

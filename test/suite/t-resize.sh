@@ -4,8 +4,8 @@
 # giving the memory beyond back; a --recoverable store file follows the
 # size, across a crash and recovery. On a kernel without UPDATE_SIZE
 # (before 6.16) the resize is refused with one line and nothing changes.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 need_tool "$MKFS_EXT4" mkfs.ext4
 need_tool "$E2FSCK" e2fsck

@@ -6,12 +6,12 @@
 # say) and tells the service manager its pid (READY=1 with MAINPID=); the
 # old one sends no STOPPING=1, which would tell the manager the service
 # ends.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
-LISTEN=$TEST_ROOT/notify_listen
-[ -x "$LISTEN" ] || fail "no $LISTEN: build it with 'make test/notify_listen' (make test does)"
+LISTEN=$TEST_ROOT/suite/notify_listen
+[ -x "$LISTEN" ] || fail "no $LISTEN: build it with 'make test/suite/notify_listen' (make test does)"
 LOG=$T_TMP/notify.log
 : >"$LOG"
 "$LISTEN" "$T_TMP/notify.sock" "$LOG" >"$T_TMP/listen.out" 2>&1 &

@@ -5,8 +5,8 @@
 # kernel has QUIESCE (6.16) the old server drains its requests first;
 # before it, the kernel re-issues the ones in flight. The pause is said.
 # The new server is run as the old one was (--poll, --queue-threads).
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 need_tool "$MKFS_EXT4" mkfs.ext4
 need_tool "$E2FSCK" e2fsck

@@ -5,8 +5,8 @@
 # `ublk-mem recover`, which completes the write that was in flight; a
 # plain device is removed, the failed request ends with an error, and
 # nothing is left behind.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 step "a recoverable server fails while serving"

@@ -5,8 +5,8 @@
 # umount one signal stops the server. `del --force` removes a device in
 # use. Kernels with SAFE_STOP_DEV (7.0) decide in the kernel; older ones
 # by the mount table and open files.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 need_tool "$MKFS_EXT4" mkfs.ext4
 need_tool "$E2FSCK" e2fsck

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Many small O_DIRECT writes at scattered, overlapping 512-byte-aligned
 # offsets; the whole device then equals a model file written the same way.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 size=$((32 * MiB))

@@ -2,8 +2,8 @@
 # SIGKILL of the server under fio load: fio ends with errors instead of
 # hanging, `ublk-mem del` removes the dead device, `list` forgets it, and a
 # new server can take the same id right away.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 64M

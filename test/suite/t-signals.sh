@@ -3,8 +3,8 @@
 # gone. While the block device is held open or I/O runs, the first signal
 # is refused with what holds the device, the device keeps working, and a
 # second one stops it; once the holder lets go, one signal is enough.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 for sig in TERM INT; do

@@ -1,8 +1,8 @@
 #!/bin/sh
 # The device has exactly the requested size and the default 512-byte
 # logical blocks, for sizes given in bytes and with each suffix.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 for spec in 65536:65536 1000K:1024000 64M:67108864 1G:1073741824; do

@@ -2,8 +2,8 @@
 # The queue thread's waiting modes all move data correctly: --poll (spin
 # even at queue depth 1), the default (spin only while busy) and --poll=0
 # (never spin), each with fio verify at QD1 and QD32.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 for opt in --poll --poll=0 ""; do

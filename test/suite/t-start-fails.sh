@@ -4,8 +4,8 @@
 # once; a START_DEV that waits for a FETCH that never comes gives way to
 # SIGTERM, and to its time limit without one. Each exits with one
 # explanation and leaves no device behind.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 before=$(ublk_nodes)

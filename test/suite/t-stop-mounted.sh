@@ -4,8 +4,8 @@
 # keeps its id until the file system is unmounted. The server says so,
 # `list` shows the id as held, a new device (--recoverable too) gets
 # another id instead of failing, and after umount the id is free again.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 need_tool "$MKFS_EXT4" mkfs.ext4
 

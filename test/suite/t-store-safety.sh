@@ -4,8 +4,8 @@
 # to someone else, can be read by others, has other links, or is not the
 # file the device was created with is refused with one line, exit 1, and
 # nothing changed; `del` removes only a store ublk-mem made itself.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 16M --recoverable

@@ -4,8 +4,8 @@
 # serving; SIGHUP (a dropped ssh session) and SIGQUIT stop cleanly like
 # SIGTERM; a stdout closed before the path is printed does not kill the
 # server.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 # ignored NUMBER: the server said it ignored signal NUMBER.

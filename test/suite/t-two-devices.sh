@@ -1,8 +1,8 @@
 #!/bin/sh
 # Two servers at once keep their data apart, and stopping one leaves the
 # other working.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 start_ublk 32M

@@ -1,8 +1,8 @@
 #!/bin/sh
 # A fresh device reads as zeros from its first byte to its last, with O_DIRECT
 # and through the page cache.
-# shellcheck source-path=SCRIPTDIR source=../lib.sh
-. "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 need_ublk
 
 size=$((64 * MiB))

@@ -4,7 +4,7 @@
 # and no fewer, each short option with its long one.
 # Exit 0 pass, 1 fail, like the C unit tests.
 set -u
-cd "$(dirname "$0")/.." || exit 1
+cd "$(dirname "$0")/../.." || exit 1
 fails=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

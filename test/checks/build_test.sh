@@ -5,7 +5,7 @@
 # Exit 0 pass, 1 fail, 77 when a check could not run here (and none
 # failed), like the C unit tests.
 set -u
-cd "$(dirname "$0")/.." || exit 1
+cd "$(dirname "$0")/../.." || exit 1
 fails=0
 skips=
 tmp=$(mktemp -d)

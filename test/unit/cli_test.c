@@ -15,13 +15,13 @@
  * (line N)" or "skip - name: why".  Exit status: 0 all passed, 1 a check
  * failed.
  */
-#include "../options.c"
-#include "../service.c"
-#include "../serve.c"
-#include "../admin.c"
-#include "../recover.c"
+#include "../../options.c"
+#include "../../service.c"
+#include "../../serve.c"
+#include "../../admin.c"
+#include "../../recover.c"
 #define main ublk_mem_main
-#include "../main.c"
+#include "../../main.c"
 #undef main
 
 #include "check.h"

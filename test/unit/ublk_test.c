@@ -12,8 +12,8 @@
  *
  * Each check prints one line; exit status 0 all passed, 1 a check failed.
  */
-#include "../ublk.c"
-#include "../ublk_io.c"
+#include "../../ublk.c"
+#include "../../ublk_io.c"
 #include "check.h"
 
 /* A check of one number against the value it should have. */
