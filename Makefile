@@ -143,6 +143,9 @@ MANDIR  ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR  ?= $(PREFIX)/share/doc/ublk-mem
 INSTALL ?= install
+# The installed binary is stripped (1.4 MB with debug info, 1 MB without;
+# 190 KB built with musl-gcc); ./ublk-mem keeps its symbols.
+STRIP   ?= $(CROSS)strip
 # The files name /usr/local; installed elsewhere they name their PREFIX
 # (in the man page a '-' may be written '\-').
 FIX_PATHS = sed -E -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
@@ -154,7 +157,7 @@ FIX_PATHS = sed -E -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
 install: ublk-mem
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
-	$(INSTALL) -m 755 ublk-mem $(DESTDIR)$(SBINDIR)/ublk-mem
+	$(INSTALL) -m 755 -s --strip-program=$(STRIP) ublk-mem $(DESTDIR)$(SBINDIR)/ublk-mem
 	$(FIX_PATHS) ublk-mem.8 >$(DESTDIR)$(MANDIR)/man8/ublk-mem.8
 	$(FIX_PATHS) dist/ublk-mem@.service >'$(DESTDIR)$(UNITDIR)/ublk-mem@.service'
 	$(FIX_PATHS) dist/ublk-mem.openrc >$(DESTDIR)$(DOCDIR)/ublk-mem.openrc

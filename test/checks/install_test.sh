@@ -48,8 +48,13 @@ WANT
 	diff "$tmp/want" "$tmp/got" | sed -n 's/^</missing:/p; s/^>/unexpected:/p' >"$tmp/why"
 	verdict "PREFIX=$prefix: the files and their modes"
 
-	cmp -s ublk-mem "$root$prefix/sbin/ublk-mem" ||
-		echo "the installed binary differs from ./ublk-mem" >>"$tmp/why"
+	# The installed binary is ./ublk-mem stripped: the same code, no symbols.
+	strip -o "$tmp/stripped" ublk-mem
+	cmp -s "$tmp/stripped" "$root$prefix/sbin/ublk-mem" ||
+		echo "the installed binary is not ./ublk-mem stripped" >>"$tmp/why"
+	if readelf -S "$root$prefix/sbin/ublk-mem" | grep -q -e '\.debug_info' -e '\.symtab'; then
+		echo "the installed binary keeps debug info or symbols" >>"$tmp/why"
+	fi
 	grep -q "^ExecStart=$prefix/sbin/ublk-mem %i " "$unit" ||
 		echo "ExecStart is not $prefix/sbin/ublk-mem: $(grep ExecStart "$unit")" >>"$tmp/why"
 	grep -q "^command=$prefix/sbin/ublk-mem\$" "$root$prefix/share/doc/ublk-mem/ublk-mem.openrc" ||
