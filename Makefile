@@ -28,7 +28,7 @@ endif
 SRCS    := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk.c fault.c pinned.c \
 	   mem_backend.c record.c holders.c control.c process.c service.c serve.c \
 	   options.c admin.c recover.c main.c
-HDRS    := log.h backend.h uring.h ublk_cmd.h ublk.h ublk_private.h fault.h pinned.h \
+HDRS    := log.h backend.h uring.h ublk_cmd.h ublk_io.h ublk.h ublk_ctrl.h ublk_queue.h fault.h pinned.h \
 	   mem_backend.h record.h holders.h control.h process.h service.h serve.h \
 	   options.h verbs.h
 UNIT    := test/unit

@@ -33,7 +33,9 @@
 #define _GNU_SOURCE
 #include "fault.h"
 #include "log.h"
-#include "ublk_private.h"
+#include "ublk.h"
+#include "ublk_ctrl.h"
+#include "ublk_queue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,27 +65,8 @@
 #define BATCH_BY_DEFAULT	false
 #define BATCH_COPY_MODE		UBLK_COPY_BOUNCE
 
-enum ublk_copy_mode ublk_copy_mode_of(uint64_t flags)
-{
-	return (flags & UBLK_F_USER_COPY) ? UBLK_COPY_USER :
-	       (flags & UBLK_F_AUTO_BUF_REG) ? UBLK_COPY_ZERO :
-	       (flags & UBLK_F_NEED_GET_DATA) ? UBLK_COPY_GET_DATA : UBLK_COPY_BOUNCE;
-}
 
-const char *ublk_copy_mode_name(enum ublk_copy_mode m)
-{
-	return m == UBLK_COPY_GET_DATA ? "get_data" :
-	       m == UBLK_COPY_USER ? "user_copy" :
-	       m == UBLK_COPY_ZERO ? "zero_copy" : "bounce";
-}
 
-const char *ublk_io_path_name(enum ublk_io_path path)
-{
-	return path == UBLK_IO_PATH_BATCH ? "batch" :
-	       path == UBLK_IO_PATH_PER_REQUEST ? "per-request" : "auto";
-}
-
-/* ---- the queue threads ---- */
 
 /* Per-thread setup: memory-reclaim safety, CPU placement, own ring. */
 static int queue_setup(struct ublk_queue *q)

@@ -40,7 +40,7 @@
 #define _GNU_SOURCE
 #include "fault.h"
 #include "log.h"
-#include "ublk_private.h"
+#include "ublk_queue.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -21,7 +21,8 @@
  */
 #define _GNU_SOURCE
 #include "log.h"
-#include "ublk_private.h"
+#include "ublk.h"
+#include "ublk_ctrl.h"
 
 #include <dirent.h>
 #include <errno.h>

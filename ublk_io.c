@@ -51,7 +51,7 @@
 #define _GNU_SOURCE
 #include "fault.h"
 #include "log.h"
-#include "ublk_private.h"
+#include "ublk_queue.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -86,6 +86,28 @@ static inline enum io_kind user_data_kind(uint64_t ud)
 {
 	return (enum io_kind)((ud >> 16) & 0xff);
 }
+
+enum ublk_copy_mode ublk_copy_mode_of(uint64_t flags)
+{
+	return (flags & UBLK_F_USER_COPY) ? UBLK_COPY_USER :
+	       (flags & UBLK_F_AUTO_BUF_REG) ? UBLK_COPY_ZERO :
+	       (flags & UBLK_F_NEED_GET_DATA) ? UBLK_COPY_GET_DATA : UBLK_COPY_BOUNCE;
+}
+
+const char *ublk_copy_mode_name(enum ublk_copy_mode m)
+{
+	return m == UBLK_COPY_GET_DATA ? "get_data" :
+	       m == UBLK_COPY_USER ? "user_copy" :
+	       m == UBLK_COPY_ZERO ? "zero_copy" : "bounce";
+}
+
+const char *ublk_io_path_name(enum ublk_io_path path)
+{
+	return path == UBLK_IO_PATH_BATCH ? "batch" :
+	       path == UBLK_IO_PATH_PER_REQUEST ? "per-request" : "auto";
+}
+
+/* ---- the queue threads ---- */
 
 static const char *io_op_name(unsigned op)
 {

@@ -5,7 +5,7 @@
  * Exit status: 0 all passed, 1 a check failed.
  */
 #include "check.h"
-#include "ublk_private.h"
+#include "ublk_queue.h"
 
 #include <errno.h>
 

@@ -1,22 +1,25 @@
 /*
- * ublk_private.h - what the files of the ublk protocol share, and nothing
- * outside them sees (they see ublk.h):
+ * ublk_queue.h - a device being served, as the request path sees it: the
+ * state of the device, of each queue thread and of each tag, and the
+ * functions the two loops share.  Nothing outside the protocol's files
+ * sees it (they see ublk.h):
  *
- *   ublk_ctrl.c   the control channel, /dev/ublk-control
  *   ublk_io.c     one request, in every copy mode, and the per-request
  *                 loop of a queue thread (FETCH_REQ, COMMIT_AND_FETCH_REQ)
  *   ublk_batch.c  the batched loop (UBLK_F_BATCH_IO), serving each
  *                 request with ublk_io.c's queue_serve()
  *   ublk.c        a device's life: queue threads, add, start, stop,
- *                 recover
+ *                 recover (and, through ublk_ctrl.h, the control channel)
  *
- * Calls go down that list's reverse: ublk.c calls the other three,
- * ublk_batch.c calls ublk_io.c, and ublk_io.c and ublk_ctrl.c call none.
+ * Calls go down: ublk.c calls ublk_batch.c, ublk_io.c and ublk_ctrl.c;
+ * ublk_batch.c calls ublk_io.c; ublk_io.c and ublk_ctrl.c call none.
  */
-#ifndef UBLK_MEM_UBLK_PRIVATE_H
-#define UBLK_MEM_UBLK_PRIVATE_H
+#ifndef UBLK_MEM_UBLK_QUEUE_H
+#define UBLK_MEM_UBLK_QUEUE_H
 
-#include "ublk.h"
+#include "backend.h"
+#include "ublk_cmd.h"
+#include "ublk_io.h"
 #include "uring.h"
 
 #include <pthread.h>
@@ -24,30 +27,6 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <time.h>
-
-/* ---- the control channel (ublk_ctrl.c) ---- */
-
-/* A handle on /dev/ublk-control and the ring that talks to it. */
-struct ublk_ctrl {
-	int fd;			/* /dev/ublk-control */
-	struct uring ring;	/* SQE128: the command needs 32 bytes */
-	uint64_t features;	/* GET_FEATURES answer */
-	bool trace;
-};
-
-/* Send one control command and wait for its answer (0/-errno or data). */
-int ctrl_cmd(struct ublk_ctrl *c, uint32_t op, uint32_t dev_id, void *buf, uint16_t len,
-	     uint64_t data0);
-
-/*
- * The same, but waiting in slices: after each, @give_up(@arg) is asked,
- * and when it says yes the command is cancelled (-ECANCELED).
- */
-int ctrl_cmd_abortable(struct ublk_ctrl *c, uint32_t op, uint32_t dev_id, void *buf,
-		       uint16_t len, uint64_t data0, bool (*give_up)(void *arg), void *arg);
-
-/* "START_DEV": the name of control opcode @op, for messages. */
-const char *ctrl_cmd_name(uint32_t op);
 
 /* ---- a device being served ---- */
 
