@@ -353,30 +353,6 @@ int mem_store_prepare_write(void *store, uint64_t off, uint32_t len)
 
 /* ---- setting up the store ---- */
 
-/* Refuse a reused store file that another user could have planted. */
-static int check_trusted(const char *path, const struct stat *st)
-{
-	const char *why = NULL;
-	char buf[96];
-
-	if (!S_ISREG(st->st_mode))
-		why = "it is not a regular file";
-	else if (st->st_uid != geteuid())
-		why = buf, snprintf(buf, sizeof(buf), "it belongs to uid %u, not to uid %u",
-				    (unsigned)st->st_uid, (unsigned)geteuid());
-	else if (st->st_mode & 077)
-		why = buf, snprintf(buf, sizeof(buf), "others may read or write it (mode %04o)",
-				    (unsigned)(st->st_mode & 07777));
-	else if (st->st_nlink != 1)
-		why = buf, snprintf(buf, sizeof(buf), "it has %u links",
-				    (unsigned)st->st_nlink);
-	if (!why)
-		return 0;
-	log_err("%s: refusing to use it as a store: %s (a store is a file only its owner can reach)",
-		 path, why);
-	return -EPERM;
-}
-
 /* Is there room for @need more bytes on the file system of @fd? */
 static uint64_t fs_free_bytes(int fd)
 {
@@ -385,33 +361,6 @@ static uint64_t fs_free_bytes(int fd)
 	if (fstatvfs(fd, &v) < 0 || v.f_blocks == 0)
 		return UINT64_MAX;	/* unknown, or a tmpfs without a limit */
 	return (uint64_t)v.f_bavail * v.f_frsize;
-}
-
-/*
- * Pin the directory of the store's path (see pinned.h) and refuse one
- * that someone else could change under us: it must be root's or ours,
- * and nobody else may write to it unless it is sticky (as /dev/shm and
- * /tmp are, where others may add files but not touch ours).
- */
-static int open_store_dir(struct mem_store *s, const char *path)
-{
-	struct stat st;
-	int err = pinned_open(&s->dir, path);
-
-	if (err == 0 && fstat(s->dir.dir_fd, &st) < 0)
-		err = -errno;
-	if (err) {
-		log_err("%s: its directory: %s", path, strerror(-err));
-		return err;
-	}
-	if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
-	    ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
-		log_err("%s: refusing a store in a directory that %s (mode %04o, uid %u): another user could swap the file",
-			 path, st.st_uid != 0 && st.st_uid != geteuid() ? "another user owns" :
-			 "others may write to", (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
-		return -EPERM;
-	}
-	return 0;
 }
 
 /*
@@ -464,30 +413,20 @@ static int fit_store(struct mem_store *s, const char *path, uint64_t file_size)
 	return 0;
 }
 
-/* Open (or create) the store file and check it can be trusted. */
+/*
+ * Open (or create) the store file, a private file in a directory that may
+ * be shared (pinned.h), lock it, check it is the one recorded, and cut it
+ * to the device's size.
+ */
 static int open_store_file(struct mem_store *s, const struct mem_store_config *cfg)
 {
 	const char *path = cfg->path;
 	struct stat st;
 	int err;
 
-	err = open_store_dir(s, path);
-	if (err)
-		return err;
-	/*
-	 * O_NOFOLLOW: a symbolic link planted at the path is not followed.
-	 * O_NOCTTY: a terminal at the path must not become ours.
-	 */
-	s->fd = openat(s->dir.dir_fd, s->dir.name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-		       (cfg->create ? O_CREAT | O_EXCL : 0), 0600);
-	if (s->fd < 0) {
-		err = errno;
-		log_err("%s: %s%s", path, strerror(err),
-			 err == EEXIST ? " (a file is already there: another device's store, or not ours; remove it, or keep the store elsewhere)" :
-			 err == ELOOP ? " (it is a symbolic link: refusing to follow it)" :
-			 err == ENOENT && !cfg->create ? " (the store is gone: its data cannot be recovered)" : "");
-		return -err;
-	}
+	s->fd = pinned_open_private(&s->dir, path, cfg->create, "store");
+	if (s->fd < 0)
+		return s->fd;
 	if (fstat(s->fd, &st) < 0) {
 		err = -errno;
 		log_err("%s: %s", path, strerror(-err));
@@ -497,16 +436,12 @@ static int open_store_file(struct mem_store *s, const struct mem_store_config *c
 	s->named = true;
 	s->st_dev = st.st_dev;
 	s->st_ino = st.st_ino;
-	pinned_set_identity(&s->dir, s->fd);
 	if (cfg->expect_ino && (st.st_dev != cfg->expect_dev || st.st_ino != cfg->expect_ino)) {
 		log_err("%s is not the store the device was created with (the file was replaced); refusing it",
-			 path);
+			path);
 		return -ESTALE;
 	}
-	if (!cfg->create)
-		err = check_trusted(path, &st);
-	if (!err)
-		err = lock_store(s, path, !cfg->create);
+	err = lock_store(s, path, !cfg->create);
 	if (!err && !cfg->create)
 		err = fit_store(s, path, (uint64_t)st.st_size);
 	return err;

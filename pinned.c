@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include "pinned.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,4 +65,86 @@ void pinned_close(struct pinned_file *f)
 	if (f->dir_fd >= 0)
 		close(f->dir_fd);
 	f->dir_fd = -1;
+}
+
+/* Refuse a directory that someone else could change under us. */
+static int check_dir(const struct pinned_file *f, const char *path, const char *what)
+{
+	struct stat st;
+
+	if (fstat(f->dir_fd, &st) < 0) {
+		log_err("%s: its directory: %s", path, strerror(errno));
+		return -errno;
+	}
+	if ((st.st_uid == 0 || st.st_uid == geteuid()) &&
+	    (!(st.st_mode & 022) || (st.st_mode & S_ISVTX)))
+		return 0;
+	log_err("%s: refusing a %s in a directory that %s (mode %04o, uid %u): another user could swap the file",
+		path, what, st.st_uid != 0 && st.st_uid != geteuid() ? "another user owns" :
+		"others may write to", (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+	return -EPERM;
+}
+
+/* Refuse a reused file that another user could have planted. */
+static int check_file(int fd, const char *path, const char *what)
+{
+	const char *why = NULL;
+	struct stat st;
+	char buf[96];
+
+	if (fstat(fd, &st) < 0) {
+		log_err("%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISREG(st.st_mode))
+		why = "it is not a regular file";
+	else if (st.st_uid != geteuid())
+		why = buf, snprintf(buf, sizeof(buf), "it belongs to uid %u, not to uid %u",
+				    (unsigned)st.st_uid, (unsigned)geteuid());
+	else if (st.st_mode & 077)
+		why = buf, snprintf(buf, sizeof(buf), "others may read or write it (mode %04o)",
+				    (unsigned)(st.st_mode & 07777));
+	else if (st.st_nlink != 1)
+		why = buf, snprintf(buf, sizeof(buf), "it has %u links", (unsigned)st.st_nlink);
+	if (!why)
+		return 0;
+	log_err("%s: refusing to use it as a %s: %s (a %s is a file only its owner can reach)",
+		path, what, why, what);
+	return -EPERM;
+}
+
+int pinned_open_private(struct pinned_file *f, const char *path, bool create, const char *what)
+{
+	int fd, err = pinned_open(f, path);
+
+	if (err) {
+		log_err("%s: its directory: %s", path, strerror(-err));
+		return err;
+	}
+	err = check_dir(f, path, what);
+	if (err)
+		return err;
+	/*
+	 * O_NOFOLLOW: a symbolic link planted at the path is not followed.
+	 * O_NOCTTY: a terminal at the path must not become ours.
+	 */
+	fd = openat(f->dir_fd, f->name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
+		    (create ? O_CREAT | O_EXCL : 0), 0600);
+	if (fd < 0) {
+		err = errno;
+		log_err("%s: %s%s%s%s", path, strerror(err),
+			err == EEXIST ? " (a file is already there: another device's, or not ours; remove it, or keep the " : "",
+			err == EEXIST ? what : "",
+			err == EEXIST ? " elsewhere)" :
+			err == ELOOP ? " (it is a symbolic link: refusing to follow it)" :
+			err == ENOENT && !create ? " (it is gone: the data it held cannot be recovered)" : "");
+		return -err;
+	}
+	pinned_set_identity(f, fd);
+	err = create ? 0 : check_file(fd, path, what);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
 }

@@ -42,4 +42,16 @@ bool pinned_unlink(struct pinned_file *f);
 
 void pinned_close(struct pinned_file *f);
 
+/*
+ * Open @path as a private file of ours, in a directory that may be shared:
+ * the directory is pinned in @f (left open; pinned_close() it) and must be
+ * root's or ours, not writable by others unless sticky; the file is made
+ * anew (@create: O_EXCL, mode 0600) or, reopened, must be a regular file
+ * of ours that nobody else may read or write, with one link.  Never
+ * through a symbolic link, never as a controlling terminal.  @what names
+ * the file in messages ("store").  Returns the descriptor, or -errno after
+ * saying why in one line.
+ */
+int pinned_open_private(struct pinned_file *f, const char *path, bool create, const char *what);
+
 #endif

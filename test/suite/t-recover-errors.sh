@@ -56,7 +56,7 @@ wait "$rec_pid" 2>/dev/null
 # Moved within its file system, the store keeps its identity.
 mv "$store" "$store.away"
 refuse 1 "a missing store" recover "$id"
-refused_for "a missing store" "$store: No such file or directory (the store is gone"
+refused_for "a missing store" "$store: No such file or directory (it is gone"
 mv "$store.away" "$store"
 "$UBLK_MEM" list | awk -v id="$id" '$1 == id' | grep -q recoverable ||
 	fail "the refusals changed device $id: $("$UBLK_MEM" list)"
