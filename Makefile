@@ -122,7 +122,7 @@ musl:
 	! readelf -d ublk-mem | grep -q NEEDED && echo "ublk-mem: static, built with musl-gcc"
 
 lint:
-	shellcheck -x bench.sh test/*.sh test/checks/*.sh test/vm/*.sh test/vm/init test/suite/*.sh \
+	shellcheck -x bench.sh bench/*.sh test/*.sh test/checks/*.sh test/vm/*.sh test/vm/init test/suite/*.sh \
 		test/unit/*.sh
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 		--inline-suppr $(SRCS) test/unit/*.c test/suite/*.c
@@ -184,6 +184,13 @@ test-docs: ublk-mem
 lint: lint-dist
 lint-dist:
 	shellcheck -s sh dist/ublk-mem.init dist/ublk-mem.openrc
+
+# docs/performance.md and its charts from bench.sh results directories,
+# one section per run: make docs-perf RESULTS="results/bench-A results/bench-B"
+docs-perf:
+	@test -n "$(RESULTS)" || { echo 'usage: make docs-perf RESULTS="DIR..."' >&2; exit 2; }
+	./bench.sh $(addprefix --report ,$(RESULTS)) --doc docs/performance.md
+.PHONY: docs-perf
 
 # Helpers the VM suite runs (test/ is copied into the VM): static, libc only.
 TEST_HELPERS := test/suite/notify_listen

@@ -3,6 +3,7 @@
 #
 # usage: ./bench.sh [OPTIONS]          boot the test VM and benchmark there
 #        ./bench.sh --host [OPTIONS]   benchmark on this machine (root, ublk)
+#        ./bench.sh --report DIR [--report DIR...] [--doc FILE]
 #
 #   --kernel KVER       the VM's kernel: lts (default; Debian 12's 6.12),
 #                       newest, a series (7.3) or a version (7.3.4); see
@@ -19,34 +20,33 @@
 #                       ublk-mem-b), e.g. "--io-path batch": two settings
 #                       compared in the same boot
 #   --out DIR           results directory (default results/bench-DATE-TIME)
-#   --report DIR        only redo the table and chart of an earlier run
+#   --report DIR        only redo the table and chart of an earlier run; may
+#                       be given for several runs
+#   --doc FILE          with --report: write FILE (docs/performance.md), the
+#                       method and each run's tables, one section per run,
+#                       and its chart next to it (bench-ratio.svg, then
+#                       bench-ratio-2.svg...); DIR/codec.txt, when there,
+#                       adds the codec benchmark's lines
 #   -h, --help          this text
 #
-# Devices, 64 MiB each and filled once before measuring: ublk-mem (SIZE and
-# ARGS), brd (rd_size=65536), null_blk made through configfs (size=64 MB,
-# memory_backed=1, blocksize=512), loop over a file on tmpfs (buffered:
-# tmpfs has no O_DIRECT) and nbdkit's memory plugin (nbdkit -U SOCKET memory
-# 64M, attached with nbd-client -u SOCKET /dev/nbdN: the userspace RAM disk
-# people use today). The job with two fio jobs also runs on a second
-# ublk-mem started with -q 2, to show queue scaling. With --ublk-args2 a
-# third, ublk-mem-b, runs every job right after ublk-mem.
-#
-# All jobs are fio --ioengine=libaio --direct=1. A round runs every job on
-# every device, the devices interleaved (A B C D E, A B C D E, ...); the
-# report gives medians over the rounds, the IOPS spread (min-max), p50 and
-# p99 completion latency, the ratio to brd, the servers' (ublk-mem's,
-# nbdkit's) CPU time per I/O and their resident memory after the run. The
-# ratio to brd is the median of the rounds' paired ratios, each the device's
-# IOPS over brd's in the same round, with their range: the host's speed may
-# change from round to round, and it changes for every device alike.
+# What is measured and how (devices, jobs, rounds, paired ratios, server
+# CPU, how to read figures from the emulated VM) is the method at the head
+# of docs/performance.md, which --doc writes (doc_method below). In short:
+# ublk-mem, brd, null_blk, loop over tmpfs and nbdkit's memory plugin,
+# 64 MiB each and filled once; fio libaio O_DIRECT jobs; a round runs every
+# job on every device, the devices interleaved; medians over the rounds,
+# and the ratio to brd as the median of the rounds' paired ratios.
+# bench/devices.sh sets the devices up, bench/*.awk are the report's awk
+# programs, and test/suite/lib.sh lends its helpers.
 #
 # Results: a Markdown table on stdout and, in the results directory,
 # summary.md, summary.csv (one row per job and device), raw.csv (one row per
 # run), memory.csv, meta.txt and ratio.svg (ublk-mem's IOPS relative to brd).
 # test/checks/bench-check.sh DIR checks that such a directory is complete.
 #
-# Inside the VM test/vm/init runs "bench.sh --in-vm OPTIONS": that part runs
-# the matrix in busybox sh and prints its CSV on the console between
+# Inside the VM test/vm/init runs "bench.sh --in-vm OPTIONS" (the image
+# holds /bench.sh, /bench/ and /test/): that part runs the matrix in
+# busybox sh and prints its CSV on the console between
 # @@BENCH-CSV-BEGIN NAME and @@BENCH-CSV-END NAME lines, which the host part
 # reads back from the console log. Progress lines on stderr start "bench: ".
 #
@@ -67,6 +67,8 @@ OUT=
 OUT_MADE=
 MODE=vm
 KERNEL_ASKED=
+REPORT_DIRS=
+DOC=
 
 JOBS="ref-seqread-4k-qd1 randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1 seqread-128k-qd8"
 JOBS="$JOBS randrw70-4k-qd16 randread-4k-qd32x2"
@@ -76,14 +78,44 @@ DEVICES="ublk-mem brd null_blk loop nbdkit"
 SCALING_JOB=randread-4k-qd32x2
 # The reference job, exactly as it is usually quoted (4 MiB, not timed).
 REF_ARGS="--rw=read --bs=4k --iodepth=1 --size=4M"
+# Options of every fio run, before and after the job's own; and the fill.
+FIO_BASE="--ioengine=libaio --direct=1"
+FIO_REPORT="--group_reporting --unified_rw_reporting=both --output-format=json"
+FILL_ARGS="--rw=write --bs=1M --iodepth=4 --size=${SIZE_MB}M"
 
 CSV_BEGIN=@@BENCH-CSV-BEGIN
 CSV_END=@@BENCH-CSV-END
 RAW_HEADER="device,job,round,iops,mib_s,p50_us,p99_us,ios,write_bytes,cpu_us_per_io"
 MEM_HEADER="device,size_bytes,bytes_written,vmrss_kib,vmhwm_kib"
 
+# The repository (the image's root in the VM), and the awk programs.
 HERE=$(cd "$(dirname "$0")" && pwd)
+HERE=${HERE%/}
+AWK_DIR=$HERE/bench
 START=$(date +%s)
+COMMAND="./bench.sh $(
+	for _a in "$@"; do
+		case $_a in
+		'' | *[!A-Za-z0-9_./=,:+@%-]*) _a="'$(printf '%s' "$_a" | sed "s/'/'\\\\''/g")'" ;;
+		esac
+		printf '%s ' "$_a"
+	done
+)"
+COMMAND=${COMMAND% }
+
+# The integration suite's helpers (alive, load_module, wait_for, wait_until,
+# first_tool, rss_kb, mem_kb, run_with_timeout...), without its scratch
+# directory and traps. lib.sh gives UBLK_MEM and FIO the suite's defaults;
+# run_matrix picks bench.sh's own, so what the caller set is kept.
+_ub=${UBLK_MEM:-} _fio=${FIO:-}
+TEST_ROOT=$HERE/test
+UBLKMEM_LIB_ONLY=1
+# shellcheck source-path=SCRIPTDIR source=test/suite/lib.sh
+. "$TEST_ROOT/suite/lib.sh"
+UBLK_MEM=$_ub FIO=$_fio
+# The devices: setup_*, teardown, dev_path, dev_pid, warn, skip_device.
+# shellcheck source-path=SCRIPTDIR source=bench/devices.sh
+. "$HERE/bench/devices.sh"
 
 # usage [STATUS]: the help text at the head of this file.
 usage() {
@@ -97,7 +129,6 @@ progress() {
 	printf 'bench: [%dm%02ds] %s\n' $((_pro_el / 60)) $((_pro_el % 60)) "$*" >&2
 }
 
-warn() { echo "bench: warning: $*" >&2; }
 die() {
 	echo "bench: $*" >&2
 	# Leave no empty results directory of ours behind.
@@ -110,6 +141,10 @@ is_uint() {
 	case $1 in '' | *[!0-9]*) return 1 ;; esac
 	return 0
 }
+
+# =========================================================================
+# The jobs.
+# =========================================================================
 
 # job_label JOB: the name people read in the table and the chart.
 job_label() {
@@ -125,9 +160,17 @@ job_label() {
 	esac
 }
 
-# job_args JOB: fio options of JOB besides the common ones.
+# job_labels: "job=label|job=label..." for the awk programs.
+job_labels() {
+	for _jl2_j in $JOBS; do
+		printf '%s=%s|' "$_jl2_j" "$(job_label "$_jl2_j")"
+	done
+}
+
+# job_args JOB [SECONDS]: fio options of JOB besides the common ones; a
+# timed job runs SECONDS (default RUNTIME).
 job_args() {
-	_ja_timed="--time_based --runtime=$RUNTIME --norandommap"
+	_ja_timed="--time_based --runtime=${2:-$RUNTIME} --norandommap"
 	case $1 in
 	ref-seqread-4k-qd1) echo "$REF_ARGS" ;;
 	randread-4k-qd1) echo "--rw=randread --bs=4k --iodepth=1 $_ja_timed" ;;
@@ -151,363 +194,12 @@ devices_of() {
 	fi
 }
 
-# ublk_words / ublk_words2: the --ublk-args / --ublk-args2 words, split on
-# spaces and commas.
-ublk_words() {
-	printf '%s\n' "$UBLK_ARGS" | tr ',' ' '
-}
-ublk_words2() {
-	printf '%s\n' "$UBLK_ARGS2" | tr ',' ' '
-}
-
 # =========================================================================
 # The matrix: runs where the devices are (inside the VM, or with --host).
 # =========================================================================
 
 WORK=
-UBLK1_PID='' UBLK1_DEV='' UBLK1_WBYTES=0
-UBLK2_PID='' UBLK2_DEV='' UBLK2_WBYTES=0
-UBLK3_PID='' UBLK3_DEV='' UBLK3_WBYTES=0
-BRD_DEV='' BRD_LOADED=''
-NULLB_DEV='' NULLB_DIR='' NULLB_LOADED=''
-LOOP_DEV='' LOOP_MNT=''
-NBDKIT_PID='' NBD_DEV='' NBD_LOADED='' NBDKIT_WBYTES=0
-ACTIVE=
-SKIPPED=
 FAILURES=0
-
-# alive PID: the process exists and is not a zombie.
-alive() {
-	_ali_s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	_ali_s=${_ali_s##*) }
-	[ "${_ali_s%% *}" != Z ]
-}
-
-# skip_device NAME REASON: leave NAME out of the run and say why.
-skip_device() {
-	warn "skipping $1: $2"
-	SKIPPED="${SKIPPED:+$SKIPPED; }$1: $2"
-}
-
-# load_module NAME [PARAM=VALUE...]: load NAME unless it is there. The VM
-# has plain .ko files in $UBLKMEM_MODULES and no modules.dep; elsewhere
-# modprobe.
-load_module() {
-	_lm_m=$1
-	shift
-	[ -d "/sys/module/$_lm_m" ] && return 0
-	for _lm_ko in "${UBLKMEM_MODULES:-/lib/modules}/$_lm_m.ko" "/lib/$_lm_m.ko"; do
-		if [ -f "$_lm_ko" ]; then
-			insmod "$_lm_ko" "$@"
-			return
-		fi
-	done
-	modprobe "$_lm_m" "$@" 2>/dev/null
-}
-
-# wait_for PATH SECONDS: wait until PATH exists.
-wait_for() {
-	_wf_i=0
-	while [ ! -e "$1" ]; do
-		[ $_wf_i -ge $(($2 * 10)) ] && return 1
-		sleep 0.1
-		_wf_i=$((_wf_i + 1))
-	done
-}
-
-# dev_bytes DEV: size of a block device in bytes, from sysfs.
-dev_bytes() {
-	_db_sectors=$(cat "/sys/class/block/${1##*/}/size" 2>/dev/null) || return 1
-	echo $((_db_sectors * 512))
-}
-
-# start_ublk N ARGS...: start a ublk-mem server for slot N (1 to 3) and wait
-# for its device. Sets UBLK<N>_PID and UBLK<N>_DEV.
-start_ublk() {
-	_su_slot=$1
-	shift
-	"$UBLK_MEM" "${SIZE_MB}M" "$@" >"$WORK/ublk$_su_slot.out" 2>"$WORK/ublk$_su_slot.err" &
-	_su_pid=$!
-	_su_i=0
-	while :; do
-		_su_dev=$(grep -m 1 -E '^/dev/ublkb[0-9]+$' "$WORK/ublk$_su_slot.out")
-		[ -n "$_su_dev" ] && break
-		if ! alive "$_su_pid"; then
-			wait "$_su_pid"
-			warn "ublk-mem ${SIZE_MB}M $* exited with status $? before its device was live:"
-			sed 's/^/    /' "$WORK/ublk$_su_slot.err" >&2
-			return 1
-		fi
-		if [ $_su_i -ge 300 ]; then
-			warn "ublk-mem ${SIZE_MB}M $* printed no device within 30 s"
-			kill -TERM "$_su_pid"
-			return 1
-		fi
-		sleep 0.1
-		_su_i=$((_su_i + 1))
-	done
-	wait_for "$_su_dev" 5 || {
-		warn "ublk-mem printed $_su_dev, which does not exist"
-		return 1
-	}
-	eval "UBLK${_su_slot}_PID=\$_su_pid UBLK${_su_slot}_DEV=\$_su_dev"
-}
-
-# stop_ublk PID: SIGTERM, then wait up to 30 s for a clean exit.
-stop_ublk() {
-	[ -n "$1" ] && alive "$1" || return 0
-	kill -TERM "$1" 2>/dev/null
-	_su2_i=0
-	while alive "$1" && [ $_su2_i -lt 300 ]; do
-		sleep 0.1
-		_su2_i=$((_su2_i + 1))
-	done
-	if alive "$1"; then
-		warn "ublk-mem (pid $1) still runs 30 s after SIGTERM; killing it"
-		kill -KILL "$1" 2>/dev/null
-	fi
-	wait "$1" 2>/dev/null
-}
-
-setup_ublk() {
-	[ -e /dev/ublk-control ] || load_module ublk_drv
-	wait_for /dev/ublk-control 5 ||
-		die "no /dev/ublk-control: this kernel has no ublk (no ublk_drv module?); without --host the benchmark runs in the test VM"
-	# shellcheck disable=SC2046 # the server's options, one word each
-	if start_ublk 1 $(ublk_words); then
-		ACTIVE="$ACTIVE ublk-mem"
-	else
-		die "ublk-mem did not start; nothing to compare"
-	fi
-	if [ -n "$UBLK_ARGS2" ]; then
-		# shellcheck disable=SC2046 # the second setting's options
-		if start_ublk 3 $(ublk_words2); then
-			ACTIVE="$ACTIVE ublk-mem-b"
-		else
-			die "ublk-mem $(ublk_words2) (--ublk-args2) did not start; nothing to compare"
-		fi
-	fi
-	# The second server serves the scaling job only.
-	case " $JOBS " in *" $SCALING_JOB "*) ;; *) return 0 ;; esac
-	# shellcheck disable=SC2046
-	if start_ublk 2 $(ublk_words) -q 2; then
-		ACTIVE="$ACTIVE ublk-mem-q2"
-	else
-		skip_device ublk-mem-q2 "ublk-mem -q 2 did not start"
-	fi
-}
-
-# brd with one 64 MiB disk. Inside the VM an already loaded brd is
-# reloaded; on a host its disks may hold someone's data, so it is left alone.
-setup_brd() {
-	if [ -d /sys/module/brd ]; then
-		if [ "$MODE" = in-vm ] && rmmod brd 2>/dev/null; then
-			:
-		else
-			skip_device brd "brd is already loaded (its disks may be in use)"
-			return
-		fi
-	fi
-	if ! load_module brd rd_nr=1 rd_size=$((SIZE_MB * 1024)); then
-		skip_device brd "cannot load the brd module"
-		return
-	fi
-	BRD_LOADED=1
-	if ! wait_for /dev/ram0 5; then
-		skip_device brd "brd loaded but /dev/ram0 did not appear"
-		return
-	fi
-	BRD_DEV=/dev/ram0
-	ACTIVE="$ACTIVE brd"
-}
-
-# null_blk through configfs, which takes the size in MB (module parameter
-# gb only counts whole GiB).
-setup_null_blk() {
-	load_module configfs 2>/dev/null
-	if ! grep -q ' /sys/kernel/config configfs' /proc/mounts; then
-		mount -t configfs configfs /sys/kernel/config 2>/dev/null
-	fi
-	if [ ! -d /sys/module/null_blk ]; then
-		if ! load_module null_blk nr_devices=0; then
-			skip_device null_blk "cannot load the null_blk module"
-			return
-		fi
-		NULLB_LOADED=1
-	fi
-	if [ ! -d /sys/kernel/config/nullb ]; then
-		skip_device null_blk "no /sys/kernel/config/nullb (configfs not mounted?)"
-		return
-	fi
-	NULLB_DIR=/sys/kernel/config/nullb/ublkmem-bench
-	if ! mkdir "$NULLB_DIR" ||
-		! echo "$SIZE_MB" >"$NULLB_DIR/size" ||
-		! echo 1 >"$NULLB_DIR/memory_backed" ||
-		! echo 512 >"$NULLB_DIR/blocksize" ||
-		! echo 1 >"$NULLB_DIR/power"; then
-		skip_device null_blk "cannot configure $NULLB_DIR"
-		return
-	fi
-	# 6.12 names the disk after the configfs directory; older kernels nullbN.
-	_snb_dev=/dev/${NULLB_DIR##*/}
-	[ -e "$_snb_dev" ] || _snb_dev=/dev/nullb$(cat "$NULLB_DIR/index")
-	if ! wait_for "$_snb_dev" 5; then
-		skip_device null_blk "configured, but $_snb_dev did not appear"
-		return
-	fi
-	NULLB_DEV=$_snb_dev
-	ACTIVE="$ACTIVE null_blk"
-}
-
-# loop over a file on a tmpfs of its own.
-setup_loop() {
-	load_module loop 2>/dev/null
-	LOOP_MNT=$WORK/tmpfs
-	mkdir -p "$LOOP_MNT"
-	if ! mount -t tmpfs -o size=$((SIZE_MB + 8))m ublkmem-bench "$LOOP_MNT"; then
-		LOOP_MNT=
-		skip_device loop "cannot mount a tmpfs"
-		return
-	fi
-	if ! dd if=/dev/zero of="$LOOP_MNT/disk" bs=1M count=0 seek="$SIZE_MB" 2>/dev/null; then
-		skip_device loop "cannot create $LOOP_MNT/disk"
-		return
-	fi
-	_sl_dev=$(losetup -f 2>/dev/null)
-	if [ -z "$_sl_dev" ] || ! losetup "$_sl_dev" "$LOOP_MNT/disk"; then
-		skip_device loop "no free loop device"
-		return
-	fi
-	LOOP_DEV=$_sl_dev
-	ACTIVE="$ACTIVE loop"
-}
-
-# tool NAME PATH: PATH when it is executable, else NAME found on PATH.
-# (The VM's busybox has applets by some of these names: the real tools are
-# called by absolute path.)
-tool() {
-	if [ -x "$2" ]; then
-		echo "$2"
-	else
-		command -v "$1"
-	fi
-}
-
-# nbdkit's memory plugin, served over a Unix socket to the kernel's nbd
-# driver: the userspace RAM disk people use today.
-setup_nbdkit() {
-	NBDKIT=$(tool nbdkit "${NBDKIT:-/usr/bin/nbdkit}") || {
-		skip_device nbdkit "nbdkit is not installed (Debian package nbdkit)"
-		return
-	}
-	NBD_CLIENT=$(tool nbd-client "${NBD_CLIENT:-/usr/sbin/nbd-client}") || {
-		skip_device nbdkit "nbd-client is not installed (Debian package nbd-client)"
-		return
-	}
-	if [ ! -d /sys/module/nbd ]; then
-		if ! load_module nbd; then
-			skip_device nbdkit "cannot load the nbd module"
-			return
-		fi
-		NBD_LOADED=1
-	fi
-	wait_for /sys/block/nbd0 5
-	# The first nbd device nothing is connected to (a connected one has a pid).
-	_snk_dev=
-	for _snk_s in /sys/block/nbd[0-9]*; do
-		if [ -e "$_snk_s" ] && [ ! -e "$_snk_s/pid" ]; then
-			_snk_dev=/dev/${_snk_s##*/}
-			break
-		fi
-	done
-	if [ -z "$_snk_dev" ] || [ ! -b "$_snk_dev" ]; then
-		skip_device nbdkit "no free nbd device"
-		return
-	fi
-	_snk_sock=$WORK/nbdkit.sock
-	"$NBDKIT" -f --exit-with-parent -U "$_snk_sock" memory "${SIZE_MB}M" \
-		>"$WORK/nbdkit.out" 2>&1 &
-	NBDKIT_PID=$!
-	if ! wait_for "$_snk_sock" 10; then
-		skip_device nbdkit "nbdkit made no socket: $(tail -n 3 "$WORK/nbdkit.out")"
-		return
-	fi
-	if ! "$NBD_CLIENT" -u "$_snk_sock" "$_snk_dev" >"$WORK/nbd-client.out" 2>&1; then
-		skip_device nbdkit "nbd-client -u $_snk_sock $_snk_dev failed: $(tail -n 3 "$WORK/nbd-client.out")"
-		return
-	fi
-	NBD_DEV=$_snk_dev
-	_snk_i=0
-	while [ "$(dev_bytes "$NBD_DEV")" != $((SIZE_MB * 1048576)) ] && [ $_snk_i -lt 50 ]; do
-		sleep 0.1
-		_snk_i=$((_snk_i + 1))
-	done
-	ACTIVE="$ACTIVE nbdkit"
-}
-
-teardown() {
-	stop_ublk "$UBLK1_PID"
-	stop_ublk "$UBLK2_PID"
-	stop_ublk "$UBLK3_PID"
-	UBLK1_PID='' UBLK2_PID='' UBLK3_PID=''
-	[ -n "$LOOP_DEV" ] && losetup -d "$LOOP_DEV" 2>/dev/null
-	[ -n "$LOOP_MNT" ] && umount "$LOOP_MNT" 2>/dev/null
-	LOOP_DEV='' LOOP_MNT=''
-	if [ -n "$NULLB_DIR" ] && [ -d "$NULLB_DIR" ]; then
-		echo 0 >"$NULLB_DIR/power" 2>/dev/null
-		rmdir "$NULLB_DIR" 2>/dev/null
-	fi
-	NULLB_DIR=
-	[ -n "$NULLB_LOADED" ] && rmmod null_blk 2>/dev/null
-	[ -n "$BRD_LOADED" ] && rmmod brd 2>/dev/null
-	NULLB_LOADED='' BRD_LOADED=''
-	[ -n "$NBD_DEV" ] && "$NBD_CLIENT" -d "$NBD_DEV" >/dev/null 2>&1
-	if [ -n "$NBDKIT_PID" ]; then
-		kill -TERM "$NBDKIT_PID" 2>/dev/null
-		wait "$NBDKIT_PID" 2>/dev/null
-	fi
-	[ -n "$NBD_LOADED" ] && rmmod nbd 2>/dev/null
-	NBD_DEV='' NBDKIT_PID='' NBD_LOADED=''
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	WORK=
-}
-
-# dev_path NAME / dev_pid NAME: a device's node / its server's pid ("" for
-# the kernel's devices).
-dev_path() {
-	case $1 in
-	ublk-mem) echo "$UBLK1_DEV" ;;
-	ublk-mem-q2) echo "$UBLK2_DEV" ;;
-	ublk-mem-b) echo "$UBLK3_DEV" ;;
-	brd) echo "$BRD_DEV" ;;
-	null_blk) echo "$NULLB_DEV" ;;
-	loop) echo "$LOOP_DEV" ;;
-	nbdkit) echo "$NBD_DEV" ;;
-	esac
-}
-dev_pid() {
-	case $1 in
-	ublk-mem) echo "$UBLK1_PID" ;;
-	ublk-mem-q2) echo "$UBLK2_PID" ;;
-	ublk-mem-b) echo "$UBLK3_PID" ;;
-	nbdkit) echo "$NBDKIT_PID" ;;
-	esac
-}
-
-# add_written NAME BYTES: count bytes written to a server's device.
-add_written() {
-	case $1 in
-	ublk-mem) UBLK1_WBYTES=$((UBLK1_WBYTES + $2)) ;;
-	ublk-mem-q2) UBLK2_WBYTES=$((UBLK2_WBYTES + $2)) ;;
-	ublk-mem-b) UBLK3_WBYTES=$((UBLK3_WBYTES + $2)) ;;
-	nbdkit) NBDKIT_WBYTES=$((NBDKIT_WBYTES + $2)) ;;
-	esac
-}
-
-is_active() {
-	case " $ACTIVE " in *" $1 "*) return 0 ;; esac
-	return 1
-}
 
 # cpu_ticks PID: utime + stime of the whole process, in clock ticks
 # (/proc/PID/stat fields 14 and 15; the name in field 2 may hold spaces).
@@ -516,69 +208,14 @@ cpu_ticks() {
 	echo "${_ct_s##*) }" | awk '{ print $12 + $13 }'
 }
 
-# The figures of one fio run, from its JSON output (pretty-printed, one key
-# a line): "IOPS MiB/s P50_us P99_us IOS WRITE_BYTES ERROR". With
-# --unified_rw_reporting=both the "mixed" section sums reads and writes and
-# "write" still tells the bytes written. The runs use --group_reporting, so
-# there is one job.
-# shellcheck disable=SC2016 # awk's own $fields
-FIO_JSON_AWK='
-{
-	key = ""
-	val = $0
-	if (match($0, /"[^"]*"[ \t]*:/)) {
-		key = substr($0, RSTART + 1, RLENGTH - 1)
-		sub(/"[ \t]*:$/, "", key)
-		val = substr($0, RSTART + RLENGTH)
-	}
-	gsub(/^[ \t]+/, "", val)
-	gsub(/[ \t,]+$/, "", val)
-	c = substr(val, 1, 1)
-	if (val == "{" || val == "[") {
-		path[++depth] = key
-		next
-	}
-	if (c == "}" || c == "]") {
-		depth--
-		next
-	}
-	if (key == "")
-		next
-	p = ""
-	for (i = 1; i <= depth; i++)
-		p = p "/" path[i]
-	v[p "/" key] = val
-}
-END {
-	m = "//jobs//mixed/"
-	if (!((m "iops") in v)) {
-		print "none"
-		exit
-	}
-	printf "%.1f %.2f %.1f %.1f %.0f %.0f %.0f\n", v[m "iops"], v[m "bw_bytes"] / 1048576,
-		v[m "clat_ns/percentile/50.000000"] / 1000, v[m "clat_ns/percentile/99.000000"] / 1000,
-		v[m "total_ios"], v["//jobs//write/io_bytes"], v["//jobs//error"]
-}'
-
-# with_timeout SECONDS CMD...: CMD, stopped after SECONDS when timeout exists.
-with_timeout() {
-	if [ -n "$TIMEOUT" ]; then
-		timeout "$@"
-	else
-		shift
-		"$@"
-	fi
-}
-
 # run_fio NAME DEV JSON FIO-OPTIONS...: one fio run, JSON output in JSON.
 run_fio() {
 	_rf_name=$1 _rf_dev=$2 _rf_json=$3
 	shift 3
 	# A run longer than this has hung (a dead server, say).
-	_rf_limit=$((RUNTIME * 4 + 120))
-	(cd "$WORK" && with_timeout "$_rf_limit" "$FIO" --name="$_rf_name" --filename="$_rf_dev" \
-		--ioengine=libaio --direct=1 "$@" --group_reporting \
-		--unified_rw_reporting=both --output-format=json --output="$_rf_json") \
+	# shellcheck disable=SC2086 # FIO_BASE, FIO_REPORT: options, one word each
+	(cd "$WORK" && run_with_timeout $((RUNTIME * 4 + 120)) "$FIO" --name="$_rf_name" \
+		--filename="$_rf_dev" $FIO_BASE "$@" $FIO_REPORT --output="$_rf_json") \
 		>"$WORK/fio.err" 2>&1
 }
 
@@ -586,8 +223,8 @@ run_fio() {
 fill() {
 	_fil_dev=$(dev_path "$1")
 	progress "filling $1 ($_fil_dev, $SIZE_MB MiB)"
-	if ! run_fio fill "$_fil_dev" "$WORK/fill.json" --rw=write --bs=1M --iodepth=4 \
-		--size="${SIZE_MB}M"; then
+	# shellcheck disable=SC2086 # the fill's options, one word each
+	if ! run_fio fill "$_fil_dev" "$WORK/fill.json" $FILL_ARGS; then
 		warn "filling $1 failed: $(tail -n 5 "$WORK/fio.err")"
 		return 1
 	fi
@@ -619,7 +256,7 @@ bench_one() {
 		_bo_cpu=$((_bo_t1 - _bo_t0))
 	fi
 	# shellcheck disable=SC2046
-	set -- $(awk "$FIO_JSON_AWK" "$WORK/run.json")
+	set -- $(awk -f "$AWK_DIR/fio-json.awk" "$WORK/run.json")
 	if [ $# -ne 7 ] || [ "$7" != 0 ] || [ "$5" -le 0 ]; then
 		warn "fio $_bo_job on $_bo_name: no usable result (error ${7:-?})"
 		FAILURES=$((FAILURES + 1))
@@ -637,12 +274,12 @@ bench_one() {
 		"p50 $_bo_p50 us, p99 $_bo_p99 us${_bo_cpuio:+, server CPU $_bo_cpuio us/IO}"
 }
 
-# mem_row NAME PID BYTES: a memory.csv row for a server (ublk-mem, nbdkit).
+# mem_row NAME: a memory.csv row for a server (ublk-mem, nbdkit) that runs.
 mem_row() {
-	[ -n "$2" ] && alive "$2" || return 0
-	_mr_rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$2/status")
-	_mr_hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$2/status")
-	echo "$1,$((SIZE_MB * 1048576)),$3,$_mr_rss,$_mr_hwm" >>"$MEMCSV"
+	_mr_pid=$(dev_pid "$1")
+	[ -n "$_mr_pid" ] && alive "$_mr_pid" || return 0
+	_mr_hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$_mr_pid/status")
+	echo "$1,$((SIZE_MB * 1048576)),$(dev_written "$1"),$(rss_kb "$_mr_pid"),$_mr_hwm" >>"$MEMCSV"
 }
 
 # run_matrix DIR: set up the devices, run every round, and write raw.csv,
@@ -665,8 +302,6 @@ run_matrix() {
 		fi
 	fi
 	[ -x "$UBLK_MEM" ] || die "no server binary at $UBLK_MEM (run make, or set UBLK_MEM)"
-	TIMEOUT=
-	command -v timeout >/dev/null 2>&1 && TIMEOUT=1
 	# USER_HZ is 100 on every architecture Linux runs fio on; getconf knows.
 	CLK_TCK=$(getconf CLK_TCK 2>/dev/null) || CLK_TCK=100
 	is_uint "$CLK_TCK" || CLK_TCK=100
@@ -675,8 +310,8 @@ run_matrix() {
 	trap teardown EXIT
 	trap 'exit 130' INT TERM
 
-	progress "setting up: ublk-mem ${SIZE_MB}M${UBLK_ARGS:+ $(ublk_words)}${UBLK_ARGS2:+, ublk-mem ${SIZE_MB}M $(ublk_words2)}, brd, null_blk, loop on tmpfs, nbdkit memory"
-	setup_ublk
+	progress "setting up: ublk-mem ${SIZE_MB}M${UBLK_ARGS:+ $UBLK_ARGS}${UBLK_ARGS2:+, ublk-mem ${SIZE_MB}M $UBLK_ARGS2}, brd, null_blk, loop on tmpfs, nbdkit memory"
+	setup_ublk || die "no ublk-mem to measure; nothing to compare"
 	setup_brd
 	setup_null_blk
 	setup_loop
@@ -715,24 +350,23 @@ run_matrix() {
 	done
 
 	echo "$MEM_HEADER" >"$MEMCSV"
-	mem_row ublk-mem "$UBLK1_PID" "$UBLK1_WBYTES"
-	mem_row ublk-mem-q2 "$UBLK2_PID" "$UBLK2_WBYTES"
-	mem_row ublk-mem-b "$UBLK3_PID" "$UBLK3_WBYTES"
-	mem_row nbdkit "$NBDKIT_PID" "$NBDKIT_WBYTES"
+	for _rm_d in ublk-mem ublk-mem-q2 ublk-mem-b nbdkit; do
+		mem_row "$_rm_d"
+	done
 
 	{
 		echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "kernel=$(uname -r)"
 		echo "cpus=$(nproc 2>/dev/null || echo '?')"
-		echo "mem_mib=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)"
+		echo "mem_mib=$(($(mem_kb MemTotal) / 1024))"
 		echo "fio=$("$FIO" --version 2>/dev/null)"
 		echo "nbdkit=$("${NBDKIT:-nbdkit}" --version 2>/dev/null | head -n 1)"
 		echo "server=$("$UBLK_MEM" -V 2>/dev/null | head -n 1), sha256 $(sha256sum <"$UBLK_MEM" | cut -c1-12)"
 		echo "size_mb=$SIZE_MB"
 		echo "rounds=$ROUNDS"
 		echo "runtime=$RUNTIME"
-		echo "ublk_args=$(ublk_words)"
-		echo "ublk_args2=$(ublk_words2)"
+		echo "ublk_args=$UBLK_ARGS"
+		echo "ublk_args2=$UBLK_ARGS2"
 		echo "jobs=$JOBS"
 		echo "devices=${ACTIVE# }"
 		echo "skipped=$SKIPPED"
@@ -770,291 +404,47 @@ main_in_vm() {
 # The report: runs on the host, from raw.csv, memory.csv and meta.txt.
 # =========================================================================
 
-# meta KEY: a value of meta.txt.
+# meta KEY: a value of $OUT/meta.txt.
 meta() {
 	sed -n "s/^$1=//p" "$OUT/meta.txt" | head -n 1
 }
 
-# Medians per job and device: summary.csv. The ratio to brd pairs the rounds:
-# the median, min and max of this device's IOPS over brd's in each round.
-# MEDIAN_AWK: awk functions both reports use. median() sorts a[1..n] in
-# place, so a[1] and a[n] are then the minimum and the maximum.
-MEDIAN_AWK='
-function sort_n(a, n,    i, j, t) {
-	for (i = 2; i <= n; i++) {
-		t = a[i]
-		for (j = i - 1; j >= 1 && a[j] > t; j--)
-			a[j + 1] = a[j]
-		a[j + 1] = t
-	}
-}
-function median(a, n) {
-	sort_n(a, n)
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-'
-# shellcheck disable=SC2016 # awk's own $fields
-SUMMARY_AWK=$MEDIAN_AWK'
-# column c of the rows of key k, sorted into t; returns how many
-function collect(k, c,    i, m) {
-	m = 0
-	for (i = 1; i <= cnt[k]; i++)
-		if (cell[k, i, c] != "")
-			t[++m] = cell[k, i, c] + 0
-	return m
-}
-BEGIN {
-	FS = ","
-	nj = split(jobs, J, " ")
-	nd = split(devs, D, " ")
-}
-FNR == 1 { next }
-{
-	k = $2 SUBSEP $1
-	i = ++cnt[k]
-	for (c = 4; c <= 10; c++)
-		cell[k, i, c] = $c
-	round[k, i] = $3
-	by_round[k, $3] = $4
-}
-# the paired ratios of key k to key kb, sorted into t; returns how many
-function paired(k, kb,    i, m, r) {
-	m = 0
-	for (i = 1; i <= cnt[k]; i++) {
-		r = round[k, i]
-		if ((kb, r) in by_round && by_round[kb, r] > 0)
-			t[++m] = cell[k, i, 4] / by_round[kb, r]
-	}
-	return m
-}
-END {
-	print "job,device,rounds,iops,iops_min,iops_max,mib_s,p50_us,p99_us,ratio_brd,ratio_brd_min,ratio_brd_max,cpu_us_per_io"
-	for (j = 1; j <= nj; j++) {
-		kb = J[j] SUBSEP "brd"
-		for (d = 1; d <= nd; d++) {
-			k = J[j] SUBSEP D[d]
-			if (!(k in cnt))
-				continue
-			m = collect(k, 4); iops = median(t, m); lo = t[1]; hi = t[m]
-			m = collect(k, 5); mib = median(t, m)
-			m = collect(k, 6); p50 = median(t, m)
-			m = collect(k, 7); p99 = median(t, m)
-			m = collect(k, 10); cpu = m ? sprintf("%.2f", median(t, m)) : ""
-			ratio = rlo = rhi = ""
-			if (kb in cnt && (m = paired(k, kb)) > 0) {
-				ratio = sprintf("%.3f", median(t, m))
-				rlo = sprintf("%.3f", t[1])
-				rhi = sprintf("%.3f", t[m])
-			}
-			printf "%s,%s,%d,%.1f,%.1f,%.1f,%.2f,%.1f,%.1f,%s,%s,%s,%s\n", J[j], D[d], cnt[k],
-				iops, lo, hi, mib, p50, p99, ratio, rlo, rhi, cpu
-		}
-	}
-}'
-
-# The Markdown table from summary.csv; labels is "job=label|job=label...".
-# shellcheck disable=SC2016 # awk's own $fields
-TABLE_AWK='
-function group(x,    s, r) {
-	s = sprintf("%.0f", x)
-	r = ""
-	while (length(s) > 3) {
-		r = "," substr(s, length(s) - 2) r
-		s = substr(s, 1, length(s) - 3)
-	}
-	return s r
-}
-function us(x) {
-	return x < 100 ? sprintf("%.1f", x) : sprintf("%.0f", x)
-}
-# a ratio: two decimals, three below 0.1 so that small ones do not read 0.00
-function r2(x) {
-	return x < 0.1 ? sprintf("%.3f", x) : sprintf("%.2f", x)
-}
-BEGIN {
-	FS = ","
-	n = split(labels, L, "|")
-	for (i = 1; i <= n; i++) {
-		p = index(L[i], "=")
-		label[substr(L[i], 1, p - 1)] = substr(L[i], p + 1)
-	}
-	name["ublk-mem-q2"] = "ublk-mem -q 2"
-	# Two settings compared: each server named by its options.
-	if (args2 != "") {
-		name["ublk-mem"] = "ublk-mem" (args1 != "" ? " " args1 : "")
-		name["ublk-mem-b"] = "ublk-mem " args2
-	}
-	print "| Job | Device | IOPS | IOPS min-max | MiB/s | p50 µs | p99 µs | vs brd | vs brd min-max | server CPU µs/IO |"
-	print "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
-}
-FNR == 1 { next }
-{
-	job = ($1 == last) ? "" : label[$1]
-	last = $1
-	dev = ($2 in name) ? name[$2] : $2
-	if ($2 ~ /^ublk-mem/)
-		dev = "**" dev "**"
-	ratio = $10 == "" ? "n/a" : r2($10)
-	range = $11 == "" ? "-" : r2($11) "-" r2($12)
-	cpu = $13 == "" ? "-" : sprintf("%.1f", $13)
-	printf "| %s | %s | %s | %s-%s | %.1f | %s | %s | %s | %s | %s |\n", job, dev, group($4),
-		group($5), group($6), $7, us($8), us($9), ratio, range, cpu
-}'
-
-# The chart: ublk-mem's median ratio to brd per job, whiskers for the range
-# of the rounds' ratios, loop and nbdkit as markers for scale, the 1.0 line.
-# shellcheck disable=SC2016 # awk's own $fields
-SVG_AWK='
-function esc(s) {
-	gsub(/&/, "\\&amp;", s)
-	gsub(/</, "\\&lt;", s)
-	return s
-}
-function x(r) {
-	return X0 + r / xmax * (X1 - X0)
-}
-BEGIN {
-	FS = ","
-	n = split(labels, L, "|")
-	for (i = 1; i <= n; i++) {
-		p = index(L[i], "=")
-		label[substr(L[i], 1, p - 1)] = substr(L[i], p + 1)
-	}
-}
-FNR == 1 { next }
-$2 == "loop" && $10 != "" { loopr[$1] = $10 }
-$2 == "nbdkit" && $10 != "" { nbdr[$1] = $10 }
-$2 ~ /^ublk-mem/ && $10 != "" {
-	rows++
-	rjob[rows] = $1
-	rdev[rows] = $2
-	ratio[rows] = $10
-	rlo[rows] = $11
-	rhi[rows] = $12
-}
-END {
-	X0 = 270; X1 = 700; W = 800
-	TOP = 96; BAR = 22; GAP = 12
-	xmax = 1.25
-	for (i = 1; i <= rows; i++) {
-		if (rhi[i] > xmax) xmax = rhi[i]
-		if (loopr[rjob[i]] > xmax) xmax = loopr[rjob[i]]
-		if (nbdr[rjob[i]] > xmax) xmax = nbdr[rjob[i]]
-	}
-	step = xmax > 3 ? 1 : (xmax > 1.5 ? 0.5 : 0.25)
-	xmax = int(xmax / step + 0.999) * step
-	H = TOP + rows * (BAR + GAP) + 70 + (two ? 20 : 0)
-	printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"13\">\n", W, H, W, H
-	printf "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H
-	printf "<text x=\"%d\" y=\"24\" font-size=\"16\" font-weight=\"bold\">ublk-mem IOPS relative to brd (1.0 = as fast as brd; higher is better)</text>\n", 12
-	printf "<text x=\"%d\" y=\"44\" fill=\"#555\">%s</text>\n", 12, esc(subtitle)
-	printf "<text x=\"%d\" y=\"62\" fill=\"#555\">%s</text>\n", 12, esc(subtitle2)
-	if (rows == 0)
-		printf "<text x=\"%d\" y=\"%d\" fill=\"#c0392b\">brd was not measured: no ratios to show</text>\n", X0, TOP + 10
-	bottom = TOP + rows * (BAR + GAP)
-	for (g = 0; g <= xmax + 1e-9; g += step) {
-		printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>\n", x(g), TOP - 6, x(g), bottom
-		printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#555\">%g</text>\n", x(g), bottom + 16, g
-	}
-	for (i = 1; i <= rows; i++) {
-		y = TOP + (i - 1) * (BAR + GAP)
-		lab = label[rjob[i]]
-		if (rdev[i] == "ublk-mem-q2")
-			lab = lab ", -q 2"
-		else if (rjob[i] == scaling)
-			lab = lab ", -q 1"
-		if (two && rdev[i] == "ublk-mem")
-			lab = lab ", A"
-		else if (rdev[i] == "ublk-mem-b")
-			lab = lab ", B"
-		fill = rdev[i] == "ublk-mem-q2" ? "#7fa8dc" : rdev[i] == "ublk-mem-b" ? "#3a9a5b" : "#2f6db5"
-		printf "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", X0 - 8, y + BAR / 2 + 5, esc(lab)
-		printf "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n", X0, y, x(ratio[i]) - X0, BAR, fill
-		lo = rlo[i]; hi = rhi[i]
-		if (hi - lo > 0.005)
-			printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#222\" stroke-width=\"1.5\"/>\n", x(lo), y + BAR / 2, x(hi), y + BAR / 2
-		if (rjob[i] in loopr) {
-			lx = x(loopr[rjob[i]]); ly = y + BAR / 2
-			printf "<path d=\"M%.1f %.1fl5 5l-5 5l-5 -5z\" fill=\"#888\" stroke=\"white\"/>\n", lx, ly - 5
-		}
-		if (rjob[i] in nbdr)
-			printf "<circle cx=\"%.1f\" cy=\"%d\" r=\"4.5\" fill=\"#e67e22\" stroke=\"white\"/>\n", x(nbdr[rjob[i]]), y + BAR / 2
-		# The value right of everything drawn on the row, clear of the 1.0 line.
-		tx = x(hi > ratio[i] ? hi : ratio[i]) + 8
-		if (rjob[i] in loopr && x(loopr[rjob[i]]) + 14 > tx) tx = x(loopr[rjob[i]]) + 14
-		if (rjob[i] in nbdr && x(nbdr[rjob[i]]) + 14 > tx) tx = x(nbdr[rjob[i]]) + 14
-		if (tx < x(1) + 4 && tx + 34 > x(1)) tx = x(1) + 6
-		printf "<text x=\"%.1f\" y=\"%d\" font-weight=\"bold\">%.2f</text>\n", tx, y + BAR / 2 + 5, ratio[i]
-	}
-	printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#c0392b\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>\n", x(1), TOP - 12, x(1), bottom + 2
-	printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#c0392b\">brd = 1.0</text>\n", x(1), TOP - 16
-	ly = bottom + 40
-	printf "<rect x=\"12\" y=\"%d\" width=\"14\" height=\"12\" fill=\"#2f6db5\"/><text x=\"32\" y=\"%d\">ublk-mem median (line: min-max of the rounds)</text>\n", ly - 10, ly
-	printf "<rect x=\"350\" y=\"%d\" width=\"14\" height=\"12\" fill=\"#7fa8dc\"/><text x=\"370\" y=\"%d\">second server, -q 2</text>\n", ly - 10, ly
-	if (two)
-		printf "<rect x=\"12\" y=\"%d\" width=\"14\" height=\"12\" fill=\"#3a9a5b\"/><text x=\"32\" y=\"%d\">B: ublk-mem-b, the --ublk-args2 setting (A: the first)</text>\n", ly + 10, ly + 20
-	printf "<path d=\"M%d %dl5 5l-5 5l-5 -5z\" fill=\"#888\"/><text x=\"%d\" y=\"%d\">loop on tmpfs</text>\n", 530, ly - 9, 542, ly
-	printf "<circle cx=\"%d\" cy=\"%d\" r=\"4.5\" fill=\"#e67e22\"/><text x=\"%d\" y=\"%d\">nbdkit memory</text>\n", 650, ly - 4, 662, ly
-	print "</svg>"
-}'
-
-# paired_b RAW: a line per job comparing the second server with the first:
-# the median over the rounds of B's IOPS over A's in the same round, with
-# the range, and both servers' median CPU per I/O.
-paired_b() {
-	awk -F, -v jobs="$JOBS" -v labels="$(job_labels)" "$MEDIAN_AWK"'
-	BEGIN {
-		n = split(labels, L, "|")
-		for (i = 1; i <= n; i++) {
-			p = index(L[i], "=")
-			label[substr(L[i], 1, p - 1)] = substr(L[i], p + 1)
-		}
-	}
-	FNR == 1 { next }
-	$1 == "ublk-mem" { a[$2, $3] = $4; ca[$2, $3] = $10 }
-	$1 == "ublk-mem-b" { b[$2, $3] = $4; cb[$2, $3] = $10 }
-	END {
-		nj = split(jobs, J, " ")
-		for (j = 1; j <= nj; j++) {
-			m = 0; mc = 0
-			for (k in b) {
-				split(k, kk, SUBSEP)
-				if (kk[1] != J[j] || !(k in a) || a[k] <= 0)
-					continue
-				r[++m] = b[k] / a[k]
-				if (ca[k] != "" && cb[k] != "") {
-					x[++mc] = ca[k]; y[mc] = cb[k]
-				}
-			}
-			if (!m)
-				continue
-			med = median(r, m)
-			cpu = ""
-			if (mc)
-				cpu = sprintf("; server CPU %.1f (A) and %.1f (B) µs/IO", median(x, mc), median(y, mc))
-			printf "- B over A, %s: %.2f (%.2f-%.2f over %d rounds)%s\n", label[J[j]], med,
-				r[1], r[m], m, cpu
-		}
-	}' "$1"
+# bench_awk PROGRAM [AWK ARGS...]: run bench/PROGRAM.awk after the shared
+# functions of bench/lib.awk.
+bench_awk() {
+	_ba_prog=$1
+	shift
+	awk -f "$AWK_DIR/lib.awk" -f "$AWK_DIR/$_ba_prog.awk" "$@"
 }
 
-# job_labels: "job=label|job=label..." for the awk programs.
-job_labels() {
-	for _jl2_j in $JOBS; do
-		printf '%s=%s|' "$_jl2_j" "$(job_label "$_jl2_j")"
-	done
+# where_line: the machine a run was on, for people.
+where_line() {
+	echo "$(meta machine), kernel $(meta kernel)$(
+		[ -n "$(meta kver)" ] && echo " (KVER=$(meta kver))"
+	), $(meta cpus) CPUs, $(meta mem_mib) MiB"
+}
+
+# summary_table: the Markdown table of $OUT/summary.csv.
+summary_table() {
+	bench_awk table -v labels="$(job_labels)" -v args1="$(meta ublk_args)" \
+		-v args2="$(meta ublk_args2)" "$OUT/summary.csv"
+}
+
+# summary_lines: the list under the table: the servers' memory and, when a
+# second setting was measured, how B did against A job by job.
+summary_lines() {
+	awk -F, -v size="$(meta size_mb)" -v args1="$(meta ublk_args)" -v args2="$(meta ublk_args2)" \
+		-f "$AWK_DIR/memory-lines.awk" "$OUT/memory.csv"
+	[ -z "$(meta ublk_args2)" ] ||
+		bench_awk paired-b -F, -v jobs="$JOBS" -v labels="$(job_labels)" "$OUT/raw.csv"
 }
 
 # report: summary.csv, summary.md, ratio.svg in $OUT; the table on stdout.
 report() {
-	awk -v jobs="$JOBS" -v devs="ublk-mem ublk-mem-b ublk-mem-q2 brd null_blk loop nbdkit" \
-		"$SUMMARY_AWK" "$OUT/raw.csv" >"$OUT/summary.csv" || die "cannot write summary.csv"
-	_rep_labels=$(job_labels)
+	bench_awk summary -v jobs="$JOBS" -v devs="ublk-mem ublk-mem-b ublk-mem-q2 brd null_blk loop nbdkit" \
+		"$OUT/raw.csv" >"$OUT/summary.csv" || die "cannot write summary.csv"
 	_rep_rounds=$(meta rounds)
 	_rep_runtime=$(meta runtime)
-	_rep_where="$(meta machine), kernel $(meta kernel)$(
-		[ -n "$(meta kver)" ] && echo " (KVER=$(meta kver))"
-	), $(meta cpus) CPUs, $(meta mem_mib) MiB"
 	_rep_args=$(meta ublk_args)
 	_rep_args2=$(meta ublk_args2)
 	_rep_second=
@@ -1069,33 +459,19 @@ report() {
 			"$_rep_rounds round(s) of $_rep_runtime s per job (devices interleaved in each round);" \
 			"IOPS min-max over the rounds; p50/p99 are completion latency;" \
 			"\"vs brd\" is the median over the rounds of the device's IOPS over brd's in the same" \
-			"round, \"vs brd min-max\" the range of those ratios. $_rep_where." \
+			"round, \"vs brd min-max\" the range of those ratios. $(where_line)." \
 			"Server: \`ublk-mem $(meta size_mb)M${_rep_args:+ $_rep_args}\`$_rep_second."
 		echo
-		awk -v labels="$_rep_labels" -v args1="$_rep_args" -v args2="$_rep_args2" \
-			"$TABLE_AWK" "$OUT/summary.csv"
+		summary_table
 		echo
-		awk -F, -v size="$(meta size_mb)" -v args1="$_rep_args" -v args2="$_rep_args2" 'FNR > 1 {
-			who = $1
-			if (who == "ublk-mem-q2")
-				who = "ublk-mem -q 2"
-			else if (who == "ublk-mem-b")
-				who = "ublk-mem " args2
-			else if (who == "ublk-mem" && args2 != "" && args1 != "")
-				who = "ublk-mem " args1
-			printf "- %s memory after the run: VmRSS %.1f MiB (peak %.1f MiB) for a %d MiB device;" \
-				" %.1f MiB written to it in all (the fill and the write jobs)\n",
-				who, $4 / 1024, $5 / 1024, size,
-				$3 / 1048576
-		}' "$OUT/memory.csv"
-		[ -n "$_rep_args2" ] && paired_b "$OUT/raw.csv"
+		summary_lines
 		echo "- Devices: brd rd_size=$(($(meta size_mb) * 1024)); null_blk via configfs" \
 			"(size=$(meta size_mb), memory_backed=1, blocksize=512, other settings default);" \
 			"loop over a file on tmpfs (buffered; tmpfs has no O_DIRECT);" \
 			"nbdkit \`nbdkit -U SOCKET memory $(meta size_mb)M\` ($(meta nbdkit)) attached with" \
 			"\`nbd-client -u SOCKET /dev/nbdN\` (the kernel's nbd driver, default settings);" \
 			"ublk-mem -q 2 is a second server, for the 2-job run only."
-		echo "- Reference job: \`fio --name=ref --filename=DEV $REF_ARGS --ioengine=libaio --direct=1\`" \
+		echo "- Reference job: \`fio --name=ref --filename=DEV $REF_ARGS $FIO_BASE\`" \
 			"(1024 reads, not timed)."
 		echo "- Server CPU: utime+stime of the server process (ublk-mem, nbdkit) over the run (/proc/PID/stat," \
 			"1/$(meta clk_tck) s ticks) divided by the I/Os; coarse for short runs."
@@ -1107,28 +483,261 @@ report() {
 	_rep_sub="$(meta date); $(meta machine), kernel $(meta kernel), $(meta cpus) CPUs"
 	_rep_sub2="${_rep_args2:+A: }ublk-mem $(meta size_mb)M${_rep_args:+ $_rep_args}${_rep_args2:+, B: ublk-mem $(meta size_mb)M $_rep_args2}; fio libaio O_DIRECT;"
 	_rep_sub2="$_rep_sub2 median of $_rep_rounds round(s), $_rep_runtime s per job"
-	awk -v labels="$_rep_labels" -v subtitle="$_rep_sub" -v subtitle2="$_rep_sub2" \
+	bench_awk ratio-svg -v labels="$(job_labels)" -v subtitle="$_rep_sub" -v subtitle2="$_rep_sub2" \
 		-v scaling="$SCALING_JOB" -v two="$([ -n "$_rep_args2" ] && echo 1 || echo 0)" \
-		"$SVG_AWK" "$OUT/summary.csv" >"$OUT/ratio.svg" || die "cannot write ratio.svg"
+		"$OUT/summary.csv" >"$OUT/ratio.svg" || die "cannot write ratio.svg"
 	cat "$OUT/summary.md"
 }
 
+# --- docs/performance.md -----------------------------------------------------
+
+# shown_path PATH: PATH relative to the repository when it is inside it.
+shown_path() {
+	case $1 in
+	"$HERE"/*) echo "${1#"$HERE"/}" ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# doc_method: the method, what every run in the document shares.
+doc_method() {
+	sed -e "s|@SIZE@|$SIZE_MB|g" -e "s|@RD_SIZE@|$((SIZE_MB * 1024))|g" \
+		-e "s|@FIO_BASE@|$FIO_BASE|g" -e "s|@FIO_REPORT@|$FIO_REPORT|g" \
+		-e "s|@FILL_ARGS@|$FILL_ARGS|g" -e "s|@RUNTIME@|$RUNTIME_DEFAULT|g" <<'EOF'
+## Method
+
+### What is measured
+
+`./bench.sh` measures ublk-mem next to the kernel's own RAM-backed block devices and next to
+the userspace RAM disk people use today, all of @SIZE@ MiB, in one boot of the project's test
+VM (or, with `--host`, on a machine whose kernel has ublk):
+
+- **ublk-mem**: `ublk-mem @SIZE@M` with the run's options (`--ublk-args`). With `--ublk-args2`
+  a second server, ublk-mem-b, runs every job right after the first: two settings compared in
+  the same boot (A is the first, B the second, in the tables and the chart).
+- **ublk-mem -q 2**: a second server with two queues, for the two-job run only, to show queue
+  scaling.
+- **brd**: `modprobe brd rd_nr=1 rd_size=@RD_SIZE@`.
+- **null_blk**: made through configfs: size=@SIZE@ (MB), memory_backed=1, blocksize=512, other
+  settings default.
+- **loop**: over a file on a tmpfs of its own; buffered, as tmpfs has no O_DIRECT.
+- **nbdkit**: nbdkit's memory plugin, `nbdkit -U SOCKET memory @SIZE@M`, attached with
+  `nbd-client -u SOCKET /dev/nbdN` through the kernel's nbd driver (default settings). Every
+  request travels over the socket as an NBD message, its data copied through it both ways.
+
+Each device is written whole once before measuring, so that reads find data:
+`fio @FILL_ARGS@`.
+
+### The jobs
+
+Every run is one fio process on the raw device:
+`fio --name=JOB --filename=DEV @FIO_BASE@ OPTIONS @FIO_REPORT@`.
+The timed jobs run for the run's `--runtime` (R seconds, @RUNTIME@ by default) with
+`--time_based --runtime=R --norandommap`:
+
+EOF
+	echo "| Job | Name in summary.csv and raw.csv | OPTIONS |"
+	echo "|---|---|---|"
+	for _dm_j in $JOBS_ALL; do
+		echo "| $(job_label "$_dm_j") | \`$_dm_j\` | \`$(job_args "$_dm_j" R)\` |"
+	done
+	sed -e "s|@FIO_BASE@|$FIO_BASE|g" -e "s|@REF_ARGS@|$REF_ARGS|g" \
+		-e "s|@SCALING@|$(job_label "$SCALING_JOB")|g" -e "s|@ROUNDS@|$ROUNDS_DEFAULT|g" <<'EOF'
+
+The reference job is the one usually quoted for a RAM disk, 1024 reads, not timed:
+`fio --name=ref --filename=DEV @REF_ARGS@ @FIO_BASE@`. It is over in a fraction
+of a second, so it varies more from round to round than the timed jobs. The job with
+two fio jobs ("@SCALING@") also runs on ublk-mem -q 2.
+
+### Rounds and paired ratios
+
+A round runs every job on every device, the devices interleaved (ublk-mem, ublk-mem-b, brd,
+null_blk, loop, nbdkit for one job, then the same for the next); a run is `--rounds` rounds
+(@ROUNDS@ by default). The tables give, per job and device, the median over the rounds of
+IOPS, MiB/s and fio's completion latency percentiles (p50 and p99, µs), and the range
+(min-max) of the rounds' IOPS.
+
+"vs brd" is the median of the rounds' paired ratios, each the device's IOPS over brd's in the
+same round, and "vs brd min-max" their range. On a shared host one round can run 40% faster or
+slower than the next, for every device alike: pairing by round cancels that, where a ratio of
+medians taken in different rounds would not. With a second server, "B over A" lines give B's
+IOPS over A's, paired the same way.
+
+The chart (`ratio.svg` in the results directory) draws ublk-mem's paired ratio to brd per job as
+a bar, the range of the rounds' ratios as a line across it, loop (grey diamond) and nbdkit
+(orange dot) for scale, and brd at 1.0.
+
+### Server CPU and memory
+
+Server CPU µs/IO is the server process's utime+stime (ublk-mem's, nbdkit's) over one fio run,
+from /proc/PID/stat in clock ticks (1/100 s), divided by the I/Os fio completed in that run:
+coarse for short runs. The kernel's devices do their work in fio's own context and have no
+server ("-").
+
+The memory lines give each server's VmRSS and VmHWM after the last round, and the bytes written
+to its device in all (the fill and the write jobs). A zero_copy server's store is an unnamed
+tmpfs file it does not map, which VmRSS leaves out.
+
+### Reading the figures
+
+- The test VM runs under software emulation (qemu TCG), roughly ten times slower than hardware:
+  the absolute figures are not hardware figures. What carries over is the ratios between devices
+  measured in one boot. Compare figures within one run only, never across runs, boots or
+  kernels: the same job on the same device may differ by tens of percent from boot to boot.
+- Read a ratio with its range: where the min-max of the rounds holds 1.0, the devices are level
+  within what this machine can tell. Under emulation brd's own QD32 speed varies widely from
+  round to round and boot to boot, and so does any ratio to it at that depth.
+- At queue depth 1 every request crosses to the server thread and back, which costs about what a
+  loop device's round trip costs; with requests in flight the crossings are batched.
+- Two jobs scale only with more CPUs than jobs plus queues. On the VM's 2 CPUs one fio job at
+  QD32 already keeps both busy (fio one, the server most of the other), so a second job, or a
+  second queue, only competes for them.
+- Each run names its machine and how busy the host was before and after it (load average, other
+  VMs): other work on the host makes the figures noisy.
+- A run of one round (`--quick`) has no medians and no ranges: a smoke run, not figures to quote.
+
+### Running it
+
+    ./bench.sh [--kernel KVER] [--rounds N] [--runtime SECONDS] [--jobs LIST]
+               [--ublk-args "ARGS"] [--ublk-args2 "ARGS"]
+    ./bench.sh --report results/bench-DATE-TIME [--report ...] --doc docs/performance.md
+
+A run writes `results/bench-DATE-TIME/`: summary.md, summary.csv (a row per job and device),
+raw.csv (a row per fio run), memory.csv, meta.txt (the machine, kernel, versions, options and
+the command) and ratio.svg; `test/checks/bench-check.sh DIR` checks that it is complete, and
+`./bench.sh --help` documents the options. This document is written from such directories by
+`--report DIR --doc FILE`, one section per run.
+EOF
+}
+
+# doc_command: the run's command line; from the options in meta.txt where
+# the run did not record it (an earlier bench.sh).
+doc_command() {
+	if [ -n "$(meta command)" ]; then
+		echo "\`$(meta command)\`"
+		return
+	fi
+	_dc="./bench.sh"
+	[ -n "$(meta kver)" ] && _dc="$_dc --kernel $(meta kver)"
+	_dc="$_dc --rounds $(meta rounds) --runtime $(meta runtime)"
+	[ "$(meta jobs)" = "$JOBS_ALL" ] || _dc="$_dc --jobs $(meta jobs | tr ' ' ',')"
+	[ -n "$(meta ublk_args)" ] && _dc="$_dc --ublk-args \"$(meta ublk_args)\""
+	[ -n "$(meta ublk_args2)" ] && _dc="$_dc --ublk-args2 \"$(meta ublk_args2)\""
+	echo "\`$_dc\` (equivalent; this run did not record its command)"
+}
+
+# doc_run CHART: the section of the run in $OUT; its chart is CHART (a
+# name next to the document).
+doc_run() {
+	_dr_args=$(meta ublk_args)
+	_dr_args2=$(meta ublk_args2)
+	echo "## Linux $(meta kernel), $(meta date)"
+	echo
+	echo "- Command: $(doc_command); results: \`$(shown_path "$OUT")\`."
+	echo "- Machine: $(where_line)."
+	[ -n "$(meta host)" ] && echo "- Host: $(meta host)."
+	if [ -n "$_dr_args2" ]; then
+		echo "- Servers: A, \`ublk-mem $(meta size_mb)M${_dr_args:+ $_dr_args}\`, and B (ublk-mem-b)," \
+			"\`ublk-mem $(meta size_mb)M $_dr_args2\`, measured right after A on every job."
+	else
+		echo "- Server: \`ublk-mem $(meta size_mb)M${_dr_args:+ $_dr_args}\`."
+	fi
+	[ -n "$(meta server)" ] && echo "- Server build: $(meta server); $(meta source)."
+	echo "- $(meta fio), $(meta nbdkit); $(meta rounds) round(s) of $(meta runtime) s per timed job."
+	[ "$(meta rounds)" = 1 ] && echo "- One round: a smoke run, not figures to quote."
+	[ -n "$(meta skipped)" ] && echo "- Skipped: $(meta skipped)."
+	[ "$(meta failures)" != 0 ] && echo "- Failed runs: $(meta failures) (see console.log there)."
+	echo
+	echo "![ublk-mem IOPS relative to brd, per job, Linux $(meta kernel)]($1)"
+	echo
+	summary_table
+	echo
+	summary_lines
+	if [ -s "$OUT/codec.txt" ]; then
+		echo
+		echo "### Codec"
+		echo
+		echo "The lines of \`codec.txt\` in the results directory, as the codec benchmark wrote them:"
+		echo
+		awk -f "$AWK_DIR/codec-table.awk" "$OUT/codec.txt"
+	fi
+}
+
+# write_doc FILE DIR...: the document, from the runs in DIR... (absolute,
+# their summaries redone); each run's chart is copied next to FILE.
+write_doc() {
+	_wd_file=$1
+	shift
+	_wd_dir=$(dirname "$_wd_file")
+	mkdir -p "$_wd_dir" || die "cannot create $_wd_dir"
+	_wd_from=
+	for _wd_d in "$@"; do
+		_wd_from="${_wd_from:+$_wd_from, }$(shown_path "$_wd_d")"
+	done
+	_wd_cmd="./bench.sh"
+	for _wd_d in "$@"; do
+		_wd_cmd="$_wd_cmd --report $(shown_path "$_wd_d")"
+	done
+	_wd_cmd="$_wd_cmd --doc $(shown_path "$(cd "$_wd_dir" && pwd)/${_wd_file##*/}")"
+	{
+		echo "# ublk-mem performance"
+		echo
+		echo "*Generated by bench.sh --report from $_wd_from on $(date -u '+%Y-%m-%d %H:%M UTC');"
+		echo "do not edit: run \`$_wd_cmd\` again. Earlier runs are in this file's git history.*"
+		echo
+		doc_method
+		_wd_n=0
+		for _wd_d in "$@"; do
+			_wd_n=$((_wd_n + 1))
+			_wd_svg=bench-ratio.svg
+			[ $_wd_n -gt 1 ] && _wd_svg=bench-ratio-$_wd_n.svg
+			OUT=$_wd_d
+			JOBS=$(meta jobs)
+			cp "$OUT/ratio.svg" "$_wd_dir/$_wd_svg" || die "cannot copy the chart to $_wd_dir/$_wd_svg"
+			echo
+			doc_run "$_wd_svg"
+		done
+	} >"$_wd_file.tmp" || die "cannot write $_wd_file.tmp"
+	mv "$_wd_file.tmp" "$_wd_file" || die "cannot write $_wd_file"
+	progress "wrote $_wd_file ($_wd_n run(s))"
+}
+
+# main_report DIR...: redo each run's summary; with --doc, write the document.
+main_report() {
+	for _mr_d in "$@"; do
+		if [ ! -s "$_mr_d/raw.csv" ] || [ ! -s "$_mr_d/meta.txt" ]; then
+			die "$_mr_d has no raw.csv and meta.txt from an earlier run"
+		fi
+	done
+	_mr_dirs=
+	for _mr_d in "$@"; do
+		OUT=$(cd "$_mr_d" && pwd)
+		JOBS=$(meta jobs)
+		if [ -n "$DOC" ]; then
+			report >/dev/null
+		else
+			report
+		fi
+	done
+	[ -n "$DOC" ] || return 0
+	set -f
+	_mr_ifs=$IFS
+	IFS='
+'
+	# shellcheck disable=SC2046 # one directory a line
+	set -- $(for _mr_d in "$@"; do (cd "$_mr_d" && pwd); done)
+	IFS=$_mr_ifs
+	set +f
+	write_doc "$DOC" "$@"
+}
+
+# =========================================================================
+# The host's part of a VM run: boot it, read its console, report.
+# =========================================================================
+
 # section NAME: the lines between the markers of NAME in the console log.
-# The end marker tells how many lines the guest printed; a kernel message
-# spliced into the data would show as a difference.
 section() {
-	awk -v b="$CSV_BEGIN $1" -v e="$CSV_END $1" '
-		{ sub(/\r$/, "") }
-		index($0, e) == 1 {
-			want = $0
-			sub(/.*rows=/, "", want)
-			if (want + 0 != n)
-				printf "bench: warning: %s: %d lines in the console log, the VM printed %d\n",
-					substr(b, index(b, " ") + 1), n, want > "/dev/stderr"
-			exit
-		}
-		on { print; n++ }
-		$0 == b { on = 1 }' "$OUT/console.log"
+	awk -v b="$CSV_BEGIN $1" -v e="$CSV_END $1" -f "$AWK_DIR/console-section.awk" "$OUT/console.log"
 }
 
 # relay: show the progress lines of the console output on stderr.
@@ -1171,11 +780,14 @@ source_line() {
 	fi
 }
 
-# host_line: the meta.txt line about this machine's load around the run.
-host_line() {
+# host_lines: the meta.txt lines the host adds: this machine's load around
+# the run, the source and the command.
+host_lines() {
 	echo "host=$(nproc) CPUs, load average ${LOAD_BEFORE:-?} before the run and" \
 		"$(cut -d' ' -f1 /proc/loadavg) after; other VMs running: $VMS_BEFORE at the start," \
 		"$(other_vms) at the end"
+	source_line
+	echo "command=$COMMAND"
 }
 
 # Default: run the matrix in the test VM and report on the host.
@@ -1235,8 +847,7 @@ main_vm() {
 	{
 		echo "machine=VM (qemu ${_mv_qemu:-?} TCG)"
 		echo "kver=$KVER"
-		host_line
-		source_line
+		host_lines
 	} >>"$OUT/meta.txt"
 	report
 	if [ "${_mv_rc:-1}" != 0 ]; then
@@ -1257,20 +868,23 @@ main_host() {
 	[ -s "$OUT/raw.csv" ] || die "no results"
 	{
 		echo "machine=host $(uname -n)"
-		host_line
-		source_line
+		host_lines
 	} >>"$OUT/meta.txt"
 	report
 	return $_mh_rc
 }
 
-# --- options -----------------------------------------------------------------
+# =========================================================================
+# The options.
+# =========================================================================
 
 # need_value OPTION VALUE: die when VALUE is empty.
 need_value() {
 	[ -n "${2:-}" ] || die "$1 needs a value"
 }
 
+# The defaults, for the method in docs/performance.md.
+JOBS_ALL=$JOBS ROUNDS_DEFAULT=$ROUNDS RUNTIME_DEFAULT=$RUNTIME
 while [ $# -gt 0 ]; do
 	_opt=$1
 	_val=
@@ -1279,7 +893,7 @@ while [ $# -gt 0 ]; do
 		_val=${_opt#*=}
 		_opt=${_opt%%=*}
 		;;
-	--rounds | --runtime | --jobs | --ublk-args | --ublk-args2 | --out | --report | --kernel)
+	--rounds | --runtime | --jobs | --ublk-args | --ublk-args2 | --out | --report | --doc | --kernel)
 		need_value "$1" "${2:-}"
 		_val=$2
 		shift
@@ -1298,9 +912,11 @@ while [ $# -gt 0 ]; do
 	--kernel) KVER=$_val KERNEL_ASKED=1 ;;
 	--out) OUT=$_val ;;
 	--report)
-		OUT=$_val
+		REPORT_DIRS="${REPORT_DIRS:+$REPORT_DIRS
+}$_val"
 		MODE=report
 		;;
+	--doc) DOC=$_val ;;
 	--host) MODE=host ;;
 	--in-vm) MODE=in-vm ;;
 	-h | --help) usage 0 ;;
@@ -1317,6 +933,9 @@ fi
 if ! is_uint "$RUNTIME" || [ "$RUNTIME" -lt 1 ]; then
 	die "--runtime takes whole seconds >= 1, not '$RUNTIME'"
 fi
+# The servers' options, one word each: commas and white space separate them.
+UBLK_ARGS=$(printf '%s\n' "$UBLK_ARGS" | tr ',' ' ')
+UBLK_ARGS2=$(printf '%s\n' "$UBLK_ARGS2" | tr ',' ' ')
 
 if [ -n "$JOBS_ASKED" ]; then
 	for _j in $JOBS_ASKED; do
@@ -1328,6 +947,9 @@ fi
 if [ -n "$KERNEL_ASKED" ] && [ "$MODE" != vm ]; then
 	die "--kernel picks the test VM's kernel; with --host the benchmark runs on this machine's"
 fi
+if [ -n "$DOC" ] && [ "$MODE" != report ]; then
+	die "--doc writes the document from earlier runs: give them with --report DIR"
+fi
 
 if [ "$MODE" = in-vm ]; then
 	main_in_vm
@@ -1335,11 +957,15 @@ if [ "$MODE" = in-vm ]; then
 fi
 
 if [ "$MODE" = report ]; then
-	if [ ! -s "$OUT/raw.csv" ] || [ ! -s "$OUT/meta.txt" ]; then
-		die "$OUT has no raw.csv and meta.txt from an earlier run"
-	fi
-	JOBS=$(meta jobs)
-	report
+	_ifs=$IFS
+	IFS='
+'
+	set -f
+	# shellcheck disable=SC2086 # one directory a line
+	set -- $REPORT_DIRS
+	set +f
+	IFS=$_ifs
+	main_report "$@"
 	exit $?
 fi
 

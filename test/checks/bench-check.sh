@@ -26,7 +26,7 @@ RAW_HEADER="device,job,round,iops,mib_s,p50_us,p99_us,ios,write_bytes,cpu_us_per
 MEM_HEADER="device,size_bytes,bytes_written,vmrss_kib,vmhwm_kib"
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
-	echo "usage: test/bench-check.sh RESULTS_DIR (a directory bench.sh wrote)" >&2
+	echo "usage: test/checks/bench-check.sh RESULTS_DIR (a directory bench.sh wrote)" >&2
 	exit 1
 fi
 DIR=$1

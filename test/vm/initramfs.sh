@@ -322,6 +322,12 @@ if [ -d "$helpers" ]; then
 	done
 fi
 [ -f "$REPO/bench.sh" ] && cp "$REPO/bench.sh" "$stage/bench.sh"
+# bench.sh's awk programs and device set-up, found next to it (not the
+# codec benchmark's source or binary).
+if [ -d "$REPO/bench" ]; then
+	mkdir -p "$stage/bench"
+	find "$REPO/bench" -maxdepth 1 -type f \( -name '*.awk' -o -name '*.sh' \) -exec cp {} "$stage/bench/" \;
+fi
 [ -f "$REPO/README.md" ] && cp "$REPO/README.md" "$stage/README.md"
 [ -d "$REPO/dist" ] && cp -a "$REPO/dist" "$stage/dist"
 bin=${UBLK_MEM_BIN:-$REPO/ublk-mem}
