@@ -364,7 +364,7 @@ static void dev_end_queues(struct ublk_dev *dev)
 
 /* ---- a new device ---- */
 
-/* The parameters the kernel needs: size, block sizes, discard limits. */
+/* The parameters the kernel needs: size, block sizes, discard limits, zones. */
 static void dev_fill_params(struct ublk_dev *dev, const struct ublk_config *cfg)
 {
 	struct ublk_params *p = &dev->params;
@@ -390,6 +390,14 @@ static void dev_fill_params(struct ublk_dev *dev, const struct ublk_config *cfg)
 		p->discard.discard_granularity = 1U << pbs_shift;
 		p->discard.max_discard_sectors = UINT32_MAX >> 9;
 		p->discard.max_discard_segments = 1;
+	}
+	if (cfg->zone_size) {
+		/* Zones are chunks; appends may be as large as any request. */
+		p->types |= UBLK_PARAM_TYPE_ZONED;
+		p->basic.chunk_sectors = (uint32_t)(cfg->zone_size >> 9);
+		p->zoned.max_open_zones = cfg->max_open_zones;
+		p->zoned.max_active_zones = cfg->max_active_zones;
+		p->zoned.max_zone_append_sectors = p->basic.max_sectors;
 	}
 	if (dev->ops->write_zeroes) {
 		p->types |= UBLK_PARAM_TYPE_DISCARD;
@@ -431,6 +439,8 @@ static uint64_t config_flags(const struct ublk_config *cfg)
 		f |= UBLK_F_BATCH_IO;
 	if (cfg->queue_threads > 1)
 		f |= UBLK_F_PER_IO_DAEMON;
+	if (cfg->zone_size)
+		f |= UBLK_F_ZONED;
 	return f;
 }
 
@@ -455,6 +465,9 @@ static void choose_io_path(uint64_t features, struct ublk_config *cfg)
 			       UBLK_IO_PATH_BATCH : UBLK_IO_PATH_PER_REQUEST;
 	if (cfg->io_path == UBLK_IO_PATH_BATCH && !cfg->copy_mode_set)
 		cfg->copy_mode = BATCH_COPY_MODE;
+	/* A zoned device's copy mode, unless told: the one the driver takes. */
+	if (cfg->zone_size && !cfg->copy_mode_set)
+		cfg->copy_mode = UBLK_COPY_USER;
 }
 
 /* The UBLK_F_* flags @cfg needs that @features lacks, the lowest first. */
@@ -483,6 +496,14 @@ enum ublk_conflict ublk_config_check(const struct ublk_config *given, uint64_t f
 		return UBLK_BATCH_DEPTH_1;
 	if (cfg.queue_threads > cfg.depth)
 		return UBLK_THREADS_OVER_DEPTH;
+	/*
+	 * The driver returns a zone append's sector in the COMMIT's addr,
+	 * which only USER_COPY leaves free (a device of 6.12 to 7.3).
+	 */
+	if (cfg.zone_size && cfg.copy_mode != UBLK_COPY_USER)
+		return UBLK_ZONED_NEEDS_USER_COPY;
+	if (cfg.zone_size && batch)
+		return UBLK_ZONED_NO_BATCH;
 	*missing = missing_flag(features, config_flags(&cfg));
 	return *missing ? UBLK_LACKS_FLAG : UBLK_CONFIG_OK;
 }

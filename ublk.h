@@ -49,6 +49,13 @@ struct ublk_config {
 	unsigned poll_us;
 	bool recoverable;	/* UBLK_F_USER_RECOVERY(_REISSUE) */
 	/*
+	 * A host-managed zoned device (UBLK_F_ZONED): its zone size in bytes
+	 * (a power of two; 0 for a plain device) and its limits on open and
+	 * active zones (0: none).  The backend keeps the zones (zone.h).
+	 */
+	uint64_t zone_size;
+	unsigned max_open_zones, max_active_zones;
+	/*
 	 * The backend already holds data (a device rebuilt from its store):
 	 * a recoverable device that fails to start is kept, not deleted.
 	 */
@@ -67,6 +74,8 @@ enum ublk_conflict {
 	UBLK_BATCH_NO_THREADS,		/* the driver deals batches out by queue */
 	UBLK_BATCH_DEPTH_1,		/* the driver's batch queue needs 2 slots */
 	UBLK_THREADS_OVER_DEPTH,	/* a thread would have no tags */
+	UBLK_ZONED_NEEDS_USER_COPY,	/* a zone append's sector rides in addr */
+	UBLK_ZONED_NO_BATCH,		/* zones are served per request here */
 	UBLK_LACKS_FLAG,		/* this driver lacks a flag it needs */
 };
 

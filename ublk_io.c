@@ -116,6 +116,12 @@ static const char *io_op_name(unsigned op)
 		[UBLK_IO_OP_FLUSH] = "FLUSH", [UBLK_IO_OP_DISCARD] = "DISCARD",
 		[UBLK_IO_OP_WRITE_SAME] = "WRITE_SAME",
 		[UBLK_IO_OP_WRITE_ZEROES] = "WRITE_ZEROES",
+		[UBLK_IO_OP_ZONE_OPEN] = "ZONE_OPEN", [UBLK_IO_OP_ZONE_CLOSE] = "ZONE_CLOSE",
+		[UBLK_IO_OP_ZONE_FINISH] = "ZONE_FINISH",
+		[UBLK_IO_OP_ZONE_APPEND] = "ZONE_APPEND",
+		[UBLK_IO_OP_ZONE_RESET_ALL] = "ZONE_RESET_ALL",
+		[UBLK_IO_OP_ZONE_RESET] = "ZONE_RESET",
+		[UBLK_IO_OP_REPORT_ZONES] = "REPORT_ZONES",
 	};
 
 	return op < sizeof(names) / sizeof(names[0]) && names[op] ?
@@ -291,6 +297,70 @@ static void queue_report_error(struct ublk_queue *q, unsigned tag, unsigned op,
 		 " (further failures of this queue not shown)" : "");
 }
 
+/*
+ * A zone report: the backend fills the tag's buffer with struct blk_zone
+ * descriptors, which go into the request with one pwrite of the whole
+ * buffer.  The driver takes what fits, which is the request's length:
+ * Linux 6.12 requeues a report completed with fewer bytes than that, so
+ * the COMMIT names all of them (the kernel reads only the zones it asked
+ * for).
+ */
+static int queue_report_zones(struct ublk_queue *q, unsigned tag, uint64_t off,
+			      unsigned nr_zones)
+{
+	const struct ublk_dev *dev = q->dev;
+	char *buf = tag_buf(q, tag);
+	ssize_t n;
+	int ret;
+
+	memset(buf, 0, dev->buf_bytes);
+	ret = dev->ops->report_zones(dev->data, off, nr_zones, buf, dev->buf_bytes);
+	if (ret < 0)
+		return ret;
+	do {
+		n = pwrite(dev->cdev_fd, buf, dev->buf_bytes, user_copy_pos(q, tag));
+	} while (n < 0 && errno == EINTR);
+	return n > 0 ? (int)n : n < 0 ? -errno : -EIO;
+}
+
+/*
+ * Zoned devices (UBLK_F_ZONED, served in user_copy mode): zone commands
+ * go to the backend as they are, and a report is built in the tag's
+ * buffer.  A zone append's data is read from the request and written at
+ * its zone's write pointer; the COMMIT then carries back, in its addr,
+ * the sector the data landed at.
+ */
+static int queue_zone_op(struct ublk_queue *q, unsigned tag,
+			 const struct ublksrv_io_desc *iod, void **addr)
+{
+	static const enum backend_zone_op mgmt[] = {
+		[UBLK_IO_OP_ZONE_OPEN] = BACKEND_ZONE_OPEN,
+		[UBLK_IO_OP_ZONE_CLOSE] = BACKEND_ZONE_CLOSE,
+		[UBLK_IO_OP_ZONE_FINISH] = BACKEND_ZONE_FINISH,
+		[UBLK_IO_OP_ZONE_RESET] = BACKEND_ZONE_RESET,
+		[UBLK_IO_OP_ZONE_RESET_ALL] = BACKEND_ZONE_RESET_ALL,
+	};
+	const struct ublk_dev *dev = q->dev;
+	unsigned op = iod->op_flags & 0xff;
+	uint64_t off = iod->start_sector << 9, written;
+	uint32_t len = iod->nr_sectors << 9;
+	int ret;
+
+	if (!dev->ops->zone_mgmt)
+		return -EOPNOTSUPP;
+	if (op == UBLK_IO_OP_REPORT_ZONES)
+		return queue_report_zones(q, tag, off, iod->nr_sectors);	/* zones, here */
+	if (op != UBLK_IO_OP_ZONE_APPEND)
+		return dev->ops->zone_mgmt(dev->data, mgmt[op], off);
+	ret = user_copy(q, tag, tag_buf(q, tag), len, false);
+	if (ret == 0)
+		ret = dev->ops->zone_append(dev->data, tag_buf(q, tag), off, len, &written);
+	if (ret < 0)
+		return ret;
+	*addr = (void *)(uintptr_t)(written >> 9);
+	return (int)len;
+}
+
 int queue_serve(struct ublk_queue *q, unsigned tag,
 		const struct ublksrv_io_desc *iod, void **addrp)
 {
@@ -319,6 +389,15 @@ int queue_serve(struct ublk_queue *q, unsigned tag,
 		res = dev->ops->write_zeroes ?
 		      dev->ops->write_zeroes(dev->data, off, len) : -EOPNOTSUPP;
 		break;
+	case UBLK_IO_OP_ZONE_OPEN:
+	case UBLK_IO_OP_ZONE_CLOSE:
+	case UBLK_IO_OP_ZONE_FINISH:
+	case UBLK_IO_OP_ZONE_APPEND:
+	case UBLK_IO_OP_ZONE_RESET_ALL:
+	case UBLK_IO_OP_ZONE_RESET:
+	case UBLK_IO_OP_REPORT_ZONES:
+		res = queue_zone_op(q, tag, iod, &addr);
+		break;
 	default:
 		res = -EOPNOTSUPP;
 		break;
@@ -339,11 +418,13 @@ int queue_serve(struct ublk_queue *q, unsigned tag,
 	/*
 	 * Bounce mode: the address also names the buffer for the tag's next
 	 * WRITE, so it is always the tag's buffer.  USER_COPY: the driver
-	 * refuses any address at all, even with a failed request.
+	 * refuses any address at all, even with a failed request, but for a
+	 * zone append's sector (queue_zone_op()).
 	 */
 	if (dev->copy_mode == UBLK_COPY_BOUNCE)
 		addr = tag_buf(q, tag);
-	else if (dev->copy_mode == UBLK_COPY_USER || dev->copy_mode == UBLK_COPY_ZERO)
+	else if ((dev->copy_mode == UBLK_COPY_USER && op != UBLK_IO_OP_ZONE_APPEND) ||
+		 dev->copy_mode == UBLK_COPY_ZERO)
 		addr = NULL;
 	*addrp = addr;
 	return res;
