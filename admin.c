@@ -139,7 +139,7 @@ static void json_device(FILE *f, int id, const struct ublksrv_ctrl_dev_info *inf
 	fprintf(f, "{\"id\":%d,\"device\":\"/dev/ublkb%d\",\"state\":", id, id);
 	json_string(f, info ? state_name(info) : "removed");
 	if (!info) {
-		fputs(",\"pid\":null,\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"store\":null}",
+		fputs(",\"pid\":null,\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null}",
 		      f);
 		return;
 	}
@@ -166,7 +166,14 @@ static void json_device(FILE *f, int id, const struct ublksrv_ctrl_dev_info *inf
 		else
 			fprintf(f, "\"bit-%u\"", bit);
 	}
-	fputs("],\"store\":", f);
+	fputs("]", f);
+	if ((info->flags & UBLK_F_ZONED) && (params->types & UBLK_PARAM_TYPE_ZONED))
+		fprintf(f, ",\"zoned\":{\"zone_size\":%llu,\"max_open_zones\":%u,\"max_active_zones\":%u}",
+			(unsigned long long)params->basic.chunk_sectors << 9,
+			params->zoned.max_open_zones, params->zoned.max_active_zones);
+	else
+		fputs(",\"zoned\":null", f);
+	fputs(",\"store\":", f);
 	if (store)
 		json_string(f, store);
 	else
@@ -334,7 +341,7 @@ static const char *feature_use(uint64_t flag)
 	case UBLK_F_CMD_IOCTL_ENCODE: return "used: required";
 	case UBLK_F_SUPPORT_ZERO_COPY: return "not used: --copy-mode zero_copy lets the driver register buffers (AUTO_BUF_REG)";
 	case UBLK_F_UNPRIVILEGED_DEV: return "not used: ublk-mem runs as root";
-	case UBLK_F_ZONED: return "not used: a RAM disk is not zoned";
+	case UBLK_F_ZONED: return "used: --zoned (host-managed zones, in user_copy mode)";
 	case UBLK_F_UPDATE_SIZE: return "used: ublk-mem resize";
 	case UBLK_F_QUIESCE: return "used: ublk-mem restart drains a --recoverable device first";
 	case UBLK_F_SAFE_STOP_DEV: return "used: a stop signal does not pull a device in use";

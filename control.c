@@ -143,6 +143,8 @@ static void do_resize(struct ublk_dev *dev, struct control *c, int fd,
 	if (!(ublk_dev_features(dev) & UBLK_F_UPDATE_SIZE))
 		return reply(fd, "error resizing needs the ublk driver's UPDATE_SIZE (Linux %s); this kernel has not got it",
 			     ublk_feature_since(10));
+	if (ublk_info(dev)->flags & UBLK_F_ZONED)
+		return reply(fd, "error a zoned device's size is fixed: its zones are laid out for it");
 	if (!new_size || new_size % c->block_size)
 		return reply(fd, "error the size must be a multiple of the block size, %u", c->block_size);
 	if (new_size < old && !force)

@@ -19,8 +19,6 @@
  * features, resize) or take one over (recover.c: recover, restart).
  */
 #define _GNU_SOURCE
-#include "fault.h"
-#include "mem_backend.h"
 #include "options.h"
 #include "process.h"
 #include "serve.h"
@@ -50,7 +48,7 @@ static int cmd_serve(int argc, char **argv)
 	ret = refuse_config(&o.cfg, ublk_features(ctrl));
 	/* The kernel picks the id; a recoverable store is named after it. */
 	if (ret == 0)
-		ret = ublk_add(ctrl, &o.cfg, fault_backend(&mem_backend_ops), &dev);
+		ret = ublk_add(ctrl, &o.cfg, store_backend(&o.cfg), &dev);
 	if (ret == 0) {
 		int id = ublk_dev_id(dev);
 

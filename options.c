@@ -75,6 +75,12 @@ static const char usage_text[] =
 "      --io-path PATH    how requests reach the server: per-request (FETCH and\n"
 "                        COMMIT per request), batch (batched commands, Linux\n"
 "                        7.0; copy mode bounce unless given) or auto (default)\n"
+"      --zoned           a host-managed zoned device (user_copy mode), with:\n"
+"      --zone-size SIZE  a power of two (default: the largest up to 256M that\n"
+"                        divides SIZE into 8 or more zones)\n"
+"      --zone-capacity SIZE  writable bytes of a zone (default its size)\n"
+"      --conventional-zones N  the first N zones take random writes\n"
+"      --max-open-zones N, --max-active-zones N  (default: no limit)\n"
 "      --poll[=US]       spin up to US microseconds (default 1000) for the next\n"
 "                        request before sleeping, even at queue depth 1: lower\n"
 "                        latency for CPU time.  Without it the server spins\n"
@@ -333,6 +339,49 @@ static void opt_store(struct options *o, const char *v)
 	check_file_arg("--store", v, o->store_path, sizeof(o->store_path));
 }
 
+static void opt_zoned(struct options *o, const char *v)
+{
+	(void)v;
+	o->zoned = true;
+}
+
+/* --zone-size and --zone-capacity: a size, a multiple of 4 KiB. */
+static uint64_t zone_bytes(const char *opt, const char *v)
+{
+	uint64_t n;
+
+	if (parse_size(v, &n) < 0 || !n || n % 4096)
+		usage_error("invalid %s '%s': expected a size in whole 4 KiB, such as 8M", opt, v);
+	return n;
+}
+
+static void opt_zone_size(struct options *o, const char *v)
+{
+	o->zone.zone_size = zone_bytes("--zone-size", v);
+	if (o->zone.zone_size & (o->zone.zone_size - 1))
+		usage_error("invalid --zone-size '%s': a zone's size must be a power of two", v);
+}
+
+static void opt_zone_capacity(struct options *o, const char *v)
+{
+	o->zone.zone_capacity = zone_bytes("--zone-capacity", v);
+}
+
+static void opt_conventional(struct options *o, const char *v)
+{
+	o->zone.conventional = (unsigned)parse_num(v, "number of conventional zones", 0, 1U << 20);
+}
+
+static void opt_max_open(struct options *o, const char *v)
+{
+	o->zone.max_open = (unsigned)parse_num(v, "number of open zones", 1, 1U << 20);
+}
+
+static void opt_max_active(struct options *o, const char *v)
+{
+	o->zone.max_active = (unsigned)parse_num(v, "number of active zones", 1, 1U << 20);
+}
+
 static void opt_rebuild(struct options *o, const char *v)
 {
 	(void)v;
@@ -394,6 +443,12 @@ static const struct option_desc {
 	{ { "recoverable", no_argument, NULL, 263 }, VERB_SERVE, opt_recoverable },
 	{ { "store", required_argument, NULL, 264 }, BOTH, opt_store },
 	{ { "rebuild", no_argument, NULL, 265 }, VERB_RECOVER, opt_rebuild },
+	{ { "zoned", no_argument, NULL, 267 }, VERB_SERVE, opt_zoned },
+	{ { "zone-size", required_argument, NULL, 268 }, VERB_SERVE, opt_zone_size },
+	{ { "zone-capacity", required_argument, NULL, 269 }, VERB_SERVE, opt_zone_capacity },
+	{ { "conventional-zones", required_argument, NULL, 270 }, VERB_SERVE, opt_conventional },
+	{ { "max-open-zones", required_argument, NULL, 271 }, VERB_SERVE, opt_max_open },
+	{ { "max-active-zones", required_argument, NULL, 272 }, VERB_SERVE, opt_max_active },
 	{ { "daemon", no_argument, NULL, 'D' }, BOTH, opt_daemon },
 	{ { "pidfile", required_argument, NULL, 266 }, BOTH, opt_pidfile },
 	{ { "trace", no_argument, NULL, 'v' }, BOTH, opt_trace },
@@ -455,6 +510,10 @@ static const char *conflict_words(enum ublk_conflict c)
 		return "--io-path batch needs --depth 2 or more: the driver's batched queues refuse depth 1";
 	case UBLK_THREADS_OVER_DEPTH:
 		return "--queue-threads is more than the queue depth: a thread would have no tags";
+	case UBLK_ZONED_NEEDS_USER_COPY:
+		return "--zoned needs --copy-mode user_copy: the driver returns a zone append's sector where the other modes keep their buffer";
+	case UBLK_ZONED_NO_BATCH:
+		return "--zoned needs --io-path per-request";
 	default:
 		return "this configuration cannot be served";
 	}
@@ -492,6 +551,53 @@ int refuse_config(const struct ublk_config *cfg, uint64_t features)
 	return -EOPNOTSUPP;
 }
 
+/*
+ * The default zone size for a device of @size: the largest power of two
+ * up to 256 MiB that divides it into 8 zones or more (4 KiB at the least).
+ */
+static uint64_t default_zone_size(uint64_t size)
+{
+	uint64_t z = 256ULL << 20;
+
+	while (z > 4096 && (z > size / 8 || size % z))
+		z >>= 1;
+	return z;
+}
+
+/* A zoned device's geometry, whole; usage errors for what cannot be. */
+static void check_zoned(struct options *o)
+{
+	struct zone_config *z = &o->zone;
+	uint64_t nr;
+
+	if (!o->zoned) {
+		if (z->zone_size || z->zone_capacity || z->conventional || z->max_open ||
+		    z->max_active)
+			usage_error("the zone options go with --zoned");
+		return;
+	}
+	if (!z->zone_size)
+		z->zone_size = default_zone_size(o->cfg.size);
+	if (o->cfg.size % z->zone_size)
+		usage_error("size %llu is not a whole number of zones of %llu bytes (see --zone-size)",
+			    (unsigned long long)o->cfg.size, (unsigned long long)z->zone_size);
+	if (z->zone_capacity > z->zone_size)
+		usage_error("--zone-capacity is larger than the zone size (%llu bytes)",
+			    (unsigned long long)z->zone_size);
+	nr = o->cfg.size / z->zone_size;
+	if (z->conventional >= nr)
+		usage_error("--conventional-zones %u leaves none of the %llu zones sequential",
+			    z->conventional, (unsigned long long)nr);
+	if (z->max_open > nr - z->conventional || z->max_active > nr - z->conventional)
+		usage_error("--max-open-zones and --max-active-zones are at most the %llu sequential zones",
+			    (unsigned long long)(nr - z->conventional));
+	if (z->max_open && z->max_active && z->max_open > z->max_active)
+		usage_error("--max-open-zones is more than --max-active-zones: an open zone is active");
+	o->cfg.zone_size = z->zone_size;
+	o->cfg.max_open_zones = z->max_open;
+	o->cfg.max_active_zones = z->max_active;
+}
+
 /* What only makes sense of a new device's options as a whole. */
 static void check_serve(struct options *o, const char *size_arg)
 {
@@ -515,6 +621,7 @@ static void check_serve(struct options *o, const char *size_arg)
 		usage_error("--store goes with --recoverable");
 	if (o->store.small_pages && o->cfg.recoverable)
 		usage_error("--small-pages does not apply to --recoverable: the page size of its store is its tmpfs's");
+	check_zoned(o);
 	/* Rules of the protocol that hold on any kernel: checked now. */
 	c = ublk_config_check(&o->cfg, ~0ULL, &missing);
 	if (c != UBLK_CONFIG_OK)

@@ -14,6 +14,7 @@
 #include "mem_backend.h"
 #include "service.h"
 #include "ublk.h"
+#include "zone.h"
 
 #define VERSION		"0.2.0"
 #define EXIT_USAGE	2
@@ -32,6 +33,8 @@ struct options {
 	bool reserve_set;
 	char store_path[PATH_MAX];	/* --store, made absolute; "" if not given */
 	struct service svc;
+	bool zoned;			/* --zoned */
+	struct zone_config zone;	/* its geometry (size and fd set later) */
 	int id;				/* recover: the device */
 	bool rebuild;			/* recover --rebuild */
 };

@@ -5,7 +5,10 @@
  *   /dev/shm/ublk-mem-0                           the store's path
  *   44 12345                                      its device and inode
  *   size=67108864 block=512 queues=1 depth=128 flags=0x1c4
+ *   zone=8388608 cap=8388608 conv=1 open=0 active=0 zdev=44 zino=12346
  *
+ * (the last line for zoned devices only: their geometry and the identity
+ * of the file holding their zones' state, STORE.zones)
  * written to a new file and renamed over the old one, so a reader never
  * sees half of one.  The path may hold any byte but a newline (the
  * command line refuses those).
@@ -79,6 +82,11 @@ void record_write(int dev_id, const struct record *r)
 		fprintf(f, "size=%llu block=%u queues=%u depth=%u flags=0x%llx\n",
 			(unsigned long long)r->geo.size, r->geo.block_size, r->geo.queues,
 			r->geo.depth, (unsigned long long)r->geo.flags);
+	if (r->has_geometry && r->geo.zone_size)
+		fprintf(f, "zone=%llu cap=%llu conv=%u open=%u active=%u zdev=%llu zino=%llu\n",
+			(unsigned long long)r->geo.zone_size,
+			(unsigned long long)r->geo.zone_capacity, r->geo.conventional,
+			r->geo.max_open, r->geo.max_active, r->zones_dev, r->zones_ino);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
 		log_err("warning: %s: %s", path, strerror(errno));
 		unlink(tmp);
@@ -113,8 +121,16 @@ bool record_read(int dev_id, struct record *r)
 		fscanf(f, "size=%llu block=%u queues=%u depth=%u flags=0x%llx", &size,
 		       &r->geo.block_size, &r->geo.queues, &r->geo.depth, &flags) == 5;
 	if (r->has_geometry) {
+		unsigned long long zone, cap;
+
 		r->geo.size = size;
 		r->geo.flags = flags;
+		if (fscanf(f, " zone=%llu cap=%llu conv=%u open=%u active=%u zdev=%llu zino=%llu",
+			   &zone, &cap, &r->geo.conventional, &r->geo.max_open, &r->geo.max_active,
+			   &r->zones_dev, &r->zones_ino) == 7) {
+			r->geo.zone_size = zone;
+			r->geo.zone_capacity = cap;
+		}
 	}
 	fclose(f);
 	r->path[strcspn(r->path, "\n")] = '\0';
@@ -148,6 +164,27 @@ bool record_remove_store(const struct record *r)
 		return false;
 	f.dev = (dev_t)r->dev;
 	f.ino = (ino_t)r->ino;
+	removed = pinned_unlink(&f);
+	pinned_close(&f);
+	return removed;
+}
+
+void record_zones_path(char *buf, size_t len, const char *store)
+{
+	snprintf(buf, len, "%s.zones", store);
+}
+
+bool record_remove_zones(const struct record *r)
+{
+	struct pinned_file f;
+	char path[PATH_MAX + 8];
+	bool removed;
+
+	record_zones_path(path, sizeof(path), r->path);
+	if (!r->zones_ino || pinned_open(&f, path) < 0)
+		return false;
+	f.dev = (dev_t)r->zones_dev;
+	f.ino = (ino_t)r->zones_ino;
 	removed = pinned_unlink(&f);
 	pinned_close(&f);
 	return removed;

@@ -27,6 +27,9 @@ struct record_geometry {
 	unsigned queues;
 	unsigned depth;
 	uint64_t flags;		/* the device's UBLK_F_* */
+	/* A zoned device (zone_size 0 for a plain one): see zone.h. */
+	uint64_t zone_size, zone_capacity;
+	unsigned conventional, max_open, max_active;
 };
 
 struct record {
@@ -34,7 +37,14 @@ struct record {
 	unsigned long long dev, ino;
 	bool has_geometry;	/* records before geometry was kept lack it */
 	struct record_geometry geo;
+	unsigned long long zones_dev, zones_ino;	/* the zone state file */
 };
+
+/* Where a zoned device's zone state is kept: next to its store. */
+void record_zones_path(char *buf, size_t len, const char *store);
+
+/* Remove the zone state file @r names if it is still the file recorded. */
+bool record_remove_zones(const struct record *r);
 
 /*
  * RECORD_DIR, made if needed (mode 0700), and refused (-EPERM) unless it

@@ -5,7 +5,6 @@
  */
 #define _GNU_SOURCE
 #include "control.h"
-#include "fault.h"
 #include "log.h"
 #include "mem_backend.h"
 #include "options.h"
@@ -38,6 +37,11 @@ static void geometry_of(const struct ublksrv_ctrl_dev_info *info,
 	g->queues = info->nr_hw_queues;
 	g->depth = info->queue_depth;
 	g->flags = info->flags;
+	if (info->flags & UBLK_F_ZONED) {
+		g->zone_size = (uint64_t)params->basic.chunk_sectors << 9;
+		g->max_open = params->zoned.max_open_zones;
+		g->max_active = params->zoned.max_active_zones;
+	}
 }
 
 /* The configuration that serves device @id, made as @g, again. */
@@ -53,6 +57,20 @@ static void config_of(const struct record_geometry *g, int id, struct ublk_confi
 	cfg->io_path = (g->flags & UBLK_F_BATCH_IO) ? UBLK_IO_PATH_BATCH :
 		       UBLK_IO_PATH_PER_REQUEST;
 	cfg->recoverable = true;
+	cfg->zone_size = g->zone_size;
+	cfg->max_open_zones = g->max_open;
+	cfg->max_active_zones = g->max_active;
+}
+
+/* The zones of a device made as @g, for zoned_open(). */
+static void zones_of(const struct record_geometry *g, struct zone_config *z)
+{
+	memset(z, 0, sizeof(*z));
+	z->zone_size = g->zone_size;
+	z->zone_capacity = g->zone_capacity;
+	z->conventional = g->conventional;
+	z->max_open = g->max_open;
+	z->max_active = g->max_active;
 }
 
 /*
@@ -78,7 +96,7 @@ static int rebuild(struct ublk_ctrl *ctrl, struct ublk_config *cfg,
 	}
 	/* Should this start fail, the device is kept for another try. */
 	cfg->holds_data = true;
-	ret = ublk_add(ctrl, cfg, fault_backend(&mem_backend_ops), &dev);
+	ret = ublk_add(ctrl, cfg, store_backend(cfg), &dev);
 	if (ret < 0) {
 		log_err("device %d could not be made anew, but its data is safe in %s: ublk-mem recover %d --rebuild once the cause is fixed",
 			 id, st->rec.path, id);
@@ -122,6 +140,16 @@ static int find_geometry(struct ublk_ctrl *ctrl, const struct options *ro,
 		return -EINVAL;
 	}
 	geometry_of(&info, &params, geo);
+	if (geo->zone_size) {
+		/* The kernel knows the zone size and limits; the record the rest. */
+		if (!recorded || rec->geo.zone_size != geo->zone_size) {
+			log_err("device %d is zoned, but its store's record of the zones is missing: they cannot be found again",
+				id);
+			return -ENOENT;
+		}
+		geo->zone_capacity = rec->geo.zone_capacity;
+		geo->conventional = rec->geo.conventional;
+	}
 	return 0;
 }
 
@@ -152,6 +180,15 @@ static int open_recorded_store(const struct options *ro, bool recorded,
 	}
 	if (mem_store_open(&st->mem, scfg) < 0)
 		return -1;
+	if (geo->zone_size) {
+		struct zone_config z;
+
+		zones_of(geo, &z);
+		if (open_zones(st, &z, false) < 0) {
+			mem_store_close(&st->mem);
+			return -1;
+		}
+	}
 	record_store(ro->id, st, geo);
 	return 0;
 }
@@ -187,14 +224,14 @@ int cmd_recover(int argc, char **argv)
 		ret = rebuild(ctrl, &ro.cfg, &st);
 		goto out;
 	}
-	ret = ublk_attach(ctrl, ro.id, &ro.cfg, fault_backend(&mem_backend_ops), &dev);
+	ret = ublk_attach(ctrl, ro.id, &ro.cfg, store_backend(&ro.cfg), &dev);
 	if (ret < 0) {
 		mem_store_close(&st.mem);
 		goto out;
 	}
 	ret = serve(dev, &st);
 	if (ret == -ENOTRECOVERABLE && ro.rebuild) {
-		ret = mem_store_open(&st.mem, &scfg);
+		ret = open_recorded_store(&ro, true, &geo, &st, &scfg);
 		if (ret == 0)
 			ret = rebuild(ctrl, &ro.cfg, &st);
 	} else if (ret == -ENOTRECOVERABLE) {

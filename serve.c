@@ -8,7 +8,9 @@
 #define _GNU_SOURCE
 #include "serve.h"
 #include "control.h"
+#include "fault.h"
 #include "log.h"
+#include "pinned.h"
 #include "process.h"
 #include "service.h"
 
@@ -27,14 +29,66 @@
  */
 void store_done(struct served_store *st, int dev_id, bool remove)
 {
-	mem_store_close(&st->mem);
-	if (!st->file)
-		return;
-	if (remove) {
-		record_remove_store(&st->rec);
-		record_remove(dev_id);
-		return;
+	if (st->zoned) {
+		zoned_close(&st->zones);
+		if (st->zones_fd >= 0)
+			close(st->zones_fd);
+		st->zoned = false;
 	}
+	mem_store_close(&st->mem);
+	if (!st->file || !remove)
+		return;
+	record_remove_zones(&st->rec);
+	record_remove_store(&st->rec);
+	record_remove(dev_id);
+}
+
+const struct backend_ops *store_backend(const struct ublk_config *cfg)
+{
+	return fault_backend(cfg->zone_size ? &zoned_backend_ops : &mem_backend_ops);
+}
+
+void *store_data(struct served_store *st)
+{
+	return st->zoned ? (void *)&st->zones : (void *)&st->mem;
+}
+
+int open_zones(struct served_store *st, const struct zone_config *given, bool create)
+{
+	struct zone_config zcfg = *given;
+	char path[PATH_MAX + 8];
+	struct pinned_file pf;
+	int ret;
+
+	st->zones_fd = -1;
+	if (st->file) {
+		record_zones_path(path, sizeof(path), st->rec.path);
+		st->zones_fd = pinned_open_private(&pf, path, create, "zone state");
+		pinned_close(&pf);
+		if (st->zones_fd < 0)
+			return st->zones_fd;
+		if (!create && st->rec.zones_ino && (pf.dev != (dev_t)st->rec.zones_dev ||
+						    pf.ino != (ino_t)st->rec.zones_ino)) {
+			log_err("%s is not the zone state the device was created with; refusing it", path);
+			close(st->zones_fd);
+			return -ESTALE;
+		}
+		st->rec.zones_dev = (unsigned long long)pf.dev;
+		st->rec.zones_ino = (unsigned long long)pf.ino;
+	}
+	zcfg.size = st->mem.size;
+	zcfg.meta_fd = st->zones_fd;
+	zcfg.create = create;
+	ret = zoned_open(&st->zones, &zcfg, &mem_backend_ops, &st->mem);
+	if (ret < 0) {
+		if (st->zones_fd >= 0)
+			close(st->zones_fd);
+		if (create && st->file)
+			unlink(path);
+		return ret;
+	}
+	st->zoned = true;
+	return 0;
 }
 
 /*
@@ -125,7 +179,7 @@ int serve(struct ublk_dev *dev, struct served_store *st)
 
 	/* resize and restart reach the server through its control socket. */
 	control_open(&ctl);
-	ret = ublk_start(dev, &st->mem, stop_asked, NULL);
+	ret = ublk_start(dev, store_data(st), stop_asked, NULL);
 	if (ret == 0) {
 		if (st->rebuilt)
 			log_err("device %d rebuilt from its store %s: the data is intact, but programs that had /dev/ublkb%d open got I/O errors",
@@ -204,13 +258,27 @@ int open_new_store(struct options *o, const struct ublk_dev *dev, struct served_
 	}
 	ret = mem_store_open(&st->mem, &o->store);
 	if (ret < 0)
+		return ret;	/* a store file it made is gone already */
+	if (o->cfg.zone_size)
+		ret = open_zones(st, &o->zone, true);
+	if (ret < 0) {
+		/* The store file was made here a moment ago, and holds nothing. */
+		st->rec.dev = (unsigned long long)st->mem.st_dev;
+		st->rec.ino = (unsigned long long)st->mem.st_ino;
+		mem_store_close(&st->mem);
+		if (st->file)
+			record_remove_store(&st->rec);
 		return ret;
+	}
 	if (st->file) {
 		const struct ublksrv_ctrl_dev_info *info = ublk_info(dev);
 		struct record_geometry geo = {
 			.size = o->cfg.size, .block_size = o->cfg.block_size,
 			.queues = info->nr_hw_queues, .depth = info->queue_depth,
-			.flags = info->flags,
+			.flags = info->flags, .zone_size = o->zone.zone_size,
+			.zone_capacity = o->zone.zone_capacity,
+			.conventional = o->zone.conventional, .max_open = o->zone.max_open,
+			.max_active = o->zone.max_active,
 		};
 
 		record_store(ublk_dev_id(dev), st, &geo);

@@ -438,7 +438,7 @@ static void test_feature_use(void)
 		{ UBLK_F_PER_IO_DAEMON, "PER_IO_DAEMON", true },
 		{ UBLK_F_SUPPORT_ZERO_COPY, "SUPPORT_ZERO_COPY", false },
 		{ UBLK_F_UNPRIVILEGED_DEV, "UNPRIVILEGED_DEV", false },
-		{ UBLK_F_ZONED, "ZONED", false },
+		{ UBLK_F_ZONED, "ZONED", true },
 		{ 1ULL << 63, "bit 63 (unknown)", false },
 	};
 
@@ -881,7 +881,7 @@ static void test_json_device(void)
 		  "\"size\":67108864,\"block_size\":4096,\"queues\":2,\"depth\":64,"
 		  "\"copy_mode\":\"user_copy\",\"recoverable\":true,\"flags\":[\"USER_RECOVERY\","
 		  "\"USER_RECOVERY_REISSUE\",\"CMD_IOCTL_ENCODE\",\"USER_COPY\",\"bit-62\"],"
-		  "\"store\":\"/dev/shm/ublk-mem-3\"}",
+		  "\"zoned\":null,\"store\":\"/dev/shm/ublk-mem-3\"}",
 		  "json_device: a recoverable device with its store");
 	info.flags = UBLK_F_NEED_GET_DATA;
 	info.state = UBLK_S_DEV_LIVE;
@@ -892,7 +892,7 @@ static void test_json_device(void)
 		 "{\"id\":3,\"device\":\"/dev/ublkb3\",\"state\":\"live\",\"pid\":%d,"
 		 "\"size\":null,\"block_size\":null,\"queues\":2,\"depth\":64,"
 		 "\"copy_mode\":\"get_data\",\"recoverable\":false,"
-		 "\"flags\":[\"NEED_GET_DATA\"],\"store\":null}", (int)getpid());
+		 "\"flags\":[\"NEED_GET_DATA\"],\"zoned\":null,\"store\":null}", (int)getpid());
 	CHECK_STR(printed(buf, sizeof(buf), print_json_device, &c), want,
 		  "json_device: live, no size without parameters, no store, get_data");
 	c.info = NULL;
@@ -900,7 +900,7 @@ static void test_json_device(void)
 	CHECK_STR(printed(buf, sizeof(buf), print_json_device, &c),
 		  "{\"id\":3,\"device\":\"/dev/ublkb3\",\"state\":\"removed\",\"pid\":null,"
 		  "\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,"
-		  "\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"store\":null}",
+		  "\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null}",
 		  "json_device: an id held for a removed device");
 }
 
