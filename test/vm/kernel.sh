@@ -45,9 +45,11 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 # Modules the VM needs, by name (drivers/block/..., fs/configfs), plus nbd
-# for the benchmark's nbdkit device and dm_mod for device-mapper targets
-# stacked on a ublk device. Their dependencies come along.
-WANTED="ublk_drv brd loop null_blk configfs nbd dm_mod"
+# for the benchmark's nbdkit device, dm_mod for device-mapper targets
+# stacked on a ublk device, zram (the compressed RAM disk ublk-mem is
+# measured against) and btrfs (a file system for zoned devices).
+# Their dependencies come along.
+WANTED="ublk_drv brd loop null_blk configfs nbd dm_mod zram btrfs"
 # Debian's cloud kernels have ext4 built in, its arm64 and arm64-16k
 # flavours as a module.
 case $KFLAVOUR in cloud-*) ;; *) WANTED="$WANTED ext4" ;; esac
