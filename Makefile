@@ -26,10 +26,10 @@ endif
 endif
 
 SRCS    := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk.c fault.c pinned.c \
-	   mem_backend.c zone.c record.c holders.c control.c process.c service.c serve.c \
+	   memory.c mem_backend.c zone.c record.c holders.c control.c process.c service.c serve.c \
 	   options.c admin.c recover.c main.c
 HDRS    := log.h backend.h uring.h ublk_cmd.h ublk_io.h ublk.h ublk_ctrl.h ublk_queue.h fault.h pinned.h \
-	   mem_backend.h zone.h record.h holders.h control.h process.h service.h serve.h \
+	   memory.h mem_backend.h zone.h record.h holders.h control.h process.h service.h serve.h \
 	   options.h verbs.h
 UNIT    := test/unit
 TESTS   := $(UNIT)/uring_test $(UNIT)/mem_test $(UNIT)/batch_test $(UNIT)/cli_test \
@@ -59,10 +59,10 @@ PROTO   := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk.c fault.c
 $(UNIT)/uring_test: $(UNIT)/uring_test.c $(UNIT)/check.h uring.c uring.h
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ $(UNIT)/uring_test.c uring.c $(LDLIBS)
 
-$(UNIT)/mem_test: $(UNIT)/mem_test.c $(UNIT)/check.h mem_backend.c mem_backend.h pinned.c \
-		pinned.h log.c backend.h
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ $(UNIT)/mem_test.c mem_backend.c pinned.c log.c \
-		$(LDLIBS)
+$(UNIT)/mem_test: $(UNIT)/mem_test.c $(UNIT)/check.h mem_backend.c mem_backend.h memory.c \
+		memory.h pinned.c pinned.h log.c backend.h
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ $(UNIT)/mem_test.c mem_backend.c memory.c pinned.c \
+		log.c $(LDLIBS)
 
 # The batched path's pure parts: element packing, buffer sizes, tags.
 $(UNIT)/batch_test: $(UNIT)/batch_test.c $(UNIT)/check.h $(PROTO) $(HDRS)

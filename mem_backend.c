@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include "mem_backend.h"
 #include "log.h"
+#include "memory.h"
 #include "pinned.h"
 
 #include <errno.h>
@@ -39,188 +40,8 @@
 #define MADV_POPULATE_WRITE	23	/* Linux 5.14 */
 #endif
 
-#define MiB			(1ULL << 20)
-#define DEFAULT_HUGE_PAGE	(2ULL << 20)	/* x86-64's, when sysfs says nothing */
-#define THP_DIR			"/sys/kernel/mm/transparent_hugepage"
-/*
- * How often the free memory is read again while there is plenty, and how
- * close to the reserve it is read before every allocation.
- */
-#define AVAIL_REFRESH_NS	(50 * 1000000LL)
-#define AVAIL_MARGIN		(64 * MiB)
 /* How long a reused store's lock is waited for (see lock_store()). */
 #define STORE_LOCK_WAIT_MS	10000
-
-/* ---- the machine's memory ---- */
-
-/* Read one "Name: N kB" line of /proc/meminfo text, in bytes (0 if absent). */
-static uint64_t meminfo_field(const char *text, const char *name)
-{
-	const char *p = strstr(text, name);
-	unsigned long long kb;
-
-	if (!p || sscanf(p + strlen(name), " %llu kB", &kb) != 1)
-		return 0;
-	return (uint64_t)kb * 1024;
-}
-
-/* /proc/meminfo from an open descriptor, NUL-terminated; 0 or -errno. */
-static int read_meminfo(int fd, char *buf, size_t len)
-{
-	ssize_t n = pread(fd, buf, len - 1, 0);
-
-	if (n <= 0)
-		return n < 0 ? -errno : -EIO;
-	buf[n] = '\0';
-	return 0;
-}
-
-static uint64_t meminfo_now(const char *name)
-{
-	char buf[4096];
-	uint64_t v = 0;
-	int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return 0;
-	if (read_meminfo(fd, buf, sizeof(buf)) == 0)
-		v = meminfo_field(buf, name);
-	close(fd);
-	return v;
-}
-
-uint64_t mem_total_bytes(void)
-{
-	uint64_t total = meminfo_now("MemTotal:") + meminfo_now("SwapTotal:");
-
-	return total ? total : UINT64_MAX;	/* unknown: do not refuse */
-}
-
-uint64_t mem_default_reserve(void)
-{
-	uint64_t r = meminfo_now("MemTotal:") / 32;
-
-	return r < 64 * MiB ? 64 * MiB : r > 1024 * MiB ? 1024 * MiB : r;
-}
-
-/* A small sysfs file's first line, or "" when it cannot be read. */
-static void read_line(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "re");
-
-	buf[0] = '\0';
-	if (f) {
-		if (!fgets(buf, (int)len, f))
-			buf[0] = '\0';
-		fclose(f);
-	}
-}
-
-uint64_t mem_huge_page_size(void)
-{
-	char line[128];
-	unsigned long long v;
-
-	/* "always [madvise] never": the bracket marks the mode in force. */
-	read_line(THP_DIR "/enabled", line, sizeof(line));
-	if (!line[0] || strstr(line, "[never]"))
-		return 0;
-	read_line(THP_DIR "/hpage_pmd_size", line, sizeof(line));
-	return sscanf(line, "%llu", &v) == 1 && v ? v : DEFAULT_HUGE_PAGE;
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-/*
- * Memory a new allocation may use: MemAvailable (free memory plus what
- * the kernel can reclaim) and free swap, which a RAM disk may spill to.
- */
-static int read_available(struct mem_store *s, uint64_t *avail)
-{
-	char buf[4096];
-	int ret = read_meminfo(s->meminfo_fd, buf, sizeof(buf));
-
-	if (ret < 0)
-		return ret;
-	*avail = meminfo_field(buf, "MemAvailable:") + meminfo_field(buf, "SwapFree:");
-	return 0;
-}
-
-/* What may be allocated from @avail while keeping @reserve. */
-static uint64_t beyond_reserve(uint64_t avail, uint64_t reserve)
-{
-	return avail > reserve ? avail - reserve : 0;
-}
-
-/*
- * Say once why writes that need new memory fail, until one succeeds
- * again (allocation_resumed()); not once per refused write.
- */
-static void allocation_refused(struct mem_store *s, const char *why)
-{
-	if (!atomic_exchange(&s->starved, true))
-		log_err("%s; writes to parts of the device not yet allocated fail with ENOSPC until %s",
-			 why, s->named ? "memory or room on its file system is freed" :
-			 "memory is freed");
-}
-
-static void allocation_resumed(struct mem_store *s)
-{
-	if (atomic_load_explicit(&s->starved, memory_order_relaxed) &&
-	    atomic_exchange(&s->starved, false))
-		log_err("memory for new writes is available again: writes succeed again");
-}
-
-/*
- * Take @bytes out of the memory the machine has available, if that leaves
- * the reserve: true, or false when the allocation must not happen.  The
- * free memory is read again when the last reading is old or close to the
- * reserve; in between, what was taken is subtracted from it.
- */
-static bool take_memory(struct mem_store *s, uint64_t bytes)
-{
-	int64_t now = now_ns();
-	uint64_t avail;
-	char why[160];
-	bool ok;
-
-	if (s->meminfo_fd < 0)
-		return true;
-	pthread_mutex_lock(&s->avail_lock);
-	if (now - s->avail_ns > AVAIL_REFRESH_NS ||
-	    beyond_reserve(s->avail, s->reserve) < bytes + AVAIL_MARGIN) {
-		if (read_available(s, &s->avail) == 0)
-			s->avail_ns = now;
-	}
-	ok = beyond_reserve(s->avail, s->reserve) >= bytes;
-	if (ok)
-		s->avail -= bytes;
-	avail = s->avail;
-	pthread_mutex_unlock(&s->avail_lock);
-
-	if (!ok) {
-		snprintf(why, sizeof(why),
-			 "memory is running out: %llu MiB available, %llu MiB kept in reserve",
-			 (unsigned long long)(avail >> 20),
-			 (unsigned long long)(s->reserve >> 20));
-		allocation_refused(s, why);
-	}
-	return ok;
-}
-
-/* Memory was given back: read the free memory afresh next time. */
-static void memory_returned(struct mem_store *s)
-{
-	pthread_mutex_lock(&s->avail_lock);
-	s->avail_ns = 0;
-	pthread_mutex_unlock(&s->avail_lock);
-}
 
 /*
  * The store's size now.  Queue threads read it while the main thread may
@@ -314,7 +135,7 @@ static int populate(struct mem_store *s, uint64_t first, uint64_t last)
 	snprintf(why, sizeof(why), "cannot allocate the store's memory: %s%s",
 		 strerror(err), s->named && err == ENOSPC ?
 		 " (its file system is full)" : "");
-	allocation_refused(s, why);
+	mem_budget_refused(&s->budget, why);
 	return -ENOSPC;
 }
 
@@ -337,7 +158,7 @@ int mem_store_prepare_write(void *store, uint64_t off, uint32_t len)
 			continue;
 		while (u + run <= last && !map_test(s->backed, u + run))
 			run++;
-		if (!take_memory(s, run << s->unit_shift))
+		if (!mem_budget_take(&s->budget, run << s->unit_shift))
 			return -ENOSPC;
 		ret = populate(s, u, u + run - 1);
 		if (ret < 0)
@@ -347,7 +168,7 @@ int mem_store_prepare_write(void *store, uint64_t off, uint32_t len)
 			map_set(s->backed, i);
 		}
 	}
-	allocation_resumed(s);
+	mem_budget_resumed(&s->budget);
 	return 0;
 }
 
@@ -665,14 +486,14 @@ static void map_existing_data(struct mem_store *s)
  */
 static int lock_range(struct mem_store *s, uint64_t from, uint64_t to)
 {
-	uint64_t avail = meminfo_now("MemAvailable:"), len = to - from;
+	uint64_t avail = mem_available_now(), len = to - from;
 	int err;
 
-	if (avail && len > beyond_reserve(avail, s->reserve)) {
+	if (avail && len > mem_beyond_reserve(avail, s->budget.reserve)) {
 		log_err("cannot allocate and lock %llu MiB of RAM for the store: %llu MiB is available and %llu MiB must stay in reserve",
 			 (unsigned long long)(len >> 20),
 			 (unsigned long long)(avail >> 20),
-			 (unsigned long long)(s->reserve >> 20));
+			 (unsigned long long)(s->budget.reserve >> 20));
 		return -ENOMEM;
 	}
 	if (s->fd >= 0 && fallocate(s->fd, 0, (off_t)from, (off_t)len) < 0) {
@@ -734,13 +555,9 @@ int mem_store_open(struct mem_store *s, const struct mem_store_config *cfg)
 	s->max_size = cfg->max_size > cfg->size ? cfg->max_size : cfg->size;
 	s->fd = -1;
 	s->io_fd = -1;
-	s->meminfo_fd = -1;
 	s->dir.dir_fd = -1;
 	s->page = (unsigned)sysconf(_SC_PAGESIZE);
-	s->reserve = cfg->reserve;
-	pthread_mutex_init(&s->avail_lock, NULL);
-	atomic_init(&s->starved, false);
-	s->meminfo_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+	mem_budget_init(&s->budget, cfg->reserve, cfg->path != NULL);
 	/* A tmpfs store's page size is its tmpfs's: pages, here. */
 	hpage = cfg->path || cfg->file_io || cfg->small_pages ? 0 : mem_huge_page_size();
 	mem_store_geometry(s->size, s->max_size, s->page, hpage, &g);
@@ -784,14 +601,13 @@ void mem_store_close(struct mem_store *s)
 		close(s->fd);
 	if (s->io_fd >= 0)
 		close(s->io_fd);
-	if (s->meminfo_fd >= 0)
-		close(s->meminfo_fd);
+	mem_budget_close(&s->budget);
 	free(s->backed);
 	free(s->used);
 	s->backed = s->used = NULL;
 	s->zeros = NULL;
 	s->base = NULL;
-	s->fd = s->io_fd = s->meminfo_fd = -1;
+	s->fd = s->io_fd = -1;
 }
 
 /*
@@ -887,7 +703,7 @@ static int shrink(struct mem_store *s, uint64_t old, uint64_t new_size)
 			map_clear(s->used, u);	/* not the unit at the new end */
 	}
 	s->map_len = round_to(new_size, s->page);
-	memory_returned(s);
+	mem_budget_returned(&s->budget);
 	return 0;
 }
 
@@ -946,7 +762,7 @@ static int release_pages(struct mem_store *s, uint64_t off, uint64_t len)
 {
 	if (madvise(s->base + off, len, MADV_DONTNEED) < 0)
 		return -errno;
-	memory_returned(s);
+	mem_budget_returned(&s->budget);
 	return 0;
 }
 
@@ -1022,7 +838,7 @@ int mem_store_zero(void *store, uint64_t off, uint64_t len)
 		if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      (off_t)off, (off_t)len) < 0)
 			return -errno;
-		memory_returned(s);
+		mem_budget_returned(&s->budget);
 		ret = 0;
 	} else {
 		ret = zero_anonymous(s, off, len);

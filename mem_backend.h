@@ -25,6 +25,7 @@
 #include <sys/types.h>
 
 #include "backend.h"
+#include "memory.h"
 #include "pinned.h"
 
 /* What to make; see mem_store_open(). */
@@ -102,13 +103,8 @@ struct mem_store {
 	const char *zeros;	/* never written: reads as zeros, costs nothing */
 	size_t zeros_len;
 
-	/* The machine's free memory, as last read, minus what we took since. */
-	uint64_t reserve;
-	pthread_mutex_t avail_lock;
-	int meminfo_fd;		/* /proc/meminfo, or -1: do not limit */
-	uint64_t avail;
-	int64_t avail_ns;	/* when avail was read (CLOCK_MONOTONIC) */
-	atomic_bool starved;	/* the last allocation was refused */
+	/* What the store may still take of the machine's memory. */
+	struct mem_budget budget;
 };
 
 /*
@@ -140,15 +136,6 @@ int mem_store_resize(struct mem_store *s, uint64_t new_size);
  * hand its reads and writes to a worker thread (see open_io_fd()); else -1.
  */
 int mem_store_file(void *store);
-
-/* Bytes of RAM + swap on this machine: no store can ever be larger. */
-uint64_t mem_total_bytes(void);
-
-/* The default reserve: 1/32 of RAM, at least 64 MiB, at most 1 GiB. */
-uint64_t mem_default_reserve(void);
-
-/* The transparent huge page size (2 MiB on x86-64), or 0 without THP. */
-uint64_t mem_huge_page_size(void);
 
 /* Reads of never-written parts come from this many shared zero bytes. */
 #define STORE_ZEROS_BYTES	(512U << 10)

@@ -111,7 +111,7 @@ static void successor_args(struct successor *sc, const char *program, int id,
 	snprintf(sc->poll, sizeof(sc->poll), "--poll=%u", poll_us == UBLK_POLL_OFF ? 0 : poll_us);
 	snprintf(sc->threads, sizeof(sc->threads), "--queue-threads=%u", ublk_queue_threads(dev));
 	snprintf(sc->reserve, sizeof(sc->reserve), "--reserve=%llu",
-		 (unsigned long long)st->mem.reserve);
+		 (unsigned long long)st->mem.budget.reserve);
 	sc->argv[n++] = (char *)program;
 	sc->argv[n++] = "recover";
 	sc->argv[n++] = sc->id;

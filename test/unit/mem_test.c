@@ -968,7 +968,7 @@ static void test_prepare_write(bool small_pages)
 	      "the prepared unit still reads as zeros", "byte %zu not zero",
 	      first_nonzero(s.base + unit, unit));
 
-	s.reserve = HUGE_RESERVE;	/* memory runs out */
+	s.budget.reserve = HUGE_RESERVE;	/* memory runs out */
 	saved = capture_stderr();
 	ret = mem_store_prepare_write(&s, unit, (uint32_t)unit);
 	lines = captured_lines(saved);
@@ -991,7 +991,7 @@ static void test_prepare_write(bool small_pages)
 	      unit_set(s.backed, 0), unit_set(s.used, 0), resident_bytes(s.base, unit),
 	      unit_set(s.backed, 1));
 
-	s.reserve = 0;	/* memory is back */
+	s.budget.reserve = 0;	/* memory is back */
 	saved = capture_stderr();
 	ret = mem_store_prepare_write(&s, 0, (uint32_t)(3 * unit));
 	lines = captured_lines(saved);
@@ -1062,7 +1062,7 @@ static void test_reserve(bool small_pages)
 	      write_model(&s, model, 3 * unit + 1024, 1024) == 0,
 	      "reserve 0: writes to units 0, 2 and 3 succeed", "a write failed");
 
-	s.reserve = HUGE_RESERVE;	/* memory runs out */
+	s.budget.reserve = HUGE_RESERVE;	/* memory runs out */
 	saved = capture_stderr();
 	r1 = write_model(&s, model, 512, 1024);
 	r2 = write_model(&s, model, 2 * unit + 2048, 1024);
@@ -1087,7 +1087,7 @@ static void test_reserve(bool small_pages)
 	memset(model + 3 * unit + 1024, 0, 512);
 	CHECK_STORE(&s, model, "after zeroing, the other data is intact");
 
-	s.reserve = 0;	/* memory is back */
+	s.budget.reserve = 0;	/* memory is back */
 	saved = capture_stderr();
 	r1 = write_model(&s, model, unit + 512, 1024);
 	lines = captured_lines(saved);

@@ -1,0 +1,76 @@
+/*
+ * memory.h - the machine's memory, as a store sees it: how much there is,
+ * the huge page size, and a budget that keeps a reserve of it for
+ * everything else.
+ *
+ * A RAM store must not take the machine's last memory: then the kernel's
+ * OOM killer picks a process, perhaps this server, and every byte of the
+ * device goes with it.  So each store asks its budget before it allocates
+ * (mem_budget_take()); the budget says no while the machine has less
+ * than the reserve available, and the write that needed the memory fails
+ * with ENOSPC instead.  The plain store (mem_backend.c) and the
+ * compressed one (compress_backend.c) both work this way.
+ */
+#ifndef UBLK_MEM_MEMORY_H
+#define UBLK_MEM_MEMORY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Bytes of RAM + swap on this machine: no store can ever be larger. */
+uint64_t mem_total_bytes(void);
+
+/* The default reserve: 1/32 of RAM, at least 64 MiB, at most 1 GiB. */
+uint64_t mem_default_reserve(void);
+
+/* The transparent huge page size (2 MiB on x86-64), or 0 without THP. */
+uint64_t mem_huge_page_size(void);
+
+/* What a new allocation may use now: MemAvailable (0 if unknown). */
+uint64_t mem_available_now(void);
+
+/*
+ * The memory a store may still take: the machine's available memory, as
+ * last read, less what the store took since.
+ */
+struct mem_budget {
+	uint64_t reserve;	/* bytes that must stay available */
+	pthread_mutex_t lock;
+	int meminfo_fd;		/* /proc/meminfo, or -1: do not limit */
+	uint64_t avail;
+	int64_t avail_ns;	/* when avail was read (CLOCK_MONOTONIC) */
+	atomic_bool starved;	/* the last allocation was refused */
+	bool file;		/* the store is a file: its file system may fill too */
+};
+
+/* A budget keeping @reserve bytes; @file: for a store in a file. */
+void mem_budget_init(struct mem_budget *b, uint64_t reserve, bool file);
+void mem_budget_close(struct mem_budget *b);
+
+/*
+ * Take @bytes, if that leaves the reserve: true, or false (said once on
+ * stderr until allocations succeed again) when they must not be taken.
+ */
+bool mem_budget_take(struct mem_budget *b, uint64_t bytes);
+
+/* Memory was given back: read the machine's memory afresh next time. */
+void mem_budget_returned(struct mem_budget *b);
+
+/*
+ * An allocation failed for another reason (@why: a full file system, an
+ * mmap error): say it once, as a refusal of the budget's is said.
+ */
+void mem_budget_refused(struct mem_budget *b, const char *why);
+
+/* An allocation succeeded: if the last one was refused, say it is over. */
+void mem_budget_resumed(struct mem_budget *b);
+
+/* What may be allocated from @avail while keeping @reserve. */
+static inline uint64_t mem_beyond_reserve(uint64_t avail, uint64_t reserve)
+{
+	return avail > reserve ? avail - reserve : 0;
+}
+
+#endif
