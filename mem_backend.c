@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -40,8 +39,6 @@
 #define MADV_POPULATE_WRITE	23	/* Linux 5.14 */
 #endif
 
-/* How long a reused store's lock is waited for (see lock_store()). */
-#define STORE_LOCK_WAIT_MS	10000
 
 /*
  * The store's size now.  Queue threads read it while the main thread may
@@ -185,28 +182,6 @@ static uint64_t fs_free_bytes(int fd)
 }
 
 /*
- * Hold the store file's lock (flock) while this process uses it: a second
- * server (a `recover` of the wrong id, a stray --store) must never map a
- * store another one serves.  A server that just handed the device over,
- * or crashed, may take a moment to let go: wait for that, bounded.
- */
-static int lock_store(struct mem_store *s, const char *path, bool wait)
-{
-	for (int ms = 0; flock(s->fd, LOCK_EX | LOCK_NB) < 0; ms += 50) {
-		if (errno != EWOULDBLOCK) {
-			log_err("%s: cannot lock it: %s", path, strerror(errno));
-			return -errno;
-		}
-		if (!wait || ms >= STORE_LOCK_WAIT_MS) {
-			log_err("%s: another ublk-mem server is using this store", path);
-			return -EBUSY;
-		}
-		usleep(50000);
-	}
-	return 0;
-}
-
-/*
  * A reused store may be larger than its device: a resize that did not
  * finish (growing makes the file larger first; shrinking leaves it so
  * until no request can reach the bytes cut off).  Those bytes are beyond
@@ -241,31 +216,23 @@ static int fit_store(struct mem_store *s, const char *path, uint64_t file_size)
  */
 static int open_store_file(struct mem_store *s, const struct mem_store_config *cfg)
 {
-	const char *path = cfg->path;
 	struct stat st;
-	int err;
 
-	s->fd = pinned_open_private(&s->dir, path, cfg->create, "store");
+	s->fd = pinned_open_store(&s->dir, cfg->path, cfg->create, cfg->expect_dev,
+				  cfg->expect_ino);
 	if (s->fd < 0)
 		return s->fd;
-	if (fstat(s->fd, &st) < 0) {
-		err = -errno;
-		log_err("%s: %s", path, strerror(-err));
-		return err;
-	}
 	s->created = cfg->create;
 	s->named = true;
-	s->st_dev = st.st_dev;
-	s->st_ino = st.st_ino;
-	if (cfg->expect_ino && (st.st_dev != cfg->expect_dev || st.st_ino != cfg->expect_ino)) {
-		log_err("%s is not the store the device was created with (the file was replaced); refusing it",
-			path);
-		return -ESTALE;
+	s->st_dev = s->dir.dev;
+	s->st_ino = s->dir.ino;
+	if (cfg->create)
+		return 0;
+	if (fstat(s->fd, &st) < 0) {
+		log_err("%s: %s", cfg->path, strerror(errno));
+		return -errno;
 	}
-	err = lock_store(s, path, !cfg->create);
-	if (!err && !cfg->create)
-		err = fit_store(s, path, (uint64_t)st.st_size);
-	return err;
+	return fit_store(s, cfg->path, (uint64_t)st.st_size);
 }
 
 /*
@@ -377,6 +344,20 @@ static int open_io_fd(struct mem_store *s)
 		return 0;
 	log_err("cannot duplicate the store's file: %s", strerror(errno));
 	return -errno;
+}
+
+uint64_t mem_store_memory(const struct mem_store *s)
+{
+	struct stat st;
+	uint64_t units = 0, bytes;
+
+	if (s->fd >= 0)
+		return fstat(s->fd, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+	for (uint64_t w = 0; w < (s->nr_units + 63) / 64; w++)
+		units += (uint64_t)__builtin_popcountll(atomic_load_explicit(&s->backed[w],
+									  memory_order_relaxed));
+	bytes = units << s->unit_shift;
+	return bytes < s->map_len ? bytes : s->map_len;
 }
 
 int mem_store_file(void *store)

@@ -132,6 +132,12 @@ int mem_store_zero(void *store, uint64_t off, uint64_t len);
 int mem_store_resize(struct mem_store *s, uint64_t new_size);
 
 /*
+ * The memory the store holds now: a file store's blocks, or the parts of
+ * the anonymous store allocated (whole huge pages where it uses them).
+ */
+uint64_t mem_store_memory(const struct mem_store *s);
+
+/*
  * file_io: the store file, opened once more so that io_uring never has to
  * hand its reads and writes to a worker thread (see open_io_fd()); else -1.
  */

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,6 +145,54 @@ int pinned_open_private(struct pinned_file *f, const char *path, bool create, co
 	err = create ? 0 : check_file(fd, path, what);
 	if (err) {
 		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* How long a reopened store's lock is waited for (see pinned_open_store()). */
+#define STORE_LOCK_WAIT_MS	10000
+
+/*
+ * Hold the store file's lock (flock) while this process uses it: a second
+ * server (a `recover` of the wrong id, a stray --store) must never map a
+ * store another one serves.  A server that just handed the device over,
+ * or crashed, may take a moment to let go: wait for that, bounded.
+ */
+static int lock_store(int fd, const char *path, bool wait)
+{
+	for (int ms = 0; flock(fd, LOCK_EX | LOCK_NB) < 0; ms += 50) {
+		if (errno != EWOULDBLOCK) {
+			log_err("%s: cannot lock it: %s", path, strerror(errno));
+			return -errno;
+		}
+		if (!wait || ms >= STORE_LOCK_WAIT_MS) {
+			log_err("%s: another ublk-mem server is using this store", path);
+			return -EBUSY;
+		}
+		usleep(50000);
+	}
+	return 0;
+}
+
+int pinned_open_store(struct pinned_file *f, const char *path, bool create,
+		      dev_t expect_dev, ino_t expect_ino)
+{
+	int fd = pinned_open_private(f, path, create, "store"), err;
+
+	if (fd < 0)
+		return fd;
+	if (expect_ino && (f->dev != expect_dev || f->ino != expect_ino)) {
+		log_err("%s is not the store the device was created with (the file was replaced); refusing it",
+			path);
+		err = -ESTALE;
+	} else {
+		err = lock_store(fd, path, !create);
+	}
+	if (err) {
+		close(fd);
+		if (create)
+			pinned_unlink(f);	/* made a moment ago, empty */
 		return err;
 	}
 	return fd;

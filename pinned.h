@@ -54,4 +54,17 @@ void pinned_close(struct pinned_file *f);
  */
 int pinned_open_private(struct pinned_file *f, const char *path, bool create, const char *what);
 
+/*
+ * A store file, opened as pinned_open_private() does, that must be the
+ * very file recorded (@expect_ino nonzero: its device and inode numbers;
+ * else -ESTALE), and that is held with an exclusive lock (flock) while
+ * this process uses it: no second server may map a store another one
+ * serves.  A reopened store's lock is waited for up to 10 s (a server
+ * that just handed the device over, or crashed, may take a moment to let
+ * go).  A file made here and then refused is removed again.  Returns the
+ * descriptor, its identity in @f, or -errno after one line saying why.
+ */
+int pinned_open_store(struct pinned_file *f, const char *path, bool create,
+		      dev_t expect_dev, ino_t expect_ino);
+
 #endif
