@@ -24,6 +24,9 @@
 #include <unistd.h>
 
 #define NO_SLAB		UINT32_MAX
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED	24	/* Linux 5.18 */
+#endif
 #define NO_SLOT		0xffffu
 #define OWNED		1ULL	/* bit 0 of an owner word: an allocated slot */
 
@@ -87,6 +90,21 @@ int zalloc_grow(struct zalloc *a, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/*
+ * Give anonymous pages back.  A server used as swap locks its memory
+ * (mlockall, MCL_ONFAULT: see lock_memory() in process.c), and
+ * MADV_DONTNEED refuses locked pages; MADV_DONTNEED_LOCKED (Linux 5.18)
+ * drops them too, and they lock again when next touched.
+ */
+static int drop_pages(void *p, uint64_t len)
+{
+	int ret = madvise(p, len, MADV_DONTNEED_LOCKED);
+
+	if (ret < 0 && errno == EINVAL)
+		ret = madvise(p, len, MADV_DONTNEED);
+	return ret;
+}
+
 void zalloc_shrink(struct zalloc *a, uint64_t off, uint64_t len)
 {
 	int ret;
@@ -95,7 +113,7 @@ void zalloc_shrink(struct zalloc *a, uint64_t off, uint64_t len)
 		ret = fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				(off_t)off, (off_t)len);
 	else
-		ret = madvise(a->base + off, len, MADV_DONTNEED);
+		ret = drop_pages(a->base + off, len);
 	if (ret < 0 && !atomic_exchange(&a->punch_failed, true))
 		log_err("compressed store: cannot give %llu bytes back to the machine: %s",
 			(unsigned long long)len, strerror(errno));
@@ -497,13 +515,26 @@ void zalloc_rebuild_end(struct zalloc *a)
 
 /* ---- setting up ---- */
 
+/*
+ * No transparent huge pages for the store's anonymous memory: it grows
+ * and shrinks 64 KiB at a time, and khugepaged, which fills a 2 MiB range
+ * with one page in it, would hold memory the store has given back.
+ */
+static void no_huge_pages(void *p, size_t len)
+{
+	madvise(p, len, MADV_NOHUGEPAGE);	/* EINVAL: a kernel without THP */
+}
+
 /* Private memory for @len bytes of metadata, touched only where used. */
 static void *map_private(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+	no_huge_pages(p, len);
+	return p;
 }
 
 int zalloc_init(struct zalloc *a, const struct zalloc_config *cfg)
@@ -537,6 +568,8 @@ int zalloc_init(struct zalloc *a, const struct zalloc_config *cfg)
 	if (base != MAP_FAILED) {
 		a->base = base;
 		a->map_len = (size_t)cfg->map_len;
+		if (cfg->fd < 0)
+			no_huge_pages(base, a->map_len);
 	}
 	a->meta_len = (size_t)cfg->max_slabs * sizeof(struct zslab);
 	a->owner_len = (size_t)cfg->max_slabs * (cfg->slab_size / ZPAGE) * sizeof(uint64_t);

@@ -688,9 +688,23 @@ int zstore_compact(struct zstore *z)
 }
 
 /* The counts, each read on its own: under writes, not one instant's. */
+bool zstore_file_holds_store(int fd)
+{
+	uint64_t magic;
+
+	return pread(fd, &magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+	       magic == ZSTORE_MAGIC;
+}
+
+uint64_t zstore_size(const struct zstore *z)
+{
+	return store_size(z);
+}
+
 void zstore_stats(struct zstore *z, struct zstore_stats *st)
 {
-	st->orig_data_size = atomic_load(&z->stored_pages) * ZPAGE;
+	/* As zram counts it: every page that holds data, same-filled too. */
+	st->orig_data_size = (atomic_load(&z->stored_pages) + atomic_load(&z->same_pages)) * ZPAGE;
 	st->compr_data_size = atomic_load(&z->compr_bytes);
 	st->mem_used_total = atomic_load(&z->a.used);
 	st->mem_limit = z->a.limit;

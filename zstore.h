@@ -155,9 +155,19 @@ int zstore_resize(struct zstore *z, uint64_t new_size);
  */
 int zstore_compact(struct zstore *z);
 
+/*
+ * Does the file @fd begin as a store laid out by zstore_open() does?  (For
+ * a store file found without its record: a plain store's data could begin
+ * so too, but only by holding such a store.)
+ */
+bool zstore_file_holds_store(int fd);
+
+/* The device's size now (zstore_resize() changes it). */
+uint64_t zstore_size(const struct zstore *z);
+
 /* Names and meanings of zram's mm_stat (admin-guide/blockdev/zram.rst). */
 struct zstore_stats {
-	uint64_t orig_data_size;	/* bytes of pages stored, same-filled ones excluded */
+	uint64_t orig_data_size;	/* bytes of pages holding data, same-filled ones included */
 	uint64_t compr_data_size;	/* their bytes compressed (raw pages: 4096) */
 	uint64_t mem_used_total;	/* the store's memory: header, index pages, slabs */
 	uint64_t mem_limit;		/* 0: none */

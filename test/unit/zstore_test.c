@@ -338,7 +338,7 @@ static void test_type_changes(struct zstore *z, u8 *shadow, uint64_t size)
 		st = stats(z);
 		if (st.huge_pages - st0.huge_pages != (k == K_RANDOM) ||
 		    st.same_pages - st0.same_pages != (k == K_SAME || k == K_ZERO) ||
-		    st.orig_data_size - st0.orig_data_size != (k == K_RANDOM || k == K_TEXT) * PG)
+		    st.orig_data_size - st0.orig_data_size != PG)
 			note(&e, "%s: counted huge %+lld same %+lld orig %+lld", steps[i].name,
 			     (long long)(st.huge_pages - st0.huge_pages),
 			     (long long)(st.same_pages - st0.same_pages),
@@ -492,7 +492,7 @@ static void test_stats(void)
 	for (uint64_t i = 0; i < n; i += 256)
 		zstore_write(&t.z, buf + i * PG, i * PG, 256 * PG);
 	st = stats(&t.z);
-	CHECK(st.same_pages == n && st.orig_data_size == 0 && st.compr_data_size == 0 &&
+	CHECK(st.same_pages == n && st.orig_data_size == n * PG && st.compr_data_size == 0 &&
 	      st.mem_used_total == st0.mem_used_total + ipages * gran,
 	      "stats: zero pages count as same_pages and take no arena",
 	      "same %llu orig %llu compr %llu mem +%llu",
@@ -507,7 +507,7 @@ static void test_stats(void)
 		zstore_write(&t.z, buf + i * PG, (n + i) * PG, 256 * PG);
 	st = stats(&t.z);
 	/* Index pages, and as many pages of fill words. */
-	CHECK(st.same_pages == 2 * n && st.orig_data_size == 0 &&
+	CHECK(st.same_pages == 2 * n && st.orig_data_size == 2 * n * PG &&
 	      st.mem_used_total == mem + 2 * ipages * gran,
 	      "stats: same-filled pages count as same_pages and take no arena",
 	      "same %llu orig %llu mem +%llu", (unsigned long long)st.same_pages,
@@ -520,7 +520,7 @@ static void test_stats(void)
 		zstore_write(&t.z, buf + i * PG, (2 * n + i) * PG, 256 * PG);
 	st = stats(&t.z);
 	slabs = (n + ZSLAB / PG - 1) / (ZSLAB / PG);
-	CHECK(st.huge_pages == n && st.huge_pages_since == n && st.orig_data_size == n * PG &&
+	CHECK(st.huge_pages == n && st.huge_pages_since == n && st.orig_data_size == 3 * n * PG &&
 	      st.compr_data_size == n * PG &&
 	      st.mem_used_total == mem + ipages * gran + slabs * ZSLAB,
 	      "stats: random pages are huge, stored raw 16 to a 64 KiB slab",
@@ -1229,11 +1229,12 @@ static void crash_verify(struct zstore *z, const struct msg *m, size_t n,
 		stored += g % 3 != 0;
 	}
 	st = stats(z);
-	if (st.same_pages != same || st.huge_pages != huge || st.orig_data_size != stored * PG)
+	if (st.same_pages != same || st.huge_pages != huge ||
+	    st.orig_data_size != (stored + same) * PG)
 		note(se, "same %llu/%llu huge %llu/%llu orig %llu/%llu",
 		     (unsigned long long)st.same_pages, (unsigned long long)same,
 		     (unsigned long long)st.huge_pages, (unsigned long long)huge,
-		     (unsigned long long)st.orig_data_size, (unsigned long long)(stored * PG));
+		     (unsigned long long)st.orig_data_size, (unsigned long long)((stored + same) * PG));
 }
 
 static void test_crash(void)
