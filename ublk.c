@@ -658,6 +658,24 @@ int ublk_dev_id(const struct ublk_dev *dev)
 	return dev->id;
 }
 
+void ublk_io_stats(const struct ublk_dev *dev, struct ublk_io_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	for (unsigned i = 0; dev->queues && i < dev_threads(dev); i++) {
+		const struct queue_counts *c = &dev->queues[i].counts;
+
+		st->reads += atomic_load_explicit(&c->reads, memory_order_relaxed);
+		st->writes += atomic_load_explicit(&c->writes, memory_order_relaxed);
+		st->discards += atomic_load_explicit(&c->discards, memory_order_relaxed);
+		st->write_zeroes += atomic_load_explicit(&c->write_zeroes, memory_order_relaxed);
+		st->flushes += atomic_load_explicit(&c->flushes, memory_order_relaxed);
+		st->read_bytes += atomic_load_explicit(&c->read_bytes, memory_order_relaxed);
+		st->written_bytes += atomic_load_explicit(&c->written_bytes, memory_order_relaxed);
+		st->failed_reads += atomic_load_explicit(&c->failed_reads, memory_order_relaxed);
+		st->failed_writes += atomic_load_explicit(&c->failed_writes, memory_order_relaxed);
+	}
+}
+
 bool ublk_kept(const struct ublk_dev *dev)
 {
 	return dev->kept;

@@ -202,6 +202,20 @@ bool ublk_needs_rebuild(const struct ublk_dev *dev);
 
 int ublk_dev_id(const struct ublk_dev *dev);
 
+/*
+ * What the device's queues have served since this server started, as
+ * `ublk-mem stats` shows it: requests by kind, the bytes they moved, and
+ * those that failed (zram's io_stat names).
+ */
+struct ublk_io_stats {
+	uint64_t reads, writes, discards, write_zeroes, flushes;
+	uint64_t read_bytes, written_bytes;
+	uint64_t failed_reads, failed_writes;
+};
+
+/* Sum every queue's counts; callable from any thread while serving. */
+void ublk_io_stats(const struct ublk_dev *dev, struct ublk_io_stats *st);
+
 /* The device's settings, as the kernel has them. */
 const struct ublksrv_ctrl_dev_info *ublk_info(const struct ublk_dev *dev);
 

@@ -361,6 +361,39 @@ static int queue_zone_op(struct ublk_queue *q, unsigned tag,
 	return (int)len;
 }
 
+/* Add @v to a counter of this thread's own (see struct queue_counts). */
+static inline void count_add(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
+/* Count one request of @op, @len bytes, that ended with @res. */
+static void queue_count(struct ublk_queue *q, unsigned op, uint64_t len, int res)
+{
+	struct queue_counts *c = &q->counts;
+
+	switch (op) {
+	case UBLK_IO_OP_READ:
+		count_add(&c->reads, 1);
+		count_add(res < 0 ? &c->failed_reads : &c->read_bytes, res < 0 ? 1 : len);
+		break;
+	case UBLK_IO_OP_WRITE:
+		count_add(&c->writes, 1);
+		count_add(res < 0 ? &c->failed_writes : &c->written_bytes, res < 0 ? 1 : len);
+		break;
+	case UBLK_IO_OP_DISCARD:
+		count_add(&c->discards, 1);
+		break;
+	case UBLK_IO_OP_WRITE_ZEROES:
+		count_add(&c->write_zeroes, 1);
+		break;
+	case UBLK_IO_OP_FLUSH:
+		count_add(&c->flushes, 1);
+		break;
+	}
+}
+
 int queue_serve(struct ublk_queue *q, unsigned tag,
 		const struct ublksrv_io_desc *iod, void **addrp)
 {
@@ -405,6 +438,7 @@ int queue_serve(struct ublk_queue *q, unsigned tag,
 	q->tags[tag].data_direct = false;
 	q->tags[tag].write_err = 0;
 	q->tags[tag].owned = false;
+	queue_count(q, op, len, res);
 	if (res < 0 && op != UBLK_IO_OP_FLUSH)
 		queue_report_error(q, tag, op, off, len, res);
 	if (__builtin_expect(dev->trace, 0)) {
@@ -494,6 +528,7 @@ static bool queue_zc_serve(struct ublk_queue *q, unsigned tag,
 	t->zc_retried = false;
 	if (op == UBLK_IO_OP_WRITE && dev->ops->prepare_write)
 		res = dev->ops->prepare_write(dev->data, t->zc_off, t->zc_len);
+	queue_count(q, op, t->zc_len, res);
 	if (res < 0) {
 		queue_report_error(q, tag, op, t->zc_off, t->zc_len, res);
 		t->owned = false;
@@ -528,6 +563,9 @@ static void queue_zc_failed(struct ublk_queue *q, unsigned tag, int res)
 		queue_zc_submit(q, tag, true);
 		return;
 	}
+	/* Counted as served when it was submitted: now as failed. */
+	count_add(t->zc_op == UBLK_IO_OP_READ ? &q->counts.failed_reads :
+		  &q->counts.failed_writes, 1);
 	queue_report_error(q, tag, t->zc_op, t->zc_off, t->zc_len, err);
 	queue_io_cmd(q, tag, UBLK_U_IO_COMMIT_AND_FETCH_REQ, IO_COMMIT, err, NULL);
 }

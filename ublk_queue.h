@@ -49,6 +49,17 @@ struct ublk_dev;
 struct ublk_batch;
 
 /*
+ * What a serving thread has served (ublk_io_stats()).  Its thread alone
+ * writes them; another thread may read them at any time, so they are
+ * atomics, updated without a locked instruction (relaxed load and store).
+ */
+struct queue_counts {
+	_Atomic uint64_t reads, writes, discards, write_zeroes, flushes;
+	_Atomic uint64_t read_bytes, written_bytes;
+	_Atomic uint64_t failed_reads, failed_writes;
+};
+
+/*
  * One serving thread.  Usually a queue has one, which owns all its tags;
  * with PER_IO_DAEMON a queue may have several (dev->lanes), and thread
  * `lane` owns the tags t with t % lanes == lane.  Each has its own ring:
@@ -71,6 +82,7 @@ struct ublk_queue {
 	int stop_fd;			/* eventfd: "end now, stop nothing" */
 	uint64_t stop_val;		/* the eventfd read lands here */
 	unsigned held;			/* requests still ours when it ended */
+	struct queue_counts counts;
 	struct ublk_batch *batch;	/* ublk_batch.c's state, or NULL */
 	int store_fd;			/* zero_copy: the backend's file */
 	cpu_set_t affinity;
