@@ -26,10 +26,10 @@ endif
 endif
 
 SRCS    := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk.c fault.c pinned.c \
-	   memory.c mem_backend.c zone.c record.c holders.c control.c process.c service.c serve.c \
+	   memory.c mem_backend.c lz4.c zalloc.c zstore.c compress_backend.c zone.c store.c record.c holders.c control.c process.c service.c serve.c \
 	   options.c admin.c recover.c main.c
 HDRS    := log.h backend.h uring.h ublk_cmd.h ublk_io.h ublk.h ublk_ctrl.h ublk_queue.h fault.h pinned.h \
-	   memory.h mem_backend.h zone.h record.h holders.h control.h process.h service.h serve.h \
+	   memory.h mem_backend.h lz4.h zalloc.h zstore.h compress_backend.h zone.h store.h record.h holders.h control.h process.h service.h serve.h \
 	   options.h verbs.h
 UNIT    := test/unit
 TESTS   := $(UNIT)/uring_test $(UNIT)/mem_test $(UNIT)/batch_test $(UNIT)/cli_test \

@@ -20,6 +20,10 @@
 
 /* How long resize waits for the server to finish (a --prealloc store locks its new memory). */
 #define RESIZE_TIMEOUT_MS	300000
+/* How long stats may take: a compressed store sums its counters at once. */
+#define STATS_TIMEOUT_MS	5000
+/* How long list waits for each server's stats before showing null. */
+#define STATS_QUERY_MS		1000
 
 static const char *state_name(const struct ublksrv_ctrl_dev_info *info)
 {
@@ -127,11 +131,45 @@ static void json_string(FILE *f, const char *s)
 }
 
 /*
+ * A server's stats answer, "ok NAME=VALUE...", as a JSON object: numbers,
+ * and "compressed" as true or false.
+ */
+static void json_stats(FILE *f, const char *answer)
+{
+	char buf[1024], *save = NULL, *word;
+	bool first = true;
+
+	snprintf(buf, sizeof(buf), "%s", answer + 3);
+	fputc('{', f);
+	for (word = strtok_r(buf, " ", &save); word; word = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(word, '=');
+
+		if (!eq || eq == word)
+			continue;
+		*eq = '\0';
+		fprintf(f, "%s\"%s\":", first ? "" : ",", word);
+		first = false;
+		if (!strcmp(word, "compressed"))
+			fputs(strcmp(eq + 1, "1") ? "false" : "true", f);
+		else
+			fprintf(f, "%llu", strtoull(eq + 1, NULL, 10));
+	}
+	fputc('}', f);
+}
+
+/* Ask device @id's server for its stats, briefly: @answer, or false. */
+static bool query_stats(int id, char *answer, size_t len)
+{
+	return control_query(id, "stats", answer, len, STATS_QUERY_MS) == 0 &&
+	       !strncmp(answer, "ok ", 3);
+}
+
+/*
  * One device as a JSON object, for `list --json`.  @info is NULL for an
  * id the kernel still holds for a removed device: only id and state.
  */
 static void json_device(FILE *f, int id, const struct ublksrv_ctrl_dev_info *info,
-			const struct ublk_params *params, const char *store)
+			const struct ublk_params *params, const char *store, const char *stats)
 {
 	bool sized = info && (params->types & UBLK_PARAM_TYPE_BASIC);
 	bool first = true;
@@ -139,7 +177,7 @@ static void json_device(FILE *f, int id, const struct ublksrv_ctrl_dev_info *inf
 	fprintf(f, "{\"id\":%d,\"device\":\"/dev/ublkb%d\",\"state\":", id, id);
 	json_string(f, info ? state_name(info) : "removed");
 	if (!info) {
-		fputs(",\"pid\":null,\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null}",
+		fputs(",\"pid\":null,\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null,\"stats\":null}",
 		      f);
 		return;
 	}
@@ -176,6 +214,11 @@ static void json_device(FILE *f, int id, const struct ublksrv_ctrl_dev_info *inf
 	fputs(",\"store\":", f);
 	if (store)
 		json_string(f, store);
+	else
+		fputs("null", f);
+	fputs(",\"stats\":", f);
+	if (stats)
+		json_stats(f, stats);
 	else
 		fputs("null", f);
 	fputc('}', f);
@@ -227,8 +270,9 @@ int cmd_list(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		struct ublksrv_ctrl_dev_info info;
 		struct ublk_params params;
+		char stats[1024];
 		struct record r;
-		bool stored;
+		bool stored, counted;
 
 		if (ublk_get_info(ctrl, ids[i], &info, &params) < 0)
 			continue;	/* went away meanwhile */
@@ -237,8 +281,10 @@ int cmd_list(int argc, char **argv)
 			continue;
 		}
 		stored = (info.flags & UBLK_F_USER_RECOVERY) && record_read(ids[i], &r);
+		counted = ublk_server_running(&info) && query_stats(ids[i], stats, sizeof(stats));
 		fputs(shown++ ? ",\n" : "\n", stdout);
-		json_device(stdout, ids[i], &info, &params, stored ? r.path : NULL);
+		json_device(stdout, ids[i], &info, &params, stored ? r.path : NULL,
+			    counted ? stats : NULL);
 	}
 	n_held = held_ids(ids, n > 0 ? n : 0, held, 64);
 	for (int i = 0; i < n_held; i++) {
@@ -247,7 +293,7 @@ int cmd_list(int argc, char **argv)
 			continue;
 		}
 		fputs(shown++ ? ",\n" : "\n", stdout);
-		json_device(stdout, held[i], NULL, NULL, NULL);
+		json_device(stdout, held[i], NULL, NULL, NULL, NULL);
 	}
 	if (json)
 		fputs(shown ? "\n]\n" : "]\n", stdout);
@@ -418,3 +464,48 @@ int cmd_resize(int argc, char **argv)
 	return 0;
 }
 
+
+/*
+ * `ublk-mem stats [--json] ID`: what the server of device ID says of its
+ * store and its requests, one NAME VALUE line each (zram's mm_stat and
+ * io_stat names), or one JSON object.
+ */
+int cmd_stats(int argc, char **argv)
+{
+	char answer[1024], *save = NULL, *word;
+	bool json = false;
+	int id = -1;
+
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (id < 0 && argv[i][0] != '-')
+			id = (int)parse_num(argv[i], "device id", 0, MAX_ID);
+		else
+			usage_error("unexpected argument '%s' (usage: ublk-mem stats [--json] ID)",
+				    argv[i]);
+	}
+	if (id < 0)
+		usage_error("usage: ublk-mem stats [--json] ID");
+	if (control_request(id, "stats", answer, sizeof(answer), STATS_TIMEOUT_MS) < 0)
+		return 1;
+	if (strncmp(answer, "ok ", 3)) {
+		log_err("device %d: %s", id, strncmp(answer, "error ", 6) ? answer : answer + 6);
+		return 1;
+	}
+	if (json) {
+		json_stats(stdout, answer);
+		putchar('\n');
+		return 0;
+	}
+	printf("%-18s /dev/ublkb%d\n", "device", id);
+	for (word = strtok_r(answer + 3, " ", &save); word; word = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(word, '=');
+
+		if (eq) {
+			*eq = '\0';
+			printf("%-18s %s\n", word, eq + 1);
+		}
+	}
+	return 0;
+}

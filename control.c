@@ -134,7 +134,7 @@ static void format_mib(char *buf, size_t len, uint64_t bytes)
 static void do_resize(struct ublk_dev *dev, struct control *c, int fd,
 		      uint64_t new_size, bool force)
 {
-	uint64_t old = __atomic_load_n(&c->store->size, __ATOMIC_ACQUIRE);
+	uint64_t old = store_size(c->store);
 	char from[32], to[32];
 	int ret;
 
@@ -151,16 +151,16 @@ static void do_resize(struct ublk_dev *dev, struct control *c, int fd,
 		return reply(fd, "error shrinking from %s to %s cuts off the data beyond %s (a file system on the device may be larger); give --force if you are sure",
 			     from, to, to);
 	if (new_size > old) {
-		ret = mem_store_resize(c->store, new_size);
+		ret = store_resize(c->store, new_size);
 		if (ret == 0) {
 			ret = ublk_resize(dev, new_size);
 			if (ret < 0)
-				mem_store_resize(c->store, old);
+				store_resize(c->store, old);
 		}
 	} else {
 		ret = ublk_resize(dev, new_size);
 		if (ret == 0)
-			ret = mem_store_resize(c->store, new_size);
+			ret = store_resize(c->store, new_size);
 	}
 	if (ret < 0)
 		return reply(fd, "error resizing /dev/ublkb%d to %s: %s (the server's log says more)",
@@ -169,6 +169,34 @@ static void do_resize(struct ublk_dev *dev, struct control *c, int fd,
 		record_set_size(c->dev_id, new_size);
 	log_err("/dev/ublkb%d resized from %s to %s", c->dev_id, from, to);
 	reply(fd, "ok %llu %llu", (unsigned long long)old, (unsigned long long)new_size);
+}
+
+/*
+ * stats: what the store holds and the queues served, as NAME=VALUE words
+ * (zram's names; the compression's only for a compressed store).
+ */
+static void do_stats(struct ublk_dev *dev, struct control *c, int fd)
+{
+	struct store_stats s;
+	struct ublk_io_stats io;
+	char compr[512] = "";
+
+	store_stats(c->store, &s);
+	ublk_io_stats(dev, &io);
+	if (s.compressed)
+		snprintf(compr, sizeof(compr),
+			 " compr_data_size=%llu mem_limit=%llu mem_used_max=%llu same_pages=%llu pages_compacted=%llu huge_pages=%llu huge_pages_since=%llu",
+			 (unsigned long long)s.compr_data_size, (unsigned long long)s.mem_limit,
+			 (unsigned long long)s.mem_used_max, (unsigned long long)s.same_pages,
+			 (unsigned long long)s.pages_compacted, (unsigned long long)s.huge_pages,
+			 (unsigned long long)s.huge_pages_since);
+	reply(fd, "ok compressed=%d orig_data_size=%llu mem_used_total=%llu%s reads=%llu writes=%llu discards=%llu write_zeroes=%llu flushes=%llu read_bytes=%llu written_bytes=%llu failed_reads=%llu failed_writes=%llu",
+	      s.compressed, (unsigned long long)s.orig_data_size,
+	      (unsigned long long)s.mem_used_total, compr, (unsigned long long)io.reads,
+	      (unsigned long long)io.writes, (unsigned long long)io.discards,
+	      (unsigned long long)io.write_zeroes, (unsigned long long)io.flushes,
+	      (unsigned long long)io.read_bytes, (unsigned long long)io.written_bytes,
+	      (unsigned long long)io.failed_reads, (unsigned long long)io.failed_writes);
 }
 
 /*
@@ -232,6 +260,8 @@ void control_serve(struct control *c, struct ublk_dev *dev)
 		return do_resize(dev, c, fd, size, !strcmp(word, "force"));
 	if (!strncmp(req, "handover ", 9) && !c->handed_over)
 		return do_handover(dev, c, fd, req + 9);
+	if (!strcmp(req, "stats"))
+		return do_stats(dev, c, fd);
 	reply(fd, "error unknown request");
 }
 
@@ -296,9 +326,14 @@ static int peer_pid(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? (int)cred.pid : 0;
 }
 
-int control_connect(int dev_id, const char *request, char *line, size_t len)
+/*
+ * Connect to device @dev_id's server, send @request and read the first
+ * line of its answer within @ack_ms; with @quiet, say nothing on failure.
+ */
+static int connect_quietly(int dev_id, const char *request, char *line, size_t len,
+			   unsigned ack_ms, bool quiet)
 {
-	struct timeval tv = { .tv_sec = CONTROL_ACK_MS / 1000 };
+	struct timeval tv = { .tv_sec = ack_ms / 1000, .tv_usec = ack_ms % 1000 * 1000 };
 	struct sockaddr_un a;
 	int fd, ret;
 
@@ -309,36 +344,59 @@ int control_connect(int dev_id, const char *request, char *line, size_t len)
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		ret = -errno;
-		log_err("%s: %s (is device %d served by a running ublk-mem?)", a.sun_path,
-			 strerror(-ret), dev_id);
+		if (!quiet)
+			log_err("%s: %s (is device %d served by a running ublk-mem?)", a.sun_path,
+				 strerror(-ret), dev_id);
 		goto err;
 	}
 	/* One write: the server reads the request with one recv(). */
 	if ((size_t)snprintf(line, len, "%s\n", request) >= len) {
 		ret = -ENAMETOOLONG;
-		log_err("%s: the request is too long", a.sun_path);
+		if (!quiet)
+			log_err("%s: the request is too long", a.sun_path);
 		goto err;
 	}
 	if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0) {
 		ret = -errno;
-		log_err("%s: %s", a.sun_path, strerror(-ret));
+		if (!quiet)
+			log_err("%s: %s", a.sun_path, strerror(-ret));
 		goto err;
 	}
-	ret = control_read_line(fd, line, len, CONTROL_ACK_MS);
-	if (ret == -ETIME || ret == -EAGAIN)
-		log_err("the server of device %d (pid %d) did not answer within %d s: it may be stuck (see: ublk-mem list)",
-			 dev_id, peer_pid(fd), CONTROL_ACK_MS / 1000);
-	else if (ret == -EPIPE)
-		log_err("the server of device %d (pid %d) hung up without an answer",
-			 dev_id, peer_pid(fd));
-	else if (ret < 0)
-		log_err("%s: %s", a.sun_path, strerror(-ret));
+	ret = control_read_line(fd, line, len, ack_ms);
+	if (ret < 0 && !quiet) {
+		if (ret == -ETIME || ret == -EAGAIN)
+			log_err("the server of device %d (pid %d) did not answer within %u s: it may be stuck (see: ublk-mem list)",
+				 dev_id, peer_pid(fd), ack_ms / 1000);
+		else if (ret == -EPIPE)
+			log_err("the server of device %d (pid %d) hung up without an answer",
+				 dev_id, peer_pid(fd));
+		else
+			log_err("%s: %s", a.sun_path, strerror(-ret));
+	}
 	if (ret < 0)
 		goto err;
 	return fd;
 err:
 	if (fd >= 0)
 		close(fd);
+	return ret;
+}
+
+int control_connect(int dev_id, const char *request, char *line, size_t len)
+{
+	return connect_quietly(dev_id, request, line, len, CONTROL_ACK_MS, false);
+}
+
+int control_query(int dev_id, const char *request, char *line, size_t len, unsigned timeout_ms)
+{
+	int fd = connect_quietly(dev_id, request, line, len, timeout_ms, true);
+	int ret = 0;
+
+	if (fd < 0)
+		return fd;
+	if (!strcmp(line, "accepted"))
+		ret = control_read_line(fd, line, len, timeout_ms);
+	close(fd);
 	return ret;
 }
 

@@ -9,6 +9,7 @@
  *
  *   resize BYTES [force]    ok OLD_BYTES NEW_BYTES | error WHY
  *   handover PROGRAM        handing-over HELD_REQUESTS | error WHY
+ *   stats                   ok NAME=VALUE... (see do_stats())
  *
  * After "handing-over" the old server starts PROGRAM (the client's own
  * binary) as `PROGRAM recover ID -D ...` with the settings it was run
@@ -27,7 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "mem_backend.h"
+#include "store.h"
 #include "ublk.h"
 
 /* What a server's control socket acts on. */
@@ -35,7 +36,7 @@ struct control {
 	int fd;				/* the listening socket, or -1 */
 	int client_fd;			/* a handover's client, or -1 */
 	int dev_id;
-	struct mem_store *store;	/* resized along with the device */
+	struct store *store;		/* resized along with the device */
 	unsigned block_size;		/* a new size must be a multiple */
 	bool recorded;			/* a recoverable store: record new sizes */
 	bool handed_over;		/* a handover was asked for and begun */
@@ -81,5 +82,13 @@ int control_read_line(int fd, char *line, size_t len, unsigned timeout_ms);
  */
 int control_request(int dev_id, const char *request, char *reply, size_t len,
 		    unsigned timeout_ms);
+
+/*
+ * control_request() for a quick look (list's stats): at most @timeout_ms
+ * for each of the two lines, and nothing said when the server cannot
+ * answer.  Returns 0 with the answer in @line, or -errno.
+ */
+int control_query(int dev_id, const char *request, char *line, size_t len,
+		  unsigned timeout_ms);
 
 #endif

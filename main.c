@@ -45,10 +45,12 @@ static int cmd_serve(int argc, char **argv)
 	if (ublk_ctrl_open(&ctrl, o.cfg.trace) < 0)
 		return 1;
 	protect_from_oom_killer();
+	if (o.store.compress)
+		lock_memory();
 	ret = refuse_config(&o.cfg, ublk_features(ctrl));
 	/* The kernel picks the id; a recoverable store is named after it. */
 	if (ret == 0)
-		ret = ublk_add(ctrl, &o.cfg, store_backend(&o.cfg), &dev);
+		ret = ublk_add(ctrl, &o.cfg, store_backend(&o.store), &dev);
 	if (ret == 0) {
 		int id = ublk_dev_id(dev);
 
@@ -83,6 +85,7 @@ static const struct verb {
 	{ "features", cmd_features, false },
 	{ "resize", cmd_resize, false },
 	{ "restart", cmd_restart, false },
+	{ "stats", cmd_stats, false },
 };
 
 int main(int argc, char **argv)

@@ -48,6 +48,8 @@ static const char usage_text[] =
 "                                   grow (or, with --force, shrink) a live device\n"
 "       ublk-mem restart ID         replace a --recoverable device's server with a\n"
 "                                   fresh one, while the device stays in use\n"
+"       ublk-mem stats [--json] ID  what a device holds and has served: memory,\n"
+"                                   compression, requests (zram's names)\n"
 "\n"
 "SIZE is bytes, with an optional K, M, G or T suffix (powers of 1024): 64M, 1G.\n"
 "The device path (/dev/ublkbN) is printed on stdout once it is live;\n"
@@ -75,6 +77,10 @@ static const char usage_text[] =
 "      --io-path PATH    how requests reach the server: per-request (FETCH and\n"
 "                        COMMIT per request), batch (batched commands, Linux\n"
 "                        7.0; copy mode bounce unless given) or auto (default)\n"
+"      --compress        keep each 4 KiB page LZ4-compressed, a page of one\n"
+"                        repeated word as that word (as zram does)\n"
+"      --mem-limit SIZE  with --compress: the store's memory at most; writes\n"
+"                        that need more fail with ENOSPC (default: no limit)\n"
 "      --zoned           a host-managed zoned device (user_copy mode), with:\n"
 "      --zone-size SIZE  a power of two (default: the largest up to 256M that\n"
 "                        divides SIZE into 8 or more zones)\n"
@@ -291,18 +297,18 @@ static void opt_id(struct options *o, const char *v)
 static void opt_prealloc(struct options *o, const char *v)
 {
 	(void)v;
-	o->store.prealloc = true;
+	o->store.mem.prealloc = true;
 }
 
 static void opt_small_pages(struct options *o, const char *v)
 {
 	(void)v;
-	o->store.small_pages = true;
+	o->store.mem.small_pages = true;
 }
 
 static void opt_reserve(struct options *o, const char *v)
 {
-	if (parse_size(v, &o->store.reserve) < 0)
+	if (parse_size(v, &o->store.mem.reserve) < 0)
 		usage_error("invalid --reserve '%s': expected a size such as 256M, or 0", v);
 	o->reserve_set = true;
 }
@@ -339,6 +345,18 @@ static void opt_store(struct options *o, const char *v)
 	check_file_arg("--store", v, o->store_path, sizeof(o->store_path));
 }
 
+static void opt_compress(struct options *o, const char *v)
+{
+	(void)v;
+	o->store.compress = true;
+}
+
+static void opt_mem_limit(struct options *o, const char *v)
+{
+	if (parse_size(v, &o->store.mem_limit) < 0 || o->store.mem_limit < (1 << 20))
+		usage_error("invalid --mem-limit '%s': expected a size of 1M or more, such as 256M", v);
+}
+
 static void opt_zoned(struct options *o, const char *v)
 {
 	(void)v;
@@ -357,29 +375,29 @@ static uint64_t zone_bytes(const char *opt, const char *v)
 
 static void opt_zone_size(struct options *o, const char *v)
 {
-	o->zone.zone_size = zone_bytes("--zone-size", v);
-	if (o->zone.zone_size & (o->zone.zone_size - 1))
+	o->store.zones.zone_size = zone_bytes("--zone-size", v);
+	if (o->store.zones.zone_size & (o->store.zones.zone_size - 1))
 		usage_error("invalid --zone-size '%s': a zone's size must be a power of two", v);
 }
 
 static void opt_zone_capacity(struct options *o, const char *v)
 {
-	o->zone.zone_capacity = zone_bytes("--zone-capacity", v);
+	o->store.zones.zone_capacity = zone_bytes("--zone-capacity", v);
 }
 
 static void opt_conventional(struct options *o, const char *v)
 {
-	o->zone.conventional = (unsigned)parse_num(v, "number of conventional zones", 0, 1U << 20);
+	o->store.zones.conventional = (unsigned)parse_num(v, "number of conventional zones", 0, 1U << 20);
 }
 
 static void opt_max_open(struct options *o, const char *v)
 {
-	o->zone.max_open = (unsigned)parse_num(v, "number of open zones", 1, 1U << 20);
+	o->store.zones.max_open = (unsigned)parse_num(v, "number of open zones", 1, 1U << 20);
 }
 
 static void opt_max_active(struct options *o, const char *v)
 {
-	o->zone.max_active = (unsigned)parse_num(v, "number of active zones", 1, 1U << 20);
+	o->store.zones.max_active = (unsigned)parse_num(v, "number of active zones", 1, 1U << 20);
 }
 
 static void opt_rebuild(struct options *o, const char *v)
@@ -443,6 +461,8 @@ static const struct option_desc {
 	{ { "recoverable", no_argument, NULL, 263 }, VERB_SERVE, opt_recoverable },
 	{ { "store", required_argument, NULL, 264 }, BOTH, opt_store },
 	{ { "rebuild", no_argument, NULL, 265 }, VERB_RECOVER, opt_rebuild },
+	{ { "compress", no_argument, NULL, 273 }, VERB_SERVE, opt_compress },
+	{ { "mem-limit", required_argument, NULL, 274 }, BOTH, opt_mem_limit },
 	{ { "zoned", no_argument, NULL, 267 }, VERB_SERVE, opt_zoned },
 	{ { "zone-size", required_argument, NULL, 268 }, VERB_SERVE, opt_zone_size },
 	{ { "zone-capacity", required_argument, NULL, 269 }, VERB_SERVE, opt_zone_capacity },
@@ -567,7 +587,7 @@ static uint64_t default_zone_size(uint64_t size)
 /* A zoned device's geometry, whole; usage errors for what cannot be. */
 static void check_zoned(struct options *o)
 {
-	struct zone_config *z = &o->zone;
+	struct zone_config *z = &o->store.zones;
 	uint64_t nr;
 
 	if (!o->zoned) {
@@ -598,6 +618,22 @@ static void check_zoned(struct options *o)
 	o->cfg.max_active_zones = z->max_active;
 }
 
+/* --compress and what cannot go with it. */
+static void check_compress(const struct options *o)
+{
+	if (!o->store.compress) {
+		if (o->store.mem_limit)
+			usage_error("--mem-limit goes with --compress");
+		return;
+	}
+	if (o->cfg.copy_mode == UBLK_COPY_ZERO)
+		usage_error("--compress cannot serve --copy-mode zero_copy: io_uring copies between the request and a file holding the data as it is");
+	if (o->store.mem.prealloc)
+		usage_error("--prealloc does not apply to --compress: its memory follows what the data compresses to");
+	if (o->store.mem.small_pages)
+		usage_error("--small-pages does not apply to --compress: it keeps pages in slabs of its own");
+}
+
 /* What only makes sense of a new device's options as a whole. */
 static void check_serve(struct options *o, const char *size_arg)
 {
@@ -619,16 +655,17 @@ static void check_serve(struct options *o, const char *size_arg)
 			    size_arg, (unsigned long long)(mem_total_bytes() >> 20));
 	if (o->store_path[0] && !o->cfg.recoverable)
 		usage_error("--store goes with --recoverable");
-	if (o->store.small_pages && o->cfg.recoverable)
+	if (o->store.mem.small_pages && o->cfg.recoverable)
 		usage_error("--small-pages does not apply to --recoverable: the page size of its store is its tmpfs's");
 	check_zoned(o);
+	check_compress(o);
 	/* Rules of the protocol that hold on any kernel: checked now. */
 	c = ublk_config_check(&o->cfg, ~0ULL, &missing);
 	if (c != UBLK_CONFIG_OK)
 		usage_error("%s", conflict_words(c));
-	o->store.size = o->cfg.size;
+	o->store.mem.size = o->cfg.size;
 	/* Room to grow (ublk-mem resize): up to what the machine could hold. */
-	o->store.max_size = max_store_size(o->cfg.size);
+	o->store.mem.max_size = max_store_size(o->cfg.size);
 }
 
 void parse_options(unsigned verb, int argc, char **argv, struct options *o)
@@ -667,7 +704,7 @@ void parse_options(unsigned verb, int argc, char **argv, struct options *o)
 	if (o->svc.daemon && o->cfg.trace)
 		usage_error("--trace prints on stderr, which --daemon leaves: trace in the foreground");
 	if (!o->reserve_set)
-		o->store.reserve = mem_default_reserve();
+		o->store.mem.reserve = mem_default_reserve();
 	if (verb == VERB_SERVE) {
 		check_serve(o, arg);
 	} else if (!arg) {
@@ -676,6 +713,6 @@ void parse_options(unsigned verb, int argc, char **argv, struct options *o)
 		o->id = (int)parse_num(arg, "device id", 0, MAX_ID);
 	}
 	if (o->store_path[0])
-		o->store.path = o->store_path;
-	o->store.file_io = o->cfg.copy_mode == UBLK_COPY_ZERO;
+		o->store.mem.path = o->store_path;
+	o->store.mem.file_io = o->cfg.copy_mode == UBLK_COPY_ZERO;
 }

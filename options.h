@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mem_backend.h"
+#include "store.h"
 #include "service.h"
 #include "ublk.h"
 #include "zone.h"
@@ -29,12 +29,11 @@ enum verb_bits {
 /* What the command line asked for. */
 struct options {
 	struct ublk_config cfg;
-	struct mem_store_config store;
+	struct store_config store;	/* its store: kind, size, file, zones */
 	bool reserve_set;
 	char store_path[PATH_MAX];	/* --store, made absolute; "" if not given */
 	struct service svc;
-	bool zoned;			/* --zoned */
-	struct zone_config zone;	/* its geometry (size and fd set later) */
+	bool zoned;			/* --zoned (the zones are in store.zones) */
 	int id;				/* recover: the device */
 	bool rebuild;			/* recover --rebuild */
 };

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -235,6 +236,22 @@ int serve_until_stopped(struct ublk_dev *dev, struct control *ctl)
 	if (ret == -ENODEV)
 		log_err("/dev/ublkb%d was stopped by someone else; exiting", ublk_dev_id(dev));
 	return ret;
+}
+
+/*
+ * Lock every page this process has or will touch, as it touches it
+ * (MCL_ONFAULT: reserved but untouched memory costs nothing).  A device
+ * used as swap must never wait for its own memory to come back from swap,
+ * which is itself: a queue thread faulting on a swapped-out page of the
+ * store, or of its own stack, would wait for a read only it can serve.
+ * The compressed store gives pages back with MADV_DONTNEED_LOCKED, which
+ * locked pages allow.
+ */
+void lock_memory(void)
+{
+	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) < 0)
+		log_err("warning: cannot lock the server's memory: %s (used as swap, the device could wait for itself)",
+			strerror(errno));
 }
 
 void protect_from_oom_killer(void)

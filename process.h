@@ -47,6 +47,12 @@ bool stop_asked(void *arg);
  */
 int serve_until_stopped(struct ublk_dev *dev, struct control *ctl);
 
+/*
+ * Keep all of this process's memory in RAM, locked as it is touched: for
+ * a compressed device, which is what a machine swaps to (see process.c).
+ */
+void lock_memory(void);
+
 /* Make the OOM killer pick this server last (see OOM_SCORE_ADJ). */
 void protect_from_oom_killer(void);
 

@@ -87,6 +87,8 @@ void record_write(int dev_id, const struct record *r)
 			(unsigned long long)r->geo.zone_size,
 			(unsigned long long)r->geo.zone_capacity, r->geo.conventional,
 			r->geo.max_open, r->geo.max_active, r->zones_dev, r->zones_ino);
+	if (r->has_geometry && r->geo.compress)
+		fprintf(f, "compress=1 mem_limit=%llu\n", (unsigned long long)r->geo.mem_limit);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
 		log_err("warning: %s: %s", path, strerror(errno));
 		unlink(tmp);
@@ -121,7 +123,8 @@ bool record_read(int dev_id, struct record *r)
 		fscanf(f, "size=%llu block=%u queues=%u depth=%u flags=0x%llx", &size,
 		       &r->geo.block_size, &r->geo.queues, &r->geo.depth, &flags) == 5;
 	if (r->has_geometry) {
-		unsigned long long zone, cap;
+		unsigned long long zone, cap, limit;
+		unsigned compress;
 
 		r->geo.size = size;
 		r->geo.flags = flags;
@@ -130,6 +133,10 @@ bool record_read(int dev_id, struct record *r)
 			   &r->zones_dev, &r->zones_ino) == 7) {
 			r->geo.zone_size = zone;
 			r->geo.zone_capacity = cap;
+		}
+		if (fscanf(f, " compress=%u mem_limit=%llu", &compress, &limit) == 2) {
+			r->geo.compress = compress == 1;
+			r->geo.mem_limit = limit;
 		}
 	}
 	fclose(f);

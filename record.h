@@ -30,6 +30,9 @@ struct record_geometry {
 	/* A zoned device (zone_size 0 for a plain one): see zone.h. */
 	uint64_t zone_size, zone_capacity;
 	unsigned conventional, max_open, max_active;
+	/* A compressed store (--compress), and its --mem-limit (0: none). */
+	bool compress;
+	uint64_t mem_limit;
 };
 
 struct record {

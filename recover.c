@@ -62,17 +62,6 @@ static void config_of(const struct record_geometry *g, int id, struct ublk_confi
 	cfg->max_active_zones = g->max_active;
 }
 
-/* The zones of a device made as @g, for zoned_open(). */
-static void zones_of(const struct record_geometry *g, struct zone_config *z)
-{
-	memset(z, 0, sizeof(*z));
-	z->zone_size = g->zone_size;
-	z->zone_capacity = g->zone_capacity;
-	z->conventional = g->conventional;
-	z->max_open = g->max_open;
-	z->max_active = g->max_active;
-}
-
 /*
  * `recover --rebuild`: the kernel will not recover device @cfg->dev_id
  * (or has lost it), so delete what is left of it and create it again,
@@ -80,7 +69,7 @@ static void zones_of(const struct record_geometry *g, struct zone_config *z)
  * programs that held the old /dev/ublkbN get errors.
  */
 static int rebuild(struct ublk_ctrl *ctrl, struct ublk_config *cfg,
-		   struct served_store *st)
+		   const struct store_config *scfg, struct served_store *st)
 {
 	struct ublk_dev *dev;
 	int id = cfg->dev_id, ret;
@@ -91,16 +80,16 @@ static int rebuild(struct ublk_ctrl *ctrl, struct ublk_config *cfg,
 			 strerror(-ret), ret == -EBUSY ?
 			 " (the kernel keeps its id while a file system on it is mounted: unmount it, then run this again)" : "",
 			 st->rec.path);
-		mem_store_close(&st->mem);
+		store_close(&st->store);
 		return ret;
 	}
 	/* Should this start fail, the device is kept for another try. */
 	cfg->holds_data = true;
-	ret = ublk_add(ctrl, cfg, store_backend(cfg), &dev);
+	ret = ublk_add(ctrl, cfg, store_backend(scfg), &dev);
 	if (ret < 0) {
 		log_err("device %d could not be made anew, but its data is safe in %s: ublk-mem recover %d --rebuild once the cause is fixed",
 			 id, st->rec.path, id);
-		mem_store_close(&st->mem);
+		store_close(&st->store);
 		return ret;
 	}
 	st->rebuilt = true;
@@ -140,6 +129,11 @@ static int find_geometry(struct ublk_ctrl *ctrl, const struct options *ro,
 		return -EINVAL;
 	}
 	geometry_of(&info, &params, geo);
+	if (recorded && rec->has_geometry) {
+		/* The kernel does not know how the store keeps its data. */
+		geo->compress = rec->geo.compress;
+		geo->mem_limit = rec->geo.mem_limit;
+	}
 	if (geo->zone_size) {
 		/* The kernel knows the zone size and limits; the record the rest. */
 		if (!recorded || rec->geo.zone_size != geo->zone_size) {
@@ -159,36 +153,49 @@ static int find_geometry(struct ublk_ctrl *ctrl, const struct options *ro,
  * be the recorded file.  The record is then brought up to date.
  */
 static int open_recorded_store(const struct options *ro, bool recorded,
-			       const struct record_geometry *geo, struct served_store *st,
-			       struct mem_store_config *scfg)
+			       struct record_geometry *geo, struct served_store *st,
+			       struct store_config *scfg)
 {
+	struct mem_store_config *m = &scfg->mem;
+	struct zone_config *z = &scfg->zones;
+
 	if (ro->store_path[0])
 		snprintf(st->rec.path, sizeof(st->rec.path), "%s", ro->store_path);
 	else if (!recorded)
 		record_default_store(st->rec.path, sizeof(st->rec.path), ro->id);
 	st->file = true;
 	memset(scfg, 0, sizeof(*scfg));
-	scfg->size = geo->size;
-	scfg->max_size = max_store_size(geo->size);
-	scfg->path = st->rec.path;
-	scfg->reserve = ro->store.reserve;
-	scfg->prealloc = ro->store.prealloc;
-	scfg->file_io = ublk_copy_mode_of(geo->flags) == UBLK_COPY_ZERO;
+	m->size = geo->size;
+	m->max_size = max_store_size(geo->size);
+	m->path = st->rec.path;
+	m->reserve = ro->store.mem.reserve;
+	m->prealloc = ro->store.mem.prealloc;
+	m->file_io = ublk_copy_mode_of(geo->flags) == UBLK_COPY_ZERO;
 	if (recorded) {
-		scfg->expect_dev = (dev_t)st->rec.dev;
-		scfg->expect_ino = (ino_t)st->rec.ino;
+		m->expect_dev = (dev_t)st->rec.dev;
+		m->expect_ino = (ino_t)st->rec.ino;
+		scfg->zones_dev = (dev_t)st->rec.zones_dev;
+		scfg->zones_ino = (ino_t)st->rec.zones_ino;
+	} else if (store_file_is_compressed(st->rec.path)) {
+		log_err("%s holds a compressed store (its record is gone): recovering it as one",
+			st->rec.path);
+		geo->compress = true;
 	}
-	if (mem_store_open(&st->mem, scfg) < 0)
+	scfg->compress = geo->compress;
+	if (ro->store.mem_limit)
+		geo->mem_limit = ro->store.mem_limit;
+	scfg->mem_limit = geo->mem_limit;
+	if (geo->compress && m->prealloc) {
+		log_err("--prealloc does not apply to a compressed store");
 		return -1;
-	if (geo->zone_size) {
-		struct zone_config z;
-
-		zones_of(geo, &z);
-		if (open_zones(st, &z, false) < 0) {
-			mem_store_close(&st->mem);
-			return -1;
-		}
 	}
+	z->zone_size = geo->zone_size;
+	z->zone_capacity = geo->zone_capacity;
+	z->conventional = geo->conventional;
+	z->max_open = geo->max_open;
+	z->max_active = geo->max_active;
+	if (store_open(&st->store, scfg) < 0)
+		return -1;
 	record_store(ro->id, st, geo);
 	return 0;
 }
@@ -198,7 +205,7 @@ int cmd_recover(int argc, char **argv)
 {
 	struct options ro;
 	struct record_geometry geo;
-	struct mem_store_config scfg;
+	struct store_config scfg;
 	struct served_store st = { 0 };
 	struct ublk_ctrl *ctrl;
 	struct ublk_dev *dev;
@@ -217,23 +224,25 @@ int cmd_recover(int argc, char **argv)
 	protect_from_oom_killer();
 	config_of(&geo, ro.id, &ro.cfg);
 	if (refuse_config(&ro.cfg, ublk_features(ctrl)) < 0) {
-		mem_store_close(&st.mem);
+		store_close(&st.store);
 		goto out;
 	}
+	if (scfg.compress)
+		lock_memory();
 	if (!exists) {
-		ret = rebuild(ctrl, &ro.cfg, &st);
+		ret = rebuild(ctrl, &ro.cfg, &scfg, &st);
 		goto out;
 	}
-	ret = ublk_attach(ctrl, ro.id, &ro.cfg, store_backend(&ro.cfg), &dev);
+	ret = ublk_attach(ctrl, ro.id, &ro.cfg, store_backend(&scfg), &dev);
 	if (ret < 0) {
-		mem_store_close(&st.mem);
+		store_close(&st.store);
 		goto out;
 	}
 	ret = serve(dev, &st);
 	if (ret == -ENOTRECOVERABLE && ro.rebuild) {
 		ret = open_recorded_store(&ro, true, &geo, &st, &scfg);
 		if (ret == 0)
-			ret = rebuild(ctrl, &ro.cfg, &st);
+			ret = rebuild(ctrl, &ro.cfg, &scfg, &st);
 	} else if (ret == -ENOTRECOVERABLE) {
 		log_err("its data is safe in %s. `ublk-mem recover %d --rebuild` creates the device again from it (programs holding /dev/ublkb%d get I/O errors); `ublk-mem del %d` would delete the data",
 			 st.rec.path, ro.id, ro.id, ro.id);

@@ -29,66 +29,12 @@
  */
 void store_done(struct served_store *st, int dev_id, bool remove)
 {
-	if (st->zoned) {
-		zoned_close(&st->zones);
-		if (st->zones_fd >= 0)
-			close(st->zones_fd);
-		st->zoned = false;
-	}
-	mem_store_close(&st->mem);
+	store_close(&st->store);
 	if (!st->file || !remove)
 		return;
 	record_remove_zones(&st->rec);
 	record_remove_store(&st->rec);
 	record_remove(dev_id);
-}
-
-const struct backend_ops *store_backend(const struct ublk_config *cfg)
-{
-	return fault_backend(cfg->zone_size ? &zoned_backend_ops : &mem_backend_ops);
-}
-
-void *store_data(struct served_store *st)
-{
-	return st->zoned ? (void *)&st->zones : (void *)&st->mem;
-}
-
-int open_zones(struct served_store *st, const struct zone_config *given, bool create)
-{
-	struct zone_config zcfg = *given;
-	char path[PATH_MAX + 8];
-	struct pinned_file pf;
-	int ret;
-
-	st->zones_fd = -1;
-	if (st->file) {
-		record_zones_path(path, sizeof(path), st->rec.path);
-		st->zones_fd = pinned_open_private(&pf, path, create, "zone state");
-		pinned_close(&pf);
-		if (st->zones_fd < 0)
-			return st->zones_fd;
-		if (!create && st->rec.zones_ino && (pf.dev != (dev_t)st->rec.zones_dev ||
-						    pf.ino != (ino_t)st->rec.zones_ino)) {
-			log_err("%s is not the zone state the device was created with; refusing it", path);
-			close(st->zones_fd);
-			return -ESTALE;
-		}
-		st->rec.zones_dev = (unsigned long long)pf.dev;
-		st->rec.zones_ino = (unsigned long long)pf.ino;
-	}
-	zcfg.size = st->mem.size;
-	zcfg.meta_fd = st->zones_fd;
-	zcfg.create = create;
-	ret = zoned_open(&st->zones, &zcfg, &mem_backend_ops, &st->mem);
-	if (ret < 0) {
-		if (st->zones_fd >= 0)
-			close(st->zones_fd);
-		if (create && st->file)
-			unlink(path);
-		return ret;
-	}
-	st->zoned = true;
-	return 0;
 }
 
 /*
@@ -98,6 +44,7 @@ int open_zones(struct served_store *st, const struct zone_config *given, bool cr
 struct successor {
 	char *argv[20];
 	char id[16], store[PATH_MAX], pidfile[PATH_MAX], poll[32], threads[40], reserve[40];
+	char mem_limit[40];
 };
 
 static void successor_args(struct successor *sc, const char *program, int id,
@@ -111,7 +58,8 @@ static void successor_args(struct successor *sc, const char *program, int id,
 	snprintf(sc->poll, sizeof(sc->poll), "--poll=%u", poll_us == UBLK_POLL_OFF ? 0 : poll_us);
 	snprintf(sc->threads, sizeof(sc->threads), "--queue-threads=%u", ublk_queue_threads(dev));
 	snprintf(sc->reserve, sizeof(sc->reserve), "--reserve=%llu",
-		 (unsigned long long)st->mem.budget.reserve);
+		 (unsigned long long)(st->store.compressed ? st->store.cz.budget.reserve :
+				      st->store.mem.budget.reserve));
 	sc->argv[n++] = (char *)program;
 	sc->argv[n++] = "recover";
 	sc->argv[n++] = sc->id;
@@ -126,8 +74,13 @@ static void successor_args(struct successor *sc, const char *program, int id,
 		sc->argv[n++] = sc->poll;
 	sc->argv[n++] = sc->threads;
 	sc->argv[n++] = sc->reserve;
-	if (st->mem.locked)
+	if (!st->store.compressed && st->store.mem.locked)
 		sc->argv[n++] = "--prealloc";
+	if (st->store.compressed && st->store.cz.z.a.limit) {
+		snprintf(sc->mem_limit, sizeof(sc->mem_limit), "--mem-limit=%llu",
+			 (unsigned long long)st->store.cz.z.a.limit);
+		sc->argv[n++] = sc->mem_limit;
+	}
 	sc->argv[n] = NULL;
 }
 
@@ -170,7 +123,7 @@ int serve(struct ublk_dev *dev, struct served_store *st)
 	int id = ublk_dev_id(dev), ret, client;
 	struct control ctl = {
 		.dev_id = id,
-		.store = &st->mem,
+		.store = &st->store,
 		.block_size = ublk_block_size(dev),
 		.recorded = st->file,
 	};
@@ -179,7 +132,7 @@ int serve(struct ublk_dev *dev, struct served_store *st)
 
 	/* resize and restart reach the server through its control socket. */
 	control_open(&ctl);
-	ret = ublk_start(dev, store_data(st), stop_asked, NULL);
+	ret = ublk_start(dev, store_data(&st->store), stop_asked, NULL);
 	if (ret == 0) {
 		if (st->rebuilt)
 			log_err("device %d rebuilt from its store %s: the data is intact, but programs that had /dev/ublkb%d open got I/O errors",
@@ -234,8 +187,10 @@ int serve(struct ublk_dev *dev, struct served_store *st)
 /* Record @st as the store of device @id, made as @geo. */
 void record_store(int id, struct served_store *st, const struct record_geometry *geo)
 {
-	st->rec.dev = (unsigned long long)st->mem.st_dev;
-	st->rec.ino = (unsigned long long)st->mem.st_ino;
+	st->rec.dev = (unsigned long long)st->store.dev;
+	st->rec.ino = (unsigned long long)st->store.ino;
+	st->rec.zones_dev = (unsigned long long)st->store.zones_dev;
+	st->rec.zones_ino = (unsigned long long)st->store.zones_ino;
 	st->rec.has_geometry = true;
 	st->rec.geo = *geo;
 	record_write(id, &st->rec);
@@ -244,41 +199,31 @@ void record_store(int id, struct served_store *st, const struct record_geometry 
 /* Open the store of a new device @dev_id (a file for --recoverable). */
 int open_new_store(struct options *o, const struct ublk_dev *dev, struct served_store *st)
 {
-	int dev_id = ublk_dev_id(dev), ret;
+	int ret;
 
 	memset(st, 0, sizeof(*st));
 	if (o->cfg.recoverable) {
 		if (o->store_path[0])
 			snprintf(st->rec.path, sizeof(st->rec.path), "%s", o->store_path);
 		else
-			record_default_store(st->rec.path, sizeof(st->rec.path), dev_id);
-		o->store.path = st->rec.path;
-		o->store.create = true;
+			record_default_store(st->rec.path, sizeof(st->rec.path), ublk_dev_id(dev));
+		o->store.mem.path = st->rec.path;
+		o->store.mem.create = true;
 		st->file = true;
 	}
-	ret = mem_store_open(&st->mem, &o->store);
+	ret = store_open(&st->store, &o->store);
 	if (ret < 0)
-		return ret;	/* a store file it made is gone already */
-	if (o->cfg.zone_size)
-		ret = open_zones(st, &o->zone, true);
-	if (ret < 0) {
-		/* The store file was made here a moment ago, and holds nothing. */
-		st->rec.dev = (unsigned long long)st->mem.st_dev;
-		st->rec.ino = (unsigned long long)st->mem.st_ino;
-		mem_store_close(&st->mem);
-		if (st->file)
-			record_remove_store(&st->rec);
-		return ret;
-	}
+		return ret;	/* files it made are gone already */
 	if (st->file) {
 		const struct ublksrv_ctrl_dev_info *info = ublk_info(dev);
+		const struct zone_config *z = &o->store.zones;
 		struct record_geometry geo = {
 			.size = o->cfg.size, .block_size = o->cfg.block_size,
 			.queues = info->nr_hw_queues, .depth = info->queue_depth,
-			.flags = info->flags, .zone_size = o->zone.zone_size,
-			.zone_capacity = o->zone.zone_capacity,
-			.conventional = o->zone.conventional, .max_open = o->zone.max_open,
-			.max_active = o->zone.max_active,
+			.flags = info->flags, .zone_size = z->zone_size,
+			.zone_capacity = z->zone_capacity, .conventional = z->conventional,
+			.max_open = z->max_open, .max_active = z->max_active,
+			.compress = o->store.compress, .mem_limit = o->store.mem_limit,
 		};
 
 		record_store(ublk_dev_id(dev), st, &geo);
@@ -286,4 +231,3 @@ int open_new_store(struct options *o, const struct ublk_dev *dev, struct served_
 	st->fresh = true;
 	return 0;
 }
-

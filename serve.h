@@ -9,36 +9,19 @@
 
 #include <stdbool.h>
 
-#include "mem_backend.h"
 #include "options.h"
 #include "record.h"
 #include "ublk.h"
-#include "zone.h"
+#include "store.h"
 
 /* A store opened for a device: what it is and whether it must go. */
 struct served_store {
-	struct mem_store mem;
+	struct store store;
 	struct record rec;
 	bool file;		/* a file that outlives the process */
 	bool fresh;		/* made by this process for a new device */
 	bool rebuilt;		/* served by a device made anew (--rebuild) */
-	/* A zoned device: the zones in front of the store, and their file. */
-	bool zoned;
-	struct zoned zones;
-	int zones_fd;		/* the zone state's tmpfs file, or -1 */
 };
-
-/* The backend a device of @cfg is served with (zoned or plain RAM). */
-const struct backend_ops *store_backend(const struct ublk_config *cfg);
-
-/* The backend's data for ublk_start(): the zones, or the store. */
-void *store_data(struct served_store *st);
-
-/*
- * With the store of a zoned device open: its zones, fresh (@create) or as
- * a crash left them, kept in a file next to a file store.  0 or -errno.
- */
-int open_zones(struct served_store *st, const struct zone_config *zcfg, bool create);
 
 /*
  * Open the store of a new device (a file for --recoverable, named after

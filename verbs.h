@@ -2,7 +2,7 @@
  * verbs.h - the verbs besides `ublk-mem SIZE` (main.c): each takes the
  * whole command line and returns the exit status.
  *
- *   admin.c     list, del, features, resize: devices seen from outside
+ *   admin.c     list, del, features, resize, stats: devices seen from outside
  *   recover.c   recover, restart: a device taken over by a new server
  */
 #ifndef UBLK_MEM_VERBS_H
@@ -14,5 +14,6 @@ int cmd_features(int argc, char **argv);
 int cmd_resize(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 int cmd_restart(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 #endif

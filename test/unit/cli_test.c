@@ -172,9 +172,9 @@ static void test_parse_args_defaults(void)
 	struct options o;
 
 	parse(&o, args);
-	CHECK(o.cfg.size == 64 * MiB && o.store.size == 64 * MiB,
+	CHECK(o.cfg.size == 64 * MiB && o.store.mem.size == 64 * MiB,
 	      "ublk-mem 64M: a 64 MiB device and store", "device %llu, store %llu",
-	      (unsigned long long)o.cfg.size, (unsigned long long)o.store.size);
+	      (unsigned long long)o.cfg.size, (unsigned long long)o.store.mem.size);
 	CHECK(o.cfg.nr_queues == 1 && o.cfg.depth == 128 && o.cfg.block_size == 512 &&
 	      o.cfg.dev_id == -1 && o.cfg.copy_mode == UBLK_COPY_GET_DATA,
 	      "defaults: 1 queue, depth 128, 512-byte blocks, any id, get_data",
@@ -184,14 +184,14 @@ static void test_parse_args_defaults(void)
 	      "defaults: spin only while busy, not recoverable, no trace",
 	      "poll_us %u, recoverable %d, trace %d", o.cfg.poll_us, o.cfg.recoverable,
 	      o.cfg.trace);
-	CHECK(!o.store.path && !o.store.create && !o.store.prealloc && !o.store.small_pages,
+	CHECK(!o.store.mem.path && !o.store.mem.create && !o.store.mem.prealloc && !o.store.mem.small_pages,
 	      "defaults: anonymous memory, allocated lazily, in huge pages",
 	      "path %s, create %d, prealloc %d, small_pages %d",
-	      o.store.path ? o.store.path : "(none)", o.store.create, o.store.prealloc,
-	      o.store.small_pages);
-	CHECK(!o.reserve_set && o.store.reserve == mem_default_reserve(),
+	      o.store.mem.path ? o.store.mem.path : "(none)", o.store.mem.create, o.store.mem.prealloc,
+	      o.store.mem.small_pages);
+	CHECK(!o.reserve_set && o.store.mem.reserve == mem_default_reserve(),
 	      "defaults: the reserve is mem_default_reserve()", "reserve %llu (set %d), want %llu",
-	      (unsigned long long)o.store.reserve, o.reserve_set,
+	      (unsigned long long)o.store.mem.reserve, o.reserve_set,
 	      (unsigned long long)mem_default_reserve());
 }
 
@@ -232,21 +232,21 @@ static void test_parse_args_options(void)
 	      (int)o.cfg.copy_mode, (unsigned long long)o.cfg.size);
 
 	parse(&o, after_size);
-	CHECK(o.cfg.size == 8 * MiB && o.reserve_set && o.store.reserve == 0 &&
-	      o.cfg.copy_mode == UBLK_COPY_BOUNCE && o.store.prealloc && o.store.small_pages,
+	CHECK(o.cfg.size == 8 * MiB && o.reserve_set && o.store.mem.reserve == 0 &&
+	      o.cfg.copy_mode == UBLK_COPY_BOUNCE && o.store.mem.prealloc && o.store.mem.small_pages,
 	      "options after SIZE: 8M --reserve 0 --copy-mode=bounce --prealloc --small-pages",
 	      "size %llu, reserve %llu (set %d), copy mode %d, prealloc %d, small_pages %d",
-	      (unsigned long long)o.cfg.size, (unsigned long long)o.store.reserve,
-	      o.reserve_set, (int)o.cfg.copy_mode, o.store.prealloc, o.store.small_pages);
+	      (unsigned long long)o.cfg.size, (unsigned long long)o.store.mem.reserve,
+	      o.reserve_set, (int)o.cfg.copy_mode, o.store.mem.prealloc, o.store.mem.small_pages);
 
 	parse(&o, poll_default);
 	CHECK_EQ(o.cfg.poll_us, POLL_US_DEFAULT, "--poll: spin 1000 us");
 	parse(&o, poll_off);
 	CHECK_EQ(o.cfg.poll_us, UBLK_POLL_OFF, "--poll=0: never spin");
 	parse(&o, poll_us);
-	CHECK(o.cfg.poll_us == 250 && o.reserve_set && o.store.reserve == 256 * MiB,
+	CHECK(o.cfg.poll_us == 250 && o.reserve_set && o.store.mem.reserve == 256 * MiB,
 	      "8M --poll=250 --reserve=256M", "poll_us %u, reserve %llu (set %d)",
-	      o.cfg.poll_us, (unsigned long long)o.store.reserve, o.reserve_set);
+	      o.cfg.poll_us, (unsigned long long)o.store.mem.reserve, o.reserve_set);
 	parse(&o, threads);
 	CHECK(o.cfg.queue_threads == 2 && o.cfg.depth == 2,
 	      "8M -d 2 --queue-threads=2", "queue_threads %u, depth %u",
@@ -272,16 +272,16 @@ static void test_parse_args_store(void)
 		return;
 	snprintf(path, sizeof(path), "%s/store", dir);
 	parse(&o, args);
-	CHECK(o.cfg.recoverable && o.store.path && !strcmp(o.store.path, path) &&
-	      !o.store.create && !o.store.small_pages,
+	CHECK(o.cfg.recoverable && o.store.mem.path && !strcmp(o.store.mem.path, path) &&
+	      !o.store.mem.create && !o.store.mem.small_pages,
 	      "--recoverable --store DIR/store 8M: that path, created later",
 	      "recoverable %d, path %s, create %d", o.cfg.recoverable,
-	      o.store.path ? o.store.path : "(none)", o.store.create);
+	      o.store.mem.path ? o.store.mem.path : "(none)", o.store.mem.create);
 	CHECK(access(path, F_OK) < 0, "parsing --store creates no file", "%s exists", path);
 	parse(&o, bare);
-	CHECK(o.cfg.recoverable && !o.store.path,
+	CHECK(o.cfg.recoverable && !o.store.mem.path,
 	      "--recoverable 8M: the default store path is chosen later",
-	      "recoverable %d, path %s", o.cfg.recoverable, o.store.path ? o.store.path : "(none)");
+	      "recoverable %d, path %s", o.cfg.recoverable, o.store.mem.path ? o.store.mem.path : "(none)");
 	rmdir(dir);
 }
 
@@ -604,7 +604,7 @@ static void test_parse_args_service(void)
 	snprintf(want, sizeof(want), "%s/x.pid", strcmp(cwd, "/") ? cwd : "");
 	CHECK_STR(o.svc.pidfile, want, "--pidfile=x.pid is made absolute (the daemon works from /)");
 	snprintf(want, sizeof(want), "%s/s", strcmp(cwd, "/") ? cwd : "");
-	CHECK_STR(o.store.path, want, "--store s is made absolute (its record names it)");
+	CHECK_STR(o.store.mem.path, want, "--store s is made absolute (its record names it)");
 	CHECK(!o.svc.daemon, "without -D: the foreground", "daemon %d", o.svc.daemon);
 }
 
@@ -853,13 +853,14 @@ struct device_case {
 	const struct ublksrv_ctrl_dev_info *info;
 	const struct ublk_params *params;
 	const char *store;
+	const char *stats;	/* a server's stats answer, or NULL */
 };
 
 static void print_json_device(FILE *f, const void *arg)
 {
 	const struct device_case *c = arg;
 
-	json_device(f, c->id, c->info, c->params, c->store);
+	json_device(f, c->id, c->info, c->params, c->store, c->stats);
 }
 
 static void test_json_device(void)
@@ -871,7 +872,8 @@ static void test_json_device(void)
 			 UBLK_F_CMD_IOCTL_ENCODE | UBLK_F_USER_COPY | (1ULL << 62),
 	};
 	struct ublk_params params = { .types = UBLK_PARAM_TYPE_BASIC };
-	struct device_case c = { 3, &info, &params, "/dev/shm/ublk-mem-3" };
+	struct device_case c = { 3, &info, &params, "/dev/shm/ublk-mem-3",
+				 "ok compressed=1 orig_data_size=8192 mem_used_total=4096 reads=7" };
 	char buf[1024], want[512];
 
 	params.basic.dev_sectors = 64 * MiB >> 9;
@@ -881,18 +883,21 @@ static void test_json_device(void)
 		  "\"size\":67108864,\"block_size\":4096,\"queues\":2,\"depth\":64,"
 		  "\"copy_mode\":\"user_copy\",\"recoverable\":true,\"flags\":[\"USER_RECOVERY\","
 		  "\"USER_RECOVERY_REISSUE\",\"CMD_IOCTL_ENCODE\",\"USER_COPY\",\"bit-62\"],"
-		  "\"zoned\":null,\"store\":\"/dev/shm/ublk-mem-3\"}",
-		  "json_device: a recoverable device with its store");
+		  "\"zoned\":null,\"store\":\"/dev/shm/ublk-mem-3\",\"stats\":{\"compressed\":true,"
+		  "\"orig_data_size\":8192,\"mem_used_total\":4096,\"reads\":7}}",
+		  "json_device: a recoverable device with its store and its server's stats");
 	info.flags = UBLK_F_NEED_GET_DATA;
 	info.state = UBLK_S_DEV_LIVE;
 	info.ublksrv_pid = getpid();
 	params.types = 0;
 	c.store = NULL;
+	c.stats = NULL;
 	snprintf(want, sizeof(want),
 		 "{\"id\":3,\"device\":\"/dev/ublkb3\",\"state\":\"live\",\"pid\":%d,"
 		 "\"size\":null,\"block_size\":null,\"queues\":2,\"depth\":64,"
 		 "\"copy_mode\":\"get_data\",\"recoverable\":false,"
-		 "\"flags\":[\"NEED_GET_DATA\"],\"zoned\":null,\"store\":null}", (int)getpid());
+		 "\"flags\":[\"NEED_GET_DATA\"],\"zoned\":null,\"store\":null,\"stats\":null}",
+		 (int)getpid());
 	CHECK_STR(printed(buf, sizeof(buf), print_json_device, &c), want,
 		  "json_device: live, no size without parameters, no store, get_data");
 	c.info = NULL;
@@ -900,7 +905,8 @@ static void test_json_device(void)
 	CHECK_STR(printed(buf, sizeof(buf), print_json_device, &c),
 		  "{\"id\":3,\"device\":\"/dev/ublkb3\",\"state\":\"removed\",\"pid\":null,"
 		  "\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,"
-		  "\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null}",
+		  "\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null,"
+		  "\"stats\":null}",
 		  "json_device: an id held for a removed device");
 }
 
