@@ -583,6 +583,33 @@ has_feature() {
 	"$UBLK_MEM" features | grep -q "^$1 *yes"
 }
 
+# stat_of ID NAME: one field of `ublk-mem stats ID` (zram's names); a
+# failed stats request fails the test.
+stat_of() {
+	run_with_timeout 30 "$UBLK_MEM" stats "$1" >"$T_TMP/stats" 2>"$T_TMP/stats.err" ||
+		fail "ublk-mem stats $1 failed: $(cat "$T_TMP/stats.err")"
+	_so=$(awk -v n="$2" '$1 == n { print $2 }' "$T_TMP/stats")
+	[ -n "$_so" ] || fail "ublk-mem stats $1 has no $2: $(tr '\n' ' ' <"$T_TMP/stats")"
+	echo "$_so"
+}
+
+# text_file PATH BYTES: compressible text (words and numbers in lines, as
+# logs and source code are), BYTES long, a multiple of 4096.
+text_file() {
+	awk -v n="$2" 'BEGIN {
+		split("the of and a to in is that for it as with was on by block device page memory server kernel request queue write read", w, " ")
+		srand(7)
+		while (t < n) {
+			l = sprintf("%06d %s %s %s %d %s\n", i++, w[int(rand() * 26) + 1],
+				w[int(rand() * 26) + 1], w[int(rand() * 26) + 1], int(rand() * 100000),
+				w[int(rand() * 26) + 1])
+			printf "%s", l
+			t += length(l)
+		}
+	}' | head -c "$2" >"$1" || fail "cannot write $1"
+	[ "$(stat -c %s "$1")" = "$2" ] || fail "$1 is not $2 bytes long"
+}
+
 # server_of DEV: the pid of the server of DEV, from `ublk-mem list`.
 server_of() {
 	"$UBLK_MEM" list | awk -v id="${1#/dev/ublkb}" '$1 == id { print $3 }'

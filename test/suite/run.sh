@@ -167,6 +167,8 @@ for t in $tests; do
 	else
 		passed=$((passed + 1))
 		echo "PASS $name (${secs}s)"
+		# SUITE_SAY=1: what it said on the way (figures, messages seen).
+		[ "${SUITE_SAY:-0}" = 1 ] && grep '^# ' "$OUT/log" | sed 's/^/    /'
 	fi
 	trouble=
 done

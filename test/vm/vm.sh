@@ -28,6 +28,7 @@
 #   UBLK_MEM_ARGS   options the tests add to every server they start
 #                   (e.g. "--copy-mode user_copy")
 #   VM_PROBE=1      first print what the kernel's ublk offers (see init)
+#   SUITE_SAY=1     show what passing tests said (their "# ..." lines)
 #   UBLK_MEM_BIN, UBLK_MEM_EXTRA, KERNEL, MODULES, UBLK_MEM_CACHE
 # Exit status: 0 when the VM finished and everything passed, 1 otherwise.
 set -euo pipefail
@@ -81,6 +82,7 @@ APPEND="console=$CONSOLE quiet panic=-1 mitigations=off ublkmem.mode=$MODE"
 [ $# -gt 0 ] && APPEND="$APPEND ublkmem.args=\"$*\""
 [ -n "${UBLK_MEM_GUEST:-}" ] && APPEND="$APPEND ublkmem.bin=$UBLK_MEM_GUEST"
 [ -n "${UBLK_MEM_ARGS:-}" ] && APPEND="$APPEND ublkmem.srvargs=$(echo "$UBLK_MEM_ARGS" | tr ' ' ,)"
+[ "${SUITE_SAY:-0}" = 1 ] && APPEND="$APPEND ublkmem.say=1"
 [ "${VM_PROBE:-0}" = 1 ] && APPEND="$APPEND ublkmem.probe=1"
 [ -n "${VM_APPEND:-}" ] && APPEND="$APPEND $VM_APPEND"
 
