@@ -9,6 +9,12 @@
 #                       newest, a series (7.3) or a version (7.3.4); see
 #                       test/vm/kernel.sh. KVER in the environment works too
 #   --quick             a smoke run: 1 round of 1 s per job
+#   --zoned             the zoned matrix: ublk-mem 256M --zoned --zone-size
+#                       16M (with --ublk-args) against the kernel's zoned
+#                       null_blk of ublk-mem's geometry (the reference,
+#                       null_blk-zoned), fio --zonemode=zbd; its own jobs:
+#                       seqwrite-4k-qd1 seqwrite-128k-qd4 randwrite-4k-qd1
+#                       randread-4k-qd1 randread-4k-qd32 seqread-128k-qd8
 #   --rounds N          rounds over the whole matrix (default 3; medians)
 #   --runtime SECONDS   length of each timed job run (default 5)
 #   --jobs LIST         run only these jobs (names as in summary.csv; spaces
@@ -35,13 +41,17 @@
 # ublk-mem, brd, null_blk, loop over tmpfs and nbdkit's memory plugin,
 # 64 MiB each and filled once; fio libaio O_DIRECT jobs; a round runs every
 # job on every device, the devices interleaved; medians over the rounds,
-# and the ratio to brd as the median of the rounds' paired ratios.
+# and the ratio to brd as the median of the rounds' paired ratios. The
+# zoned matrix (--zoned) does the same with a zoned ublk-mem and null_blk,
+# 256 MiB in 16 MiB zones, its ratios to null_blk-zoned; meta.txt's
+# matrix= line tells a report which matrix a run was.
 # bench/devices.sh sets the devices up, bench/*.awk are the report's awk
 # programs, and test/suite/lib.sh lends its helpers.
 #
 # Results: a Markdown table on stdout and, in the results directory,
 # summary.md, summary.csv (one row per job and device), raw.csv (one row per
-# run), memory.csv, meta.txt and ratio.svg (ublk-mem's IOPS relative to brd).
+# run), memory.csv, meta.txt and ratio.svg (ublk-mem's IOPS relative to brd,
+# or to null_blk-zoned).
 # test/checks/bench-check.sh DIR checks that such a directory is complete.
 #
 # Inside the VM test/vm/init runs "bench.sh --in-vm OPTIONS" (the image
@@ -57,7 +67,6 @@
 
 set -u
 
-SIZE_MB=64
 ROUNDS=3
 RUNTIME=5
 UBLK_ARGS=
@@ -69,19 +78,52 @@ MODE=vm
 KERNEL_ASKED=
 REPORT_DIRS=
 DOC=
+ZONED=
 
-JOBS="ref-seqread-4k-qd1 randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1 seqread-128k-qd8"
-JOBS="$JOBS randrw70-4k-qd16 randread-4k-qd32x2"
-# Every job runs on these, in this order, within a round.
-DEVICES="ublk-mem brd null_blk loop nbdkit"
-# The job that also runs on a second server with two queues (ublk-mem-q2).
-SCALING_JOB=randread-4k-qd32x2
+# The jobs of the two matrices (use_matrix picks one).
+JOBS_STANDARD="ref-seqread-4k-qd1 randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1 seqread-128k-qd8"
+JOBS_STANDARD="$JOBS_STANDARD randrw70-4k-qd16 randread-4k-qd32x2"
+JOBS_ZONED="seqwrite-4k-qd1 seqwrite-128k-qd4 randwrite-4k-qd1 randread-4k-qd1 randread-4k-qd32"
+JOBS_ZONED="$JOBS_ZONED seqread-128k-qd8"
+# The zoned matrix's zone size (MiB), and the zones fio keeps open at once
+# in its write jobs (lowered to the devices' limit when they have a lower one).
+ZONE_MB=16
+ZBD_OPEN=8
 # The reference job, exactly as it is usually quoted (4 MiB, not timed).
 REF_ARGS="--rw=read --bs=4k --iodepth=1 --size=4M"
-# Options of every fio run, before and after the job's own; and the fill.
-FIO_BASE="--ioengine=libaio --direct=1"
 FIO_REPORT="--group_reporting --unified_rw_reporting=both --output-format=json"
-FILL_ARGS="--rw=write --bs=1M --iodepth=4 --size=${SIZE_MB}M"
+
+# use_matrix standard|zoned: the matrix to run or report on, and what
+# follows from it: MATRIX, SIZE_MB, JOBS_ALL (every job, in round order),
+# DEVICES (every job runs on these, in this order, within a round), REF (the
+# device the ratios are to), REPORT_DEVS (the rows of a job in the tables),
+# SCALING_JOB (the job that also runs on a second server with two queues,
+# ublk-mem-q2; none in the zoned matrix), FIO_BASE and FILL_ARGS (the
+# options of every fio run before the job's own; the fill's).
+use_matrix() {
+	if [ "$1" = zoned ]; then
+		MATRIX=zoned
+		SIZE_MB=256
+		JOBS_ALL=$JOBS_ZONED
+		DEVICES="ublk-mem null_blk-zoned"
+		REF=null_blk-zoned
+		REPORT_DEVS="ublk-mem ublk-mem-b null_blk-zoned"
+		SCALING_JOB=
+		FIO_BASE="--ioengine=libaio --direct=1 --zonemode=zbd"
+	else
+		MATRIX=standard
+		SIZE_MB=64
+		JOBS_ALL=$JOBS_STANDARD
+		DEVICES="ublk-mem brd null_blk loop nbdkit"
+		REF=brd
+		REPORT_DEVS="ublk-mem ublk-mem-b ublk-mem-q2 brd null_blk loop nbdkit"
+		SCALING_JOB=randread-4k-qd32x2
+		FIO_BASE="--ioengine=libaio --direct=1"
+	fi
+	FILL_ARGS="--rw=write --bs=1M --iodepth=4 --size=${SIZE_MB}M"
+}
+use_matrix standard
+JOBS=$JOBS_ALL
 
 CSV_BEGIN=@@BENCH-CSV-BEGIN
 CSV_END=@@BENCH-CSV-END
@@ -156,6 +198,8 @@ job_label() {
 	seqread-128k-qd8) echo "seq read 128k QD8" ;;
 	randrw70-4k-qd16) echo "rand 70/30 read/write 4k QD16" ;;
 	randread-4k-qd32x2) echo "rand read 4k QD32, 2 jobs" ;;
+	seqwrite-4k-qd1) echo "seq write 4k QD1" ;;
+	seqwrite-128k-qd4) echo "seq write 128k QD4" ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -167,15 +211,22 @@ job_labels() {
 	done
 }
 
-# job_args JOB [SECONDS]: fio options of JOB besides the common ones; a
-# timed job runs SECONDS (default RUNTIME).
+# job_args JOB [SECONDS]: fio options of JOB besides the common ones
+# (FIO_BASE), status 1 when the matrix has no JOB; a timed job runs
+# SECONDS (default RUNTIME). In the zoned matrix a write job keeps at most
+# ZBD_OPEN zones open, and fio resets a full zone before writing it again.
 job_args() {
+	case " $JOBS_ALL " in *" $1 "*) ;; *) return 1 ;; esac
 	_ja_timed="--time_based --runtime=${2:-$RUNTIME} --norandommap"
+	_ja_open=
+	[ "$MATRIX" = zoned ] && _ja_open=" --max_open_zones=$ZBD_OPEN"
 	case $1 in
 	ref-seqread-4k-qd1) echo "$REF_ARGS" ;;
+	seqwrite-4k-qd1) echo "--rw=write --bs=4k --iodepth=1 $_ja_timed$_ja_open" ;;
+	seqwrite-128k-qd4) echo "--rw=write --bs=128k --iodepth=4 $_ja_timed$_ja_open" ;;
 	randread-4k-qd1) echo "--rw=randread --bs=4k --iodepth=1 $_ja_timed" ;;
 	randread-4k-qd32) echo "--rw=randread --bs=4k --iodepth=32 $_ja_timed" ;;
-	randwrite-4k-qd1) echo "--rw=randwrite --bs=4k --iodepth=1 $_ja_timed" ;;
+	randwrite-4k-qd1) echo "--rw=randwrite --bs=4k --iodepth=1 $_ja_timed$_ja_open" ;;
 	seqread-128k-qd8) echo "--rw=read --bs=128k --iodepth=8 $_ja_timed" ;;
 	randrw70-4k-qd16) echo "--rw=randrw --rwmixread=70 --bs=4k --iodepth=16 $_ja_timed" ;;
 	randread-4k-qd32x2) echo "--rw=randread --bs=4k --iodepth=32 --numjobs=2 $_ja_timed" ;;
@@ -187,7 +238,7 @@ job_args() {
 devices_of() {
 	_do_b=
 	[ -n "$UBLK_ARGS2" ] && _do_b=" ublk-mem-b"
-	if [ "$1" = "$SCALING_JOB" ]; then
+	if [ -n "$SCALING_JOB" ] && [ "$1" = "$SCALING_JOB" ]; then
 		echo "ublk-mem$_do_b ublk-mem-q2 ${DEVICES#ublk-mem }"
 	else
 		echo "ublk-mem$_do_b ${DEVICES#ublk-mem }"
@@ -282,6 +333,56 @@ mem_row() {
 	echo "$1,$((SIZE_MB * 1048576)),$(dev_written "$1"),$(rss_kb "$_mr_pid"),$_mr_hwm" >>"$MEMCSV"
 }
 
+# queue_attr NAME ATTR: a queue attribute of device NAME, from sysfs.
+queue_attr() {
+	_qa_dev=$(dev_path "$1")
+	cat "/sys/class/block/${_qa_dev##*/}/queue/$2" 2>/dev/null
+}
+
+# schedulers: "NAME:SCHEDULER ..." for the active devices (the one in use).
+schedulers() {
+	_sch_all=
+	for _sch_d in $ACTIVE; do
+		_sch_s=$(queue_attr "$_sch_d" scheduler | sed -n 's/.*\[\(.*\)\].*/\1/p')
+		_sch_all="${_sch_all:+$_sch_all }$_sch_d:${_sch_s:-none}"
+	done
+	echo "$_sch_all"
+}
+
+# zbd_open_limit: lower ZBD_OPEN to the devices' open and active zone
+# limits, where one is lower: fio refuses a --max_open_zones above the
+# device's, and keeps each zone it writes open until it is full.
+zbd_open_limit() {
+	for _zol_d in $ACTIVE; do
+		for _zol_a in max_open_zones max_active_zones; do
+			_zol_n=$(queue_attr "$_zol_d" $_zol_a)
+			is_uint "$_zol_n" || continue
+			if [ "$_zol_n" = 0 ] || [ "$_zol_n" -ge "$ZBD_OPEN" ]; then
+				continue
+			fi
+			progress "$_zol_d allows $_zol_n open zones ($_zol_a): fio keeps at most $_zol_n open"
+			ZBD_OPEN=$_zol_n
+		done
+	done
+}
+
+# setup_devices: the matrix's devices (ACTIVE), each SIZE_MB MiB.
+setup_devices() {
+	if [ "$MATRIX" = zoned ]; then
+		progress "setting up: ublk-mem ${SIZE_MB}M $UBLK_ARGS${UBLK_ARGS2:+, ublk-mem ${SIZE_MB}M $UBLK_ARGS2}, null_blk zoned"
+		setup_ublk || die "no ublk-mem to measure; nothing to compare"
+		setup_null_blk_zoned
+		zbd_open_limit
+		return
+	fi
+	progress "setting up: ublk-mem ${SIZE_MB}M${UBLK_ARGS:+ $UBLK_ARGS}${UBLK_ARGS2:+, ublk-mem ${SIZE_MB}M $UBLK_ARGS2}, brd, null_blk, loop on tmpfs, nbdkit memory"
+	setup_ublk || die "no ublk-mem to measure; nothing to compare"
+	setup_brd
+	setup_null_blk
+	setup_loop
+	setup_nbdkit
+}
+
 # run_matrix DIR: set up the devices, run every round, and write raw.csv,
 # memory.csv and meta.txt into DIR.
 run_matrix() {
@@ -306,16 +407,17 @@ run_matrix() {
 	CLK_TCK=$(getconf CLK_TCK 2>/dev/null) || CLK_TCK=100
 	is_uint "$CLK_TCK" || CLK_TCK=100
 
+	# A zoned matrix's servers are zoned, whatever else they are asked for.
+	if [ "$MATRIX" = zoned ]; then
+		UBLK_ARGS="--zoned --zone-size ${ZONE_MB}M${UBLK_ARGS:+ $UBLK_ARGS}"
+		[ -n "$UBLK_ARGS2" ] && UBLK_ARGS2="--zoned --zone-size ${ZONE_MB}M $UBLK_ARGS2"
+	fi
+
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/ublkmem-bench.XXXXXX") || die "cannot make a work directory"
 	trap teardown EXIT
 	trap 'exit 130' INT TERM
 
-	progress "setting up: ublk-mem ${SIZE_MB}M${UBLK_ARGS:+ $UBLK_ARGS}${UBLK_ARGS2:+, ublk-mem ${SIZE_MB}M $UBLK_ARGS2}, brd, null_blk, loop on tmpfs, nbdkit memory"
-	setup_ublk || die "no ublk-mem to measure; nothing to compare"
-	setup_brd
-	setup_null_blk
-	setup_loop
-	setup_nbdkit
+	setup_devices
 	progress "devices:$(for _rm_d in $ACTIVE; do printf ' %s=%s' "$_rm_d" "$(dev_path "$_rm_d")"; done)"
 	for _rm_d in $ACTIVE; do
 		_rm_bytes=$(dev_bytes "$(dev_path "$_rm_d")")
@@ -372,6 +474,12 @@ run_matrix() {
 		echo "skipped=$SKIPPED"
 		echo "failures=$FAILURES"
 		echo "clk_tck=$CLK_TCK"
+		echo "matrix=$MATRIX"
+		echo "schedulers=$(schedulers)"
+		if [ "$MATRIX" = zoned ]; then
+			echo "null_blk_zoned=$NULLB_CONFIG"
+			echo "zbd_max_open=$ZBD_OPEN"
+		fi
 	} >"$META"
 	teardown
 	trap - EXIT INT TERM
@@ -409,6 +517,14 @@ meta() {
 	sed -n "s/^$1=//p" "$OUT/meta.txt" | head -n 1
 }
 
+# use_run DIR: report on the run in DIR: OUT, its matrix (meta.txt's;
+# standard for a run that names none) and JOBS.
+use_run() {
+	OUT=$1
+	use_matrix "$(meta matrix)"
+	JOBS=$(meta jobs)
+}
+
 # bench_awk PROGRAM [AWK ARGS...]: run bench/PROGRAM.awk after the shared
 # functions of bench/lib.awk.
 bench_awk() {
@@ -426,7 +542,7 @@ where_line() {
 
 # summary_table: the Markdown table of $OUT/summary.csv.
 summary_table() {
-	bench_awk table -v labels="$(job_labels)" -v args1="$(meta ublk_args)" \
+	bench_awk table -v ref="$REF" -v labels="$(job_labels)" -v args1="$(meta ublk_args)" \
 		-v args2="$(meta ublk_args2)" "$OUT/summary.csv"
 }
 
@@ -439,9 +555,38 @@ summary_lines() {
 		bench_awk paired-b -F, -v jobs="$JOBS" -v labels="$(job_labels)" "$OUT/raw.csv"
 }
 
+# report_title: the heading of a run's section, without the date.
+report_title() {
+	if [ "$MATRIX" = zoned ]; then
+		echo "zoned: ublk-mem --zoned vs null_blk zoned"
+	else
+		echo "ublk-mem vs the kernel's RAM disks"
+	fi
+}
+
+# report_devices: the lines of summary.md on how the devices were made.
+report_devices() {
+	if [ "$MATRIX" = zoned ]; then
+		echo "- Devices: null_blk zoned via configfs ($(meta null_blk_zoned | sed 's/ /, /g'), other" \
+			"settings default), the geometry of ublk-mem's device; I/O schedulers: $(meta schedulers)."
+		echo "- Fill: \`fio $FILL_ARGS $FIO_BASE\` leaves every zone full. Write jobs write at" \
+			"the write pointers of at most $(meta zbd_max_open) open zones (--max_open_zones) and fio" \
+			"resets a full zone before writing it again; read jobs read below the write pointers."
+		return
+	fi
+	echo "- Devices: brd rd_size=$(($(meta size_mb) * 1024)); null_blk via configfs" \
+		"(size=$(meta size_mb), memory_backed=1, blocksize=512, other settings default);" \
+		"loop over a file on tmpfs (buffered; tmpfs has no O_DIRECT);" \
+		"nbdkit \`nbdkit -U SOCKET memory $(meta size_mb)M\` ($(meta nbdkit)) attached with" \
+		"\`nbd-client -u SOCKET /dev/nbdN\` (the kernel's nbd driver, default settings);" \
+		"ublk-mem -q 2 is a second server, for the 2-job run only."
+	echo "- Reference job: \`fio --name=ref --filename=DEV $REF_ARGS $FIO_BASE\`" \
+		"(1024 reads, not timed)."
+}
+
 # report: summary.csv, summary.md, ratio.svg in $OUT; the table on stdout.
 report() {
-	bench_awk summary -v jobs="$JOBS" -v devs="ublk-mem ublk-mem-b ublk-mem-q2 brd null_blk loop nbdkit" \
+	bench_awk summary -v jobs="$JOBS" -v devs="$REPORT_DEVS" -v ref="$REF" \
 		"$OUT/raw.csv" >"$OUT/summary.csv" || die "cannot write summary.csv"
 	_rep_rounds=$(meta rounds)
 	_rep_runtime=$(meta runtime)
@@ -452,28 +597,29 @@ report() {
 		_rep_second="; second server (ublk-mem-b, B in the chart):"
 		_rep_second="$_rep_second \`ublk-mem $(meta size_mb)M $_rep_args2\`, measured right after the first"
 	fi
+	_rep_what="$(meta size_mb) MiB devices"
+	_rep_fio="libaio O_DIRECT"
+	_rep_servers="ublk-mem, nbdkit"
+	if [ "$MATRIX" = zoned ]; then
+		_rep_what="$(meta size_mb) MiB host-managed zoned devices"
+		_rep_fio="libaio O_DIRECT --zonemode=zbd"
+		_rep_servers=ublk-mem
+	fi
 	{
-		echo "## ublk-mem vs the kernel's RAM disks, $(meta date)"
+		echo "## $(report_title), $(meta date)"
 		echo
-		echo "$(meta size_mb) MiB devices, fio $(meta fio | sed 's/^fio-//') libaio O_DIRECT, median of" \
+		echo "$_rep_what, fio $(meta fio | sed 's/^fio-//') $_rep_fio, median of" \
 			"$_rep_rounds round(s) of $_rep_runtime s per job (devices interleaved in each round);" \
 			"IOPS min-max over the rounds; p50/p99 are completion latency;" \
-			"\"vs brd\" is the median over the rounds of the device's IOPS over brd's in the same" \
-			"round, \"vs brd min-max\" the range of those ratios. $(where_line)." \
+			"\"vs $REF\" is the median over the rounds of the device's IOPS over $REF's in the same" \
+			"round, \"vs $REF min-max\" the range of those ratios. $(where_line)." \
 			"Server: \`ublk-mem $(meta size_mb)M${_rep_args:+ $_rep_args}\`$_rep_second."
 		echo
 		summary_table
 		echo
 		summary_lines
-		echo "- Devices: brd rd_size=$(($(meta size_mb) * 1024)); null_blk via configfs" \
-			"(size=$(meta size_mb), memory_backed=1, blocksize=512, other settings default);" \
-			"loop over a file on tmpfs (buffered; tmpfs has no O_DIRECT);" \
-			"nbdkit \`nbdkit -U SOCKET memory $(meta size_mb)M\` ($(meta nbdkit)) attached with" \
-			"\`nbd-client -u SOCKET /dev/nbdN\` (the kernel's nbd driver, default settings);" \
-			"ublk-mem -q 2 is a second server, for the 2-job run only."
-		echo "- Reference job: \`fio --name=ref --filename=DEV $REF_ARGS $FIO_BASE\`" \
-			"(1024 reads, not timed)."
-		echo "- Server CPU: utime+stime of the server process (ublk-mem, nbdkit) over the run (/proc/PID/stat," \
+		report_devices
+		echo "- Server CPU: utime+stime of the server process ($_rep_servers) over the run (/proc/PID/stat," \
 			"1/$(meta clk_tck) s ticks) divided by the I/Os; coarse for short runs."
 		[ -n "$(meta server)" ] && echo "- Server build: $(meta server); $(meta source)."
 		[ -n "$(meta host)" ] && echo "- Host: $(meta host)."
@@ -481,10 +627,12 @@ report() {
 		[ "$(meta failures)" != 0 ] && echo "- Failed runs: $(meta failures) (see the log)"
 	} >"$OUT/summary.md"
 	_rep_sub="$(meta date); $(meta machine), kernel $(meta kernel), $(meta cpus) CPUs"
-	_rep_sub2="${_rep_args2:+A: }ublk-mem $(meta size_mb)M${_rep_args:+ $_rep_args}${_rep_args2:+, B: ublk-mem $(meta size_mb)M $_rep_args2}; fio libaio O_DIRECT;"
+	_rep_sub2="${_rep_args2:+A: }ublk-mem $(meta size_mb)M${_rep_args:+ $_rep_args}${_rep_args2:+, B: ublk-mem $(meta size_mb)M $_rep_args2}; fio $_rep_fio;"
 	_rep_sub2="$_rep_sub2 median of $_rep_rounds round(s), $_rep_runtime s per job"
-	bench_awk ratio-svg -v labels="$(job_labels)" -v subtitle="$_rep_sub" -v subtitle2="$_rep_sub2" \
-		-v scaling="$SCALING_JOB" -v two="$([ -n "$_rep_args2" ] && echo 1 || echo 0)" \
+	bench_awk ratio-svg -v ref="$REF" -v labels="$(job_labels)" -v subtitle="$_rep_sub" \
+		-v subtitle2="$_rep_sub2" -v scaling="$SCALING_JOB" \
+		-v two="$([ -n "$_rep_args2" ] && echo 1 || echo 0)" \
+		-v scale="$([ "$MATRIX" = zoned ] && echo 0 || echo 1)" \
 		"$OUT/summary.csv" >"$OUT/ratio.svg" || die "cannot write ratio.svg"
 	cat "$OUT/summary.md"
 }
@@ -610,6 +758,61 @@ the command) and ratio.svg; `test/checks/bench-check.sh DIR` checks that it is c
 EOF
 }
 
+# doc_method_zoned: the method of the zoned matrix, after doc_method's
+# when the document holds a zoned run.
+doc_method_zoned() {
+	use_matrix zoned
+	sed -e "s|@SIZE@|$SIZE_MB|g" -e "s|@ZONE@|$ZONE_MB|g" -e "s|@REF@|$REF|g" \
+		-e "s|@FIO_BASE@|$FIO_BASE|g" -e "s|@FILL_ARGS@|$FILL_ARGS|g" <<'EOF'
+
+### The zoned matrix
+
+`./bench.sh --zoned` measures a zoned ublk-mem next to the kernel's zoned null_blk, in a boot of
+its own, with the rounds, paired ratios, server CPU and memory lines described above; its
+sections below are titled "zoned: ublk-mem --zoned vs null_blk zoned". Both devices are
+host-managed zoned, @SIZE@ MiB in zones of @ZONE@ MiB, written only at each zone's write
+pointer:
+
+- **ublk-mem**: `ublk-mem @SIZE@M --zoned --zone-size @ZONE@M` with the run's options
+  (`--ublk-args`), which serves in user_copy mode; with `--ublk-args2`, ublk-mem-b as above.
+- **@REF@**, the device the ratios are to: null_blk made through configfs with
+  size=@SIZE@ (MB), memory_backed=1, zoned=1, zone_size=@ZONE@ (MB), zone_nr_conv=0 and no open
+  or active zone limit (zone_max_open=0, zone_max_active=0), other settings default, in
+  ublk-mem's logical block size (512 bytes unless `--ublk-args` has `-b`). These are read from
+  ublk-mem's device once it is live, so that options changing its zones (`--max-open-zones`,
+  `--conventional-zones`, `--zone-capacity`, `-b`) change null_blk's alike; each run's
+  section lists what was set.
+
+Every fio run has `--zonemode=zbd`, so fio reads the zones' state first and writes only at write
+pointers: `fio --name=JOB --filename=DEV @FIO_BASE@ OPTIONS ...`. The fill,
+`fio @FILL_ARGS@` with the same options, leaves every zone full. Then, in a round, each
+job in this order:
+
+EOF
+	echo "| Job | Name in summary.csv and raw.csv | OPTIONS |"
+	echo "|---|---|---|"
+	for _dmz_j in $JOBS_ALL; do
+		echo "| $(job_label "$_dmz_j") | \`$_dmz_j\` | \`$(job_args "$_dmz_j" R)\` |"
+	done
+	sed -e "s|@OPEN@|$ZBD_OPEN|g" <<'EOF'
+
+A write job keeps at most @OPEN@ zones open (`--max_open_zones`; fewer when a device's open or
+active limit is lower). When the zone a write goes to is full, fio resets it and writes from
+its start, so a timed write job goes on for as long as it runs; it does not verify, which the
+resets would defeat. A random write lands at the write pointer of one of the open zones: "rand
+write" is as many sequential streams as zones are open, one picked at random for each write.
+Reads stay below the write pointers, in the data the fill and the write jobs left. Both devices
+start the rounds full, and after each job their zones differ only by what fio did to them,
+which depends on how much each wrote in the time.
+
+A zone reset gives ublk-mem's memory for the zone back, and null_blk discards the zone's pages,
+so the write jobs also measure freeing and allocating memory. The run is
+
+    ./bench.sh --zoned [--kernel KVER] [--rounds N] [--runtime SECONDS] [--jobs LIST]
+               [--ublk-args "ARGS"] [--ublk-args2 "ARGS"]
+EOF
+}
+
 # doc_command: the run's command line; from the options in meta.txt where
 # the run did not record it (an earlier bench.sh).
 doc_command() {
@@ -631,7 +834,11 @@ doc_command() {
 doc_run() {
 	_dr_args=$(meta ublk_args)
 	_dr_args2=$(meta ublk_args2)
-	echo "## Linux $(meta kernel), $(meta date)"
+	if [ "$MATRIX" = zoned ]; then
+		echo "## $(report_title), Linux $(meta kernel), $(meta date)"
+	else
+		echo "## Linux $(meta kernel), $(meta date)"
+	fi
 	echo
 	echo "- Command: $(doc_command); results: \`$(shown_path "$OUT")\`."
 	echo "- Machine: $(where_line)."
@@ -642,13 +849,19 @@ doc_run() {
 	else
 		echo "- Server: \`ublk-mem $(meta size_mb)M${_dr_args:+ $_dr_args}\`."
 	fi
+	if [ "$MATRIX" = zoned ]; then
+		echo "- $REF: $(meta null_blk_zoned | sed 's/ /, /g'); fio kept at most" \
+			"$(meta zbd_max_open) zones open; I/O schedulers: $(meta schedulers)."
+	fi
 	[ -n "$(meta server)" ] && echo "- Server build: $(meta server); $(meta source)."
-	echo "- $(meta fio), $(meta nbdkit); $(meta rounds) round(s) of $(meta runtime) s per timed job."
+	_dr_tools="$(meta fio), $(meta nbdkit)"
+	[ "$MATRIX" = zoned ] && _dr_tools=$(meta fio)
+	echo "- $_dr_tools; $(meta rounds) round(s) of $(meta runtime) s per timed job."
 	[ "$(meta rounds)" = 1 ] && echo "- One round: a smoke run, not figures to quote."
 	[ -n "$(meta skipped)" ] && echo "- Skipped: $(meta skipped)."
 	[ "$(meta failures)" != 0 ] && echo "- Failed runs: $(meta failures) (see console.log there)."
 	echo
-	echo "![ublk-mem IOPS relative to brd, per job, Linux $(meta kernel)]($1)"
+	echo "![ublk-mem IOPS relative to $REF, per job, Linux $(meta kernel)]($1)"
 	echo
 	summary_table
 	echo
@@ -685,14 +898,21 @@ write_doc() {
 		echo "*Generated by bench.sh --report from $_wd_from on $(date -u '+%Y-%m-%d %H:%M UTC');"
 		echo "do not edit: run \`$_wd_cmd\` again. Earlier runs are in this file's git history.*"
 		echo
+		use_matrix standard
 		doc_method
+		for _wd_d in "$@"; do
+			use_run "$_wd_d"
+			if [ "$MATRIX" = zoned ]; then
+				doc_method_zoned
+				break
+			fi
+		done
 		_wd_n=0
 		for _wd_d in "$@"; do
 			_wd_n=$((_wd_n + 1))
 			_wd_svg=bench-ratio.svg
 			[ $_wd_n -gt 1 ] && _wd_svg=bench-ratio-$_wd_n.svg
-			OUT=$_wd_d
-			JOBS=$(meta jobs)
+			use_run "$_wd_d"
 			cp "$OUT/ratio.svg" "$_wd_dir/$_wd_svg" || die "cannot copy the chart to $_wd_dir/$_wd_svg"
 			echo
 			doc_run "$_wd_svg"
@@ -711,8 +931,7 @@ main_report() {
 	done
 	_mr_dirs=
 	for _mr_d in "$@"; do
-		OUT=$(cd "$_mr_d" && pwd)
-		JOBS=$(meta jobs)
+		use_run "$(cd "$_mr_d" && pwd)"
 		if [ -n "$DOC" ]; then
 			report >/dev/null
 		else
@@ -797,6 +1016,7 @@ main_vm() {
 	fi
 	[ -f "$HERE/test/vm/vm.sh" ] || die "no test/vm/vm.sh: the VM harness is missing"
 	_mv_args="--rounds=$ROUNDS --runtime=$RUNTIME --jobs=$(printf '%s' "$JOBS" | tr -s ' ' ',')"
+	[ "$MATRIX" = zoned ] && _mv_args="$_mv_args --zoned"
 	if [ -n "$UBLK_ARGS" ]; then
 		case $UBLK_ARGS in *\"*) die "--ublk-args may not hold double quotes" ;; esac
 		_mv_args="$_mv_args --ublk-args=$(printf '%s' "$UBLK_ARGS" | tr -s ' \t' ',,')"
@@ -884,7 +1104,7 @@ need_value() {
 }
 
 # The defaults, for the method in docs/performance.md.
-JOBS_ALL=$JOBS ROUNDS_DEFAULT=$ROUNDS RUNTIME_DEFAULT=$RUNTIME
+ROUNDS_DEFAULT=$ROUNDS RUNTIME_DEFAULT=$RUNTIME
 while [ $# -gt 0 ]; do
 	_opt=$1
 	_val=
@@ -904,6 +1124,7 @@ while [ $# -gt 0 ]; do
 		ROUNDS=1
 		RUNTIME=1
 		;;
+	--zoned) ZONED=1 ;;
 	--rounds) ROUNDS=$_val ;;
 	--runtime) RUNTIME=$_val ;;
 	--jobs) JOBS_ASKED=$(printf '%s' "$_val" | tr ',' ' ') ;;
@@ -937,6 +1158,11 @@ fi
 UBLK_ARGS=$(printf '%s\n' "$UBLK_ARGS" | tr ',' ' ')
 UBLK_ARGS2=$(printf '%s\n' "$UBLK_ARGS2" | tr ',' ' ')
 
+if [ -n "$ZONED" ]; then
+	[ "$MODE" = report ] && die "--zoned picks the matrix of a run; --report finds it in meta.txt"
+	use_matrix zoned
+	JOBS=$JOBS_ALL
+fi
 if [ -n "$JOBS_ASKED" ]; then
 	for _j in $JOBS_ASKED; do
 		job_args "$_j" >/dev/null || die "--jobs: no job named '$_j' (jobs: $JOBS)"

@@ -13,13 +13,17 @@
 # server's pid.
 #
 # The devices, SIZE_MB MiB each:
-#   ublk-mem     ublk-mem SIZE_MB M $UBLK_ARGS
+#   ublk-mem     ublk-mem SIZE_MB M $UBLK_ARGS (in the zoned matrix, bench.sh
+#                puts --zoned and the zone size there)
 #   ublk-mem-b   ublk-mem SIZE_MB M $UBLK_ARGS2 (only with UBLK_ARGS2)
 #   ublk-mem-q2  ublk-mem SIZE_MB M $UBLK_ARGS -q 2 (only when JOBS holds
 #                SCALING_JOB, the one job it serves)
 #   brd          rd_nr=1 rd_size=SIZE_MB*1024
 #   null_blk     made through configfs: size=SIZE_MB, memory_backed=1,
 #                blocksize=512
+#   null_blk-zoned  the same, zoned=1 and ublk-mem's geometry: its block
+#                size, zone size and capacity, conventional zones, open and
+#                active limits (the zoned matrix's reference device)
 #   loop         over a file on a tmpfs of its own (buffered: tmpfs has no
 #                O_DIRECT)
 #   nbdkit       nbdkit -U SOCKET memory SIZE_MB M, attached with
@@ -28,14 +32,14 @@
 # The caller sets SIZE_MB, WORK (a scratch directory; teardown removes it),
 # MODE (in-vm: an already loaded brd may be reloaded), UBLK_MEM (the server
 # binary), UBLK_ARGS and UBLK_ARGS2 (server options, space separated),
-# JOBS and SCALING_JOB, and optionally NBDKIT and NBD_CLIENT (the tools'
-# paths).
+# JOBS and SCALING_JOB (empty for none), and optionally NBDKIT, NBD_CLIENT
+# and BLKZONE (the tools' paths).
 
 UBLK1_PID='' UBLK1_DEV='' UBLK1_WBYTES=0
 UBLK2_PID='' UBLK2_DEV='' UBLK2_WBYTES=0
 UBLK3_PID='' UBLK3_DEV='' UBLK3_WBYTES=0
 BRD_DEV='' BRD_LOADED=''
-NULLB_DEV='' NULLB_DIR='' NULLB_LOADED=''
+NULLB_DEV='' NULLB_DIR='' NULLB_LOADED='' NULLB_CONFIG=''
 LOOP_DEV='' LOOP_MNT=''
 NBDKIT_PID='' NBD_DEV='' NBD_LOADED='' NBDKIT_WBYTES=0
 ACTIVE=
@@ -135,6 +139,7 @@ setup_ublk() {
 		ACTIVE="$ACTIVE ublk-mem-b"
 	fi
 	# The second server serves the scaling job only.
+	[ -n "$SCALING_JOB" ] || return 0
 	case " $JOBS " in *" $SCALING_JOB "*) ;; *) return 0 ;; esac
 	# shellcheck disable=SC2086
 	if start_ublk_slot 2 $UBLK_ARGS -q 2; then
@@ -171,42 +176,96 @@ setup_brd() {
 	ACTIVE="$ACTIVE brd"
 }
 
-# null_blk through configfs, which takes the size in MB (module parameter
-# gb only counts whole GiB).
-setup_null_blk() {
+# make_null_blk NAME ATTR=VALUE...: a memory-backed null_blk of SIZE_MB
+# MiB through configfs, which takes the size in MB (module parameter gb
+# only counts whole GiB), with these attributes besides; it joins ACTIVE
+# as NAME. NULLB_CONFIG tells what was set.
+make_null_blk() {
+	_mnb_name=$1
+	shift
 	load_module configfs 2>/dev/null
 	if ! grep -q ' /sys/kernel/config configfs' /proc/mounts; then
 		mount -t configfs configfs /sys/kernel/config 2>/dev/null
 	fi
 	if [ ! -d /sys/module/null_blk ]; then
 		if ! load_module null_blk nr_devices=0; then
-			skip_device null_blk "cannot load the null_blk module"
+			skip_device "$_mnb_name" "cannot load the null_blk module"
 			return
 		fi
 		NULLB_LOADED=1
 	fi
 	if [ ! -d /sys/kernel/config/nullb ]; then
-		skip_device null_blk "no /sys/kernel/config/nullb (configfs not mounted?)"
+		skip_device "$_mnb_name" "no /sys/kernel/config/nullb (configfs not mounted?)"
 		return
 	fi
 	NULLB_DIR=/sys/kernel/config/nullb/ublkmem-bench
-	if ! mkdir "$NULLB_DIR" ||
-		! echo "$SIZE_MB" >"$NULLB_DIR/size" ||
-		! echo 1 >"$NULLB_DIR/memory_backed" ||
-		! echo 512 >"$NULLB_DIR/blocksize" ||
-		! echo 1 >"$NULLB_DIR/power"; then
-		skip_device null_blk "cannot configure $NULLB_DIR"
+	if ! mkdir "$NULLB_DIR"; then
+		skip_device "$_mnb_name" "cannot make $NULLB_DIR"
+		return
+	fi
+	NULLB_CONFIG=
+	for _mnb_a in size="$SIZE_MB" memory_backed=1 "$@"; do
+		if ! echo "${_mnb_a#*=}" >"$NULLB_DIR/${_mnb_a%%=*}"; then
+			skip_device "$_mnb_name" "cannot set ${_mnb_a%%=*} to ${_mnb_a#*=} in $NULLB_DIR"
+			return
+		fi
+		NULLB_CONFIG="${NULLB_CONFIG:+$NULLB_CONFIG }$_mnb_a"
+	done
+	if ! echo 1 >"$NULLB_DIR/power"; then
+		skip_device "$_mnb_name" "cannot power $NULLB_DIR on (its settings: $NULLB_CONFIG)"
 		return
 	fi
 	# 6.12 names the disk after the configfs directory; older kernels nullbN.
 	_snb_dev=/dev/${NULLB_DIR##*/}
 	[ -e "$_snb_dev" ] || _snb_dev=/dev/nullb$(cat "$NULLB_DIR/index")
 	if ! wait_for "$_snb_dev" 5; then
-		skip_device null_blk "configured, but $_snb_dev did not appear"
+		skip_device "$_mnb_name" "configured, but $_snb_dev did not appear"
 		return
 	fi
 	NULLB_DEV=$_snb_dev
-	ACTIVE="$ACTIVE null_blk"
+	ACTIVE="$ACTIVE $_mnb_name"
+}
+
+setup_null_blk() {
+	make_null_blk null_blk blocksize=512
+}
+
+# null_blk zoned, with the geometry of ublk-mem's device as the kernel
+# reports it: block size, zone size and open and active limits from sysfs,
+# and from a zone report (blkzone, when there is one; else none and the
+# whole zone) the conventional zones and the zone capacity. What
+# --ublk-args changes there, null_blk gets too.
+setup_null_blk_zoned() {
+	_snz_q=/sys/class/block/${UBLK1_DEV##*/}/queue
+	_snz_bs=$(cat "$_snz_q/logical_block_size" 2>/dev/null)
+	_snz_zone=$(cat "$_snz_q/chunk_sectors" 2>/dev/null)
+	_snz_open=$(cat "$_snz_q/max_open_zones" 2>/dev/null)
+	_snz_active=$(cat "$_snz_q/max_active_zones" 2>/dev/null)
+	if [ "$(cat "$_snz_q/zoned" 2>/dev/null)" != host-managed ] || [ -z "$_snz_bs" ] ||
+		[ -z "$_snz_zone" ] || [ -z "$_snz_open" ] || [ -z "$_snz_active" ]; then
+		skip_device null_blk-zoned "$UBLK1_DEV is not a host-managed zoned device, or its queue in sysfs is incomplete"
+		return
+	fi
+	# null_blk takes the zone size and capacity in MB.
+	if [ $((_snz_zone % 2048)) != 0 ]; then
+		skip_device null_blk-zoned "ublk-mem's zones ($_snz_zone sectors) are no whole number of MiB"
+		return
+	fi
+	_snz_conv=0 _snz_cap=$_snz_zone
+	BLKZONE=$(first_tool "${BLKZONE:-/usr/sbin/blkzone}" /sbin/blkzone || command -v blkzone) || BLKZONE=
+	if [ -n "$BLKZONE" ] && "$BLKZONE" report "$UBLK1_DEV" >"$WORK/zones" 2>/dev/null; then
+		_snz_conv=$(grep -c CONVENTIONAL "$WORK/zones")
+		_snz_c=$(awk '/SEQ_WRITE/ { for (i = 1; i < NF; i++) if ($i == "cap") { print $(i + 1); exit } }' \
+			"$WORK/zones" | tr -d ,)
+		[ -n "$_snz_c" ] && _snz_cap=$((_snz_c))
+	fi
+	if [ $((_snz_cap % 2048)) != 0 ]; then
+		skip_device null_blk-zoned "ublk-mem's zone capacity ($_snz_cap sectors) is no whole number of MiB"
+		return
+	fi
+	make_null_blk null_blk-zoned blocksize="$_snz_bs" zoned=1 zone_size=$((_snz_zone / 2048)) \
+		zone_capacity=$((_snz_cap / 2048)) zone_nr_conv="$_snz_conv" zone_max_open="$_snz_open" \
+		zone_max_active="$_snz_active"
 }
 
 # loop over a file on a tmpfs of its own.
@@ -324,7 +383,7 @@ dev_path() {
 	ublk-mem-q2) echo "$UBLK2_DEV" ;;
 	ublk-mem-b) echo "$UBLK3_DEV" ;;
 	brd) echo "$BRD_DEV" ;;
-	null_blk) echo "$NULLB_DEV" ;;
+	null_blk | null_blk-zoned) echo "$NULLB_DEV" ;;
 	loop) echo "$LOOP_DEV" ;;
 	nbdkit) echo "$NBD_DEV" ;;
 	esac

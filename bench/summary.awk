@@ -1,9 +1,11 @@
 # summary.awk: raw.csv (a row per run) to summary.csv (a row per job and
-# device): medians over the rounds, the IOPS range, and the ratio to brd,
-# paired by round: the median, min and max of the device's IOPS over brd's
-# in each round. Needs lib.awk; -v jobs="JOB..." devs="DEVICE..." set
-# the order of the rows.
-#   awk -v jobs=... -v devs=... -f lib.awk -f summary.awk raw.csv
+# device): medians over the rounds, the IOPS range, and the ratio to the
+# reference device, paired by round: the median, min and max of the
+# device's IOPS over the reference's in each round. Needs lib.awk;
+# -v jobs="JOB..." devs="DEVICE..." set the order of the rows, -v ref=NAME
+# the reference device (brd; null_blk-zoned for the zoned matrix), which
+# names the ratio columns: ratio_brd, ratio_null_blk_zoned...
+#   awk -v jobs=... -v devs=... -v ref=brd -f lib.awk -f summary.awk raw.csv
 
 # column c of the rows of key k, sorted into t; returns how many
 function collect(k, c,    i, m) {
@@ -27,6 +29,10 @@ function paired(k, kb,    i, m, r) {
 
 BEGIN {
 	FS = ","
+	if (ref == "") {
+		print "summary.awk: no reference device (-v ref=NAME)" > "/dev/stderr"
+		exit 2
+	}
 	nj = split(jobs, J, " ")
 	nd = split(devs, D, " ")
 }
@@ -40,9 +46,13 @@ FNR == 1 { next }
 	by_round[k, $3] = $4
 }
 END {
-	print "job,device,rounds,iops,iops_min,iops_max,mib_s,p50_us,p99_us,ratio_brd,ratio_brd_min,ratio_brd_max,cpu_us_per_io"
+	if (ref == "")
+		exit 2
+	col = "ratio_" ref
+	gsub(/[^A-Za-z0-9_]/, "_", col)
+	print "job,device,rounds,iops,iops_min,iops_max,mib_s,p50_us,p99_us," col "," col "_min," col "_max,cpu_us_per_io"
 	for (j = 1; j <= nj; j++) {
-		kb = J[j] SUBSEP "brd"
+		kb = J[j] SUBSEP ref
 		for (d = 1; d <= nd; d++) {
 			k = J[j] SUBSEP D[d]
 			if (!(k in cnt))

@@ -1,8 +1,9 @@
 # table.awk: summary.csv as a Markdown table, a row per job and device.
 # Needs lib.awk (labels_from); -v labels="job=label|..." names the
-# jobs, and with -v args2 (the --ublk-args2 setting) each server is named
-# by its options (args1: the first's).
-#   awk -v labels=... [-v args1=... -v args2=...] -f lib.awk -f table.awk summary.csv
+# jobs, -v ref=NAME the reference device the ratios are to, and with
+# -v args2 (the --ublk-args2 setting) each server is named by its options
+# (args1: the first's).
+#   awk -v labels=... -v ref=brd [-v args1=... -v args2=...] -f lib.awk -f table.awk summary.csv
 
 function group(x,    s, r) {
 	s = sprintf("%.0f", x)
@@ -31,7 +32,11 @@ BEGIN {
 		name["ublk-mem"] = "ublk-mem" (args1 != "" ? " " args1 : "")
 		name["ublk-mem-b"] = "ublk-mem " args2
 	}
-	print "| Job | Device | IOPS | IOPS min-max | MiB/s | p50 µs | p99 µs | vs brd | vs brd min-max | server CPU µs/IO |"
+	if (ref == "") {
+		print "table.awk: no reference device (-v ref=NAME)" > "/dev/stderr"
+		exit 2
+	}
+	print "| Job | Device | IOPS | IOPS min-max | MiB/s | p50 µs | p99 µs | vs " ref " | vs " ref " min-max | server CPU µs/IO |"
 	print "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
 }
 FNR == 1 { next }

@@ -9,7 +9,9 @@
 # raw rows as rounds, with numbers where numbers belong (the ratio to brd
 # inside its min-max range); memory.csv holds the servers' resident memory
 # (ublk-mem's, and nbdkit's when it ran); ratio.svg is an SVG with bars;
-# summary.md has the table.
+# summary.md has the table. A zoned run (meta.txt: matrix=zoned, from
+# bench.sh --zoned) has its own jobs, the devices ublk-mem and
+# null_blk-zoned (and ublk-mem-b), and its ratios to null_blk-zoned.
 # On a host run (bench.sh --host) devices listed as skipped in meta.txt may
 # be missing; in the VM nothing may be skipped.
 #
@@ -17,11 +19,6 @@
 # printed on stderr).
 set -u
 
-JOBS="ref-seqread-4k-qd1 randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1 seqread-128k-qd8"
-JOBS="$JOBS randrw70-4k-qd16 randread-4k-qd32x2"
-DEVICES="ublk-mem brd null_blk loop nbdkit"
-SCALING_JOB=randread-4k-qd32x2
-SUMMARY_HEADER="job,device,rounds,iops,iops_min,iops_max,mib_s,p50_us,p99_us,ratio_brd,ratio_brd_min,ratio_brd_max,cpu_us_per_io"
 RAW_HEADER="device,job,round,iops,mib_s,p50_us,p99_us,ios,write_bytes,cpu_us_per_io"
 MEM_HEADER="device,size_bytes,bytes_written,vmrss_kib,vmhwm_kib"
 
@@ -50,6 +47,24 @@ if [ "$PROBLEMS" -gt 0 ]; then
 	exit 1
 fi
 
+# The matrix the run was (bench.sh's use_matrix): its jobs, devices, the
+# job that also ran on ublk-mem-q2, and the device the ratios are to.
+if [ "$(meta matrix)" = zoned ]; then
+	JOBS="seqwrite-4k-qd1 seqwrite-128k-qd4 randwrite-4k-qd1 randread-4k-qd1 randread-4k-qd32"
+	JOBS="$JOBS seqread-128k-qd8"
+	DEVICES="ublk-mem null_blk-zoned"
+	SCALING_JOB=
+	REF=null_blk-zoned
+else
+	JOBS="ref-seqread-4k-qd1 randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1 seqread-128k-qd8"
+	JOBS="$JOBS randrw70-4k-qd16 randread-4k-qd32x2"
+	DEVICES="ublk-mem brd null_blk loop nbdkit"
+	SCALING_JOB=randread-4k-qd32x2
+	REF=brd
+fi
+RATIO=$(echo "ratio_$REF" | tr -c 'A-Za-z0-9_\n' '_')
+SUMMARY_HEADER="job,device,rounds,iops,iops_min,iops_max,mib_s,p50_us,p99_us,$RATIO,${RATIO}_min,${RATIO}_max,cpu_us_per_io"
+
 [ "$(head -n 1 "$DIR/summary.csv")" = "$SUMMARY_HEADER" ] || bad "summary.csv: unexpected header"
 [ "$(head -n 1 "$DIR/raw.csv")" = "$RAW_HEADER" ] || bad "raw.csv: unexpected header"
 [ "$(head -n 1 "$DIR/memory.csv")" = "$MEM_HEADER" ] || bad "memory.csv: unexpected header"
@@ -72,7 +87,7 @@ esac
 expected() {
 	for j in $JOBS; do
 		devs=$DEVICES
-		[ "$j" = "$SCALING_JOB" ] && devs="$devs ublk-mem-q2"
+		[ -n "$SCALING_JOB" ] && [ "$j" = "$SCALING_JOB" ] && devs="$devs ublk-mem-q2"
 		for d in $devs; do
 			case "; $SKIPPED" in *"; $d: "*) continue ;; esac
 			echo "$j $d"
@@ -80,8 +95,8 @@ expected() {
 	done
 }
 EXPECTED=$(expected)
-BRD_SKIPPED=0
-case "; $SKIPPED" in *"; brd: "*) BRD_SKIPPED=1 ;; esac
+REF_SKIPPED=0
+case "; $SKIPPED" in *"; $REF: "*) REF_SKIPPED=1 ;; esac
 
 # The start of both CSV checks: num(), bad() naming the file and line, the
 # expected "job device" rows in want[], and the header skipped.
@@ -98,7 +113,7 @@ FNR == 1 { next }
 
 # summary.csv: one row per job and device, numbers in their columns.
 awk -F, -v file=summary.csv -v expected="$EXPECTED" -v rounds="$ROUNDS" \
-	-v nobrd="$BRD_SKIPPED" "$CSV_CHECK_START"'
+	-v noref="$REF_SKIPPED" -v ref="$REF" "$CSV_CHECK_START"'
 {
 	k = $1 " " $2
 	if (NF != 13) { bad("has " NF " fields, not 13"); next }
@@ -110,10 +125,10 @@ awk -F, -v file=summary.csv -v expected="$EXPECTED" -v rounds="$ROUNDS" \
 		if (!num($c)) bad(k ": column " c " is \"" $c "\", not a number")
 	if ($4 <= 0) bad(k ": no IOPS")
 	if ($5 > $4 || $4 > $6) bad(k ": median IOPS " $4 " outside min-max " $5 "-" $6)
-	if (!nobrd) {
+	if (!noref) {
 		for (c = 10; c <= 12; c++)
-			if (!num($c)) bad(k ": ratio to brd (column " c ") is \"" $c "\"")
-		if ($11 > $10 || $10 > $12) bad(k ": ratio to brd " $10 " outside min-max " $11 "-" $12)
+			if (!num($c)) bad(k ": ratio to " ref " (column " c ") is \"" $c "\"")
+		if ($11 > $10 || $10 > $12) bad(k ": ratio to " ref " " $10 " outside min-max " $11 "-" $12)
 	}
 	if ($2 ~ /^(ublk-mem|nbdkit)/ && !num($13)) bad(k ": server CPU per I/O is \"" $13 "\"")
 	if ($2 !~ /^(ublk-mem|nbdkit)/ && $13 != "") bad(k ": CPU per I/O for a kernel device")
@@ -171,9 +186,10 @@ if [ -n "$(meta ublk_args2)" ]; then
 	mem_row_ok ublk-mem-b || bad "memory.csv has no usable ublk-mem-b row"
 	grep -q '^- B over A, ' "$DIR/summary.md" || bad "summary.md does not compare B with A"
 fi
-case "; $SKIPPED" in
+# nbdkit's, when the matrix has it and it was not skipped.
+case " $DEVICES ; $SKIPPED" in
 *"; nbdkit: "*) ;;
-*) mem_row_ok nbdkit || bad "memory.csv has no usable nbdkit row" ;;
+*" nbdkit "*) mem_row_ok nbdkit || bad "memory.csv has no usable nbdkit row" ;;
 esac
 
 # ratio.svg: a whole SVG document with at least one bar and the 1.0 line.
@@ -181,12 +197,15 @@ svg=$DIR/ratio.svg
 if ! grep -q '<svg' "$svg" || ! grep -q '</svg>' "$svg"; then
 	bad "ratio.svg is not a complete SVG document"
 fi
-if [ "$BRD_SKIPPED" = 0 ]; then
+if [ "$REF_SKIPPED" = 0 ]; then
 	grep -q '<rect x="270"' "$svg" || bad "ratio.svg has no bars"
-	grep -q 'brd = 1.0' "$svg" || bad "ratio.svg has no brd = 1.0 line"
+	grep -q "$REF = 1.0" "$svg" || bad "ratio.svg has no $REF = 1.0 line"
 fi
 
 grep -q '^| Job | Device | IOPS' "$DIR/summary.md" || bad "summary.md has no table"
+if [ "$(meta matrix)" = zoned ] && ! grep -q '^## zoned: ' "$DIR/summary.md"; then
+	bad "summary.md does not title the run zoned"
+fi
 
 if [ "$PROBLEMS" -gt 0 ]; then
 	echo "bench-check: $DIR: FAIL ($PROBLEMS problems)" >&2
