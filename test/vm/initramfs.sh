@@ -45,7 +45,7 @@ if [ "$FOREIGN" = 0 ]; then
 		blkdiscard:util-linux blockdev:util-linux cpio:cpio gzip:gzip ldd:libc-bin \
 		/usr/bin/nbdkit:nbdkit /usr/sbin/nbd-client:nbd-client /usr/bin/jq:jq \
 		/usr/sbin/dmsetup:dmsetup /usr/sbin/sfdisk:fdisk /usr/sbin/mkfs.btrfs:btrfs-progs \
-		/usr/sbin/blkzone:util-linux /usr/bin/lz4:lz4
+		/usr/sbin/blkzone:util-linux /usr/bin/lz4:lz4 /usr/sbin/mkfs.xfs:xfsprogs
 else
 	ensure_pkgs cpio:cpio gzip:gzip readelf:binutils dpkg-deb:dpkg
 fi
@@ -61,7 +61,7 @@ fi
 # paths inside ROOT.
 ROOT=
 # The packages of a foreign userland; util-linux has blkdiscard and blockdev.
-USERLAND_PKGS="busybox-static fio e2fsprogs util-linux jq dmsetup fdisk btrfs-progs lz4"
+USERLAND_PKGS="busybox-static fio e2fsprogs util-linux jq dmsetup fdisk btrfs-progs lz4 xfsprogs"
 
 # fetch_userland DIR: unpack USERLAND_PKGS and their dependencies, for
 # DEB_ARCH, into DIR/root (once; DIR/packages lists the .deb files).
@@ -120,7 +120,8 @@ if [ "$FOREIGN" = 0 ]; then
 	TOOLS="/bin/busybox /usr/bin/fio /usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck
 	       /usr/sbin/resize2fs /usr/sbin/blkdiscard /usr/sbin/blockdev /usr/bin/nbdkit /usr/sbin/nbd-client
 	       $NBDKIT_PLUGINS/nbdkit-memory-plugin.so /usr/bin/jq /usr/sbin/dmsetup /usr/sbin/sfdisk
-	       /usr/sbin/mkfs.btrfs /usr/bin/btrfs /usr/sbin/blkzone /usr/sbin/zramctl /usr/bin/lz4"
+	       /usr/sbin/mkfs.btrfs /usr/bin/btrfs /usr/sbin/blkzone /usr/sbin/zramctl /usr/bin/lz4
+	       /usr/sbin/mkfs.xfs /usr/sbin/xfs_repair"
 else
 	USERLAND_SUITE=${UBLK_MEM_USERLAND_SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-}")}
 	[ -n "$USERLAND_SUITE" ] || die "no VERSION_CODENAME in /etc/os-release: set UBLK_MEM_USERLAND_SUITE"
@@ -131,7 +132,7 @@ else
 	TOOLS="/bin/busybox /usr/bin/fio /usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck
 	       /usr/sbin/resize2fs /usr/sbin/blkdiscard /usr/sbin/blockdev /usr/bin/jq /usr/sbin/dmsetup
 	       /usr/sbin/sfdisk /usr/sbin/mkfs.btrfs /usr/bin/btrfs /usr/sbin/blkzone /usr/sbin/zramctl
-	       /usr/bin/lz4"
+	       /usr/bin/lz4 /usr/sbin/mkfs.xfs /usr/sbin/xfs_repair"
 fi
 CONFIGS="/etc/mke2fs.conf"
 

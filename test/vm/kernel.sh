@@ -47,9 +47,9 @@ set -euo pipefail
 # Modules the VM needs, by name (drivers/block/..., fs/configfs), plus nbd
 # for the benchmark's nbdkit device, dm_mod for device-mapper targets
 # stacked on a ublk device, zram (the compressed RAM disk ublk-mem is
-# measured against) and btrfs (a file system for zoned devices).
+# measured against), btrfs (a file system for zoned devices) and xfs.
 # Their dependencies come along.
-WANTED="ublk_drv brd loop null_blk configfs nbd dm_mod zram btrfs"
+WANTED="ublk_drv brd loop null_blk configfs nbd dm_mod zram btrfs xfs"
 # Debian's cloud kernels have ext4 built in, its arm64 and arm64-16k
 # flavours as a module.
 case $KFLAVOUR in cloud-*) ;; *) WANTED="$WANTED ext4" ;; esac
