@@ -1,6 +1,6 @@
 #!/bin/sh
 # --compress: data written in every copy mode that can serve a compressed
-# store (random, sequential, 70/30, two queues) reads back verified; the
+# store (random, sequential, 70/30, two queues, zoned) reads back verified; the
 # stats count what was written as zram would (zero pages as same_pages,
 # random data as huge pages, text compressed); discard and write-zeroes
 # give the memory back, to the empty store's size; what cannot work with
@@ -35,6 +35,18 @@ start_ublk 64M --compress -q 2
 fio_verify two-queues --numjobs=2 --offset_increment=24M --size=24M
 check_alive
 stop_ublk
+
+if has_feature ZONED; then
+	step "a zoned compressed device: fio in zoned mode, verified"
+	start_ublk 64M --compress --zoned --zone-size 4M
+	fio_run zbd-compressed --zonemode=zbd --rw=write --bs=64k --iodepth=4 --size=64M \
+		--max_open_zones=4 --buffer_compress_percentage=50 --refill_buffers \
+		--verify=crc32c --do_verify=1 --verify_fatal=1
+	[ "$FIO_READS" -gt 0 ] || fail "fio zbd-compressed verified nothing"
+	expect_eq "$(stat_of "$SRV_ID" compressed)" 1 "a zoned device's store is compressed"
+	check_alive
+	stop_ublk
+fi
 
 step "stats: zeros are same pages, random data is stored raw, text compresses"
 # A small queue depth: the requests' buffers (16 x 512 KiB) are soon all
