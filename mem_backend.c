@@ -44,7 +44,7 @@
  * The store's size now.  Queue threads read it while the main thread may
  * change it (mem_store_resize): an atomic load, so never torn.
  */
-static inline uint64_t store_size(const struct mem_store *s)
+static inline uint64_t size_now(const struct mem_store *s)
 {
 	return __atomic_load_n(&s->size, __ATOMIC_ACQUIRE);
 }
@@ -114,8 +114,8 @@ static int populate(struct mem_store *s, uint64_t first, uint64_t last)
 		 * tmpfs allocates its pages here and says ENOSPC when full.
 		 * Not past the device's end: that would grow the file.
 		 */
-		if (end > store_size(s))
-			end = store_size(s);
+		if (end > size_now(s))
+			end = size_now(s);
 		if (fallocate(s->fd, 0, (off_t)start, (off_t)(end - start)) < 0)
 			err = errno;
 	} else if (madvise(s->base + start, end - start, MADV_POPULATE_WRITE) < 0) {
@@ -136,10 +136,10 @@ static int populate(struct mem_store *s, uint64_t first, uint64_t last)
 	return -ENOSPC;
 }
 
-int mem_store_prepare_write(void *store, uint64_t off, uint32_t len)
+int mem_store_prepare_write(void *data, uint64_t off, uint32_t len)
 {
-	struct mem_store *s = store;
-	uint64_t first, last, u, run, size = store_size(s);
+	struct mem_store *s = data;
+	uint64_t first, last, u, run, size = size_now(s);
 	int ret;
 
 	if (off > size || len > size - off)
@@ -360,9 +360,9 @@ uint64_t mem_store_memory(const struct mem_store *s)
 	return bytes < s->map_len ? bytes : s->map_len;
 }
 
-int mem_store_file(void *store)
+int mem_store_file(void *data)
 {
-	return ((struct mem_store *)store)->io_fd;
+	return ((struct mem_store *)data)->io_fd;
 }
 
 /*
@@ -690,7 +690,7 @@ static int shrink(struct mem_store *s, uint64_t old, uint64_t new_size)
 
 int mem_store_resize(struct mem_store *s, uint64_t new_size)
 {
-	uint64_t old = store_size(s);
+	uint64_t old = size_now(s);
 
 	if (new_size > s->max_size) {
 		log_err("cannot grow the store to %llu MiB: it was set up for at most %llu MiB (this machine's RAM + swap)",
@@ -705,10 +705,10 @@ int mem_store_resize(struct mem_store *s, uint64_t new_size)
 
 /* ---- serving ---- */
 
-int mem_store_read(void *store, void *buf, uint64_t off, uint32_t len)
+int mem_store_read(void *data, void *buf, uint64_t off, uint32_t len)
 {
-	const struct mem_store *s = store;
-	uint64_t size = store_size(s);
+	const struct mem_store *s = data;
+	uint64_t size = size_now(s);
 
 	if (off > size || len > size - off)
 		return -EIO;
@@ -727,9 +727,9 @@ int mem_store_read(void *store, void *buf, uint64_t off, uint32_t len)
 	return 0;
 }
 
-int mem_store_write(void *store, const void *buf, uint64_t off, uint32_t len)
+int mem_store_write(void *data, const void *buf, uint64_t off, uint32_t len)
 {
-	struct mem_store *s = store;
+	struct mem_store *s = data;
 	int ret = mem_store_prepare_write(s, off, len);
 
 	if (ret < 0)
@@ -794,15 +794,15 @@ static void unmap_range(struct mem_store *s, uint64_t off, uint64_t len)
 
 		unit_span(s, u, &start, &end);
 		map_clear(s->backed, u);
-		if (start >= off && (end <= off + len || off + len >= store_size(s)))
+		if (start >= off && (end <= off + len || off + len >= size_now(s)))
 			map_clear(s->used, u);
 	}
 }
 
-int mem_store_zero(void *store, uint64_t off, uint64_t len)
+int mem_store_zero(void *data, uint64_t off, uint64_t len)
 {
-	struct mem_store *s = store;
-	uint64_t size = store_size(s);
+	struct mem_store *s = data;
+	uint64_t size = size_now(s);
 	int ret;
 
 	if (off > size || len > size - off)
@@ -835,10 +835,10 @@ int mem_store_zero(void *store, uint64_t off, uint64_t len)
  * allocated parts, and untouched ones through the shared zeros; a tmpfs
  * store's partly allocated parts go through mem_store_read() instead.
  */
-static void *mem_direct(void *store, uint64_t off, uint32_t len, bool for_write)
+static void *mem_direct(void *data, uint64_t off, uint32_t len, bool for_write)
 {
-	const struct mem_store *s = store;
-	uint64_t size = store_size(s);
+	const struct mem_store *s = data;
+	uint64_t size = size_now(s);
 
 	if (off > size || len > size - off || !len)
 		return NULL;

@@ -115,12 +115,12 @@ struct mem_store {
 int mem_store_open(struct mem_store *s, const struct mem_store_config *cfg);
 void mem_store_close(struct mem_store *s);
 
-int mem_store_read(void *store, void *buf, uint64_t off, uint32_t len);
-int mem_store_write(void *store, const void *buf, uint64_t off, uint32_t len);
+int mem_store_read(void *data, void *buf, uint64_t off, uint32_t len);
+int mem_store_write(void *data, const void *buf, uint64_t off, uint32_t len);
 /* Allocate what a write of [off, off + len) needs; -ENOSPC if it cannot. */
-int mem_store_prepare_write(void *store, uint64_t off, uint32_t len);
+int mem_store_prepare_write(void *data, uint64_t off, uint32_t len);
 /* Make [off, off + len) read as zeros, giving whole pages back. */
-int mem_store_zero(void *store, uint64_t off, uint64_t len);
+int mem_store_zero(void *data, uint64_t off, uint64_t len);
 
 /*
  * Change the store's size while it is served.  Bytes below the smaller of
@@ -141,7 +141,7 @@ uint64_t mem_store_memory(const struct mem_store *s);
  * file_io: the store file, opened once more so that io_uring never has to
  * hand its reads and writes to a worker thread (see open_io_fd()); else -1.
  */
-int mem_store_file(void *store);
+int mem_store_file(void *data);
 
 /* Reads of never-written parts come from this many shared zero bytes. */
 #define STORE_ZEROS_BYTES	(512U << 10)

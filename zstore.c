@@ -303,7 +303,7 @@ struct scratch {
 };
 
 /* The device's size now: it lives in the header, so a reopen finds it. */
-static inline uint64_t store_size(const struct zstore *z)
+static inline uint64_t size_now(const struct zstore *z)
 {
 	return atomic_load(&z->hdr->size);
 }
@@ -452,7 +452,7 @@ static int store_page(struct zstore *z, struct scratch *s, uint64_t p, const voi
 		return ret;	/* zeroing part of a page never written */
 	old = entry_lock(z, p);
 	ret = -EIO;
-	if (p >= (store_size(z) + ZPAGE - 1) / ZPAGE)
+	if (p >= (size_now(z) + ZPAGE - 1) / ZPAGE)
 		goto unlock;	/* the device shrank under this write */
 	if (len < ZPAGE) {
 		ret = 0;
@@ -540,7 +540,7 @@ static int read_page(struct zstore *z, unsigned char *tmp, uint64_t p, unsigned 
 /* Is [@off, @off + @len) a request this store can take? */
 static int check_io(struct zstore *z, uint64_t off, uint64_t len)
 {
-	uint64_t size = store_size(z);
+	uint64_t size = size_now(z);
 
 	if (off % SECTOR || len % SECTOR)
 		return -EINVAL;
@@ -624,7 +624,7 @@ int zstore_resize(struct zstore *z, uint64_t new_size)
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&z->resize_lock);
-	old = store_size(z);
+	old = size_now(z);
 	/* Bytes past the end of a partial last page are not kept: zero them. */
 	if (new_size > old && old % ZPAGE)
 		ret = store_page(z, &s, old / ZPAGE, NULL, old % ZPAGE, ZPAGE - old % ZPAGE);
@@ -698,7 +698,7 @@ bool zstore_file_holds_store(int fd)
 
 uint64_t zstore_size(const struct zstore *z)
 {
-	return store_size(z);
+	return size_now(z);
 }
 
 void zstore_stats(struct zstore *z, struct zstore_stats *st)
@@ -747,7 +747,7 @@ static int check_entry(struct zstore *z, uint64_t p, uint64_t e)
 static int rebuild_ipage(struct zstore *z, uint64_t ip)
 {
 	uint64_t first = ip * z->per_ipage, end = first + z->per_ipage;
-	uint64_t pages = (store_size(z) + ZPAGE - 1) / ZPAGE;
+	uint64_t pages = (size_now(z) + ZPAGE - 1) / ZPAGE;
 	uint32_t live = 0;
 
 	if (end > z->max_pages)
