@@ -716,7 +716,7 @@ mount_dev() {
 
 # fio_run NAME [FIO OPTIONS...]: run one fio job against $DEV with libaio and
 # O_DIRECT (the options given override these defaults). It must exit 0 and
-# must have moved data; sets FIO_READS and FIO_WRITES (I/Os issued).
+# must have moved data; sets FIO_READS, FIO_WRITES and FIO_TRIMS (I/Os issued).
 fio_run() {
 	_name=$1
 	shift
@@ -737,8 +737,11 @@ fio_run() {
 	# "issued rwts: total=R,W,T,S" (one line with --group_reporting).
 	FIO_READS=$(awk -F'[=,]' '/issued rwts/ { r += $2 } END { print r + 0 }' "$_log")
 	FIO_WRITES=$(awk -F'[=,]' '/issued rwts/ { w += $3 } END { print w + 0 }' "$_log")
-	say "fio $_name: $FIO_READS reads, $FIO_WRITES writes"
-	[ $((FIO_READS + FIO_WRITES)) -gt 0 ] || fail "fio $_name issued no I/O"
+	FIO_TRIMS=$(awk -F'[=,]' '/issued rwts/ { t += $4 } END { print t + 0 }' "$_log")
+	_trims=
+	[ "$FIO_TRIMS" = 0 ] || _trims=", $FIO_TRIMS trims"
+	say "fio $_name: $FIO_READS reads, $FIO_WRITES writes$_trims"
+	[ $((FIO_READS + FIO_WRITES + FIO_TRIMS)) -gt 0 ] || fail "fio $_name issued no I/O"
 }
 
 # fio_verify NAME [FIO OPTIONS...]: write with crc32c checksums, then read

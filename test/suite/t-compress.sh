@@ -92,6 +92,28 @@ expect_eq "$(stat_of "$SRV_ID" orig_data_size)" 0 "orig_data_size after discardi
 check_alive
 stop_ublk
 
+step "compaction: a store left sparse by discards gives its slabs back"
+start_ublk 64M --compress
+fio_run fill-compressible --rw=write --bs=64k --size=48M --buffer_compress_percentage=60 \
+	--refill_buffers
+used0=$(stat_of "$SRV_ID" mem_used_total)
+# Every other page: each slab is left half full, and no slab empty.
+fio_run trim-half --rw=trim:4k --bs=4k --size=48M
+sum=$(dev_sha "$DEV" 0 $((48 * MiB)))
+compr=$(stat_of "$SRV_ID" compr_data_size)
+# compacted: the compactor has moved objects and the store's memory is
+# back near what its pages need (their bytes, an eighth, and its slack).
+compacted() {
+	[ "$(stat_of "$SRV_ID" pages_compacted)" -gt 0 ] &&
+		[ "$(stat_of "$SRV_ID" mem_used_total)" -le $((compr + compr / 8 + 4 * MiB)) ]
+}
+wait_until 60 compacted ||
+	fail "no compaction: $(stat_of "$SRV_ID" mem_used_total) bytes of memory for $compr compressed, $(stat_of "$SRV_ID" pages_compacted) pages compacted"
+say "48 MiB written: $used0 bytes of memory; half discarded: $compr compressed in $(stat_of "$SRV_ID" mem_used_total) after compacting $(stat_of "$SRV_ID" pages_compacted) pages"
+expect_eq "$(dev_sha "$DEV" 0 $((48 * MiB)))" "$sum" "the data the compactor moved"
+check_alive
+stop_ublk
+
 step "refused: what a compressed store cannot do"
 refuse 2 "--compress with zero_copy" 64M --compress --copy-mode zero_copy
 refuse 2 "--compress with --prealloc" 64M --compress --prealloc
