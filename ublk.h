@@ -99,6 +99,14 @@ void ublk_ctrl_close(struct ublk_ctrl *ctrl);
 /* The driver's GET_FEATURES answer: UBLK_F_* flags. */
 uint64_t ublk_features(const struct ublk_ctrl *ctrl);
 
+/*
+ * Does the driver take this process for an ordinary user (no
+ * CAP_SYS_ADMIN in the first user namespace)?  Its devices are then
+ * unprivileged ones (UBLK_F_UNPRIVILEGED_DEV): its own, with less on
+ * offer (see ublk_config_check()).
+ */
+bool ublk_unprivileged(const struct ublk_ctrl *ctrl);
+
 /* The name of feature flag bit @bit ("USER_COPY"), or NULL if unknown. */
 const char *ublk_feature_name(unsigned bit);
 
