@@ -45,6 +45,7 @@ static int cmd_serve(int argc, char **argv)
 	if (ublk_ctrl_open(&ctrl, o.cfg.trace) < 0)
 		return 1;
 	protect_from_oom_killer();
+	o.cfg.unprivileged = ublk_unprivileged(ctrl);
 	ret = refuse_config(&o.cfg, ublk_features(ctrl));
 	/* The kernel picks the id; a recoverable store is named after it. */
 	if (ret == 0)

@@ -514,6 +514,14 @@ static const char *conflict_words(enum ublk_conflict c)
 		return "--zoned needs --copy-mode user_copy: the driver returns a zone append's sector where the other modes keep their buffer";
 	case UBLK_ZONED_NO_BATCH:
 		return "--zoned needs --io-path per-request";
+	case UBLK_UNPRIV_NO_RECOVERY:
+		return "--recoverable needs root: the ublk driver recovers no device an ordinary user made";
+	case UBLK_UNPRIV_NO_USER_COPY:
+		return "--copy-mode user_copy needs root: the ublk driver lets no ordinary user's server copy a request's data itself (get_data, the default, and bounce work)";
+	case UBLK_UNPRIV_NO_ZERO_COPY:
+		return "--copy-mode zero_copy needs root: the ublk driver lends no ordinary user's server a request's pages (get_data, the default, and bounce work)";
+	case UBLK_UNPRIV_NO_ZONED:
+		return "--zoned needs root: a zoned device is served in user_copy mode, which the ublk driver refuses an ordinary user";
 	default:
 		return "this configuration cannot be served";
 	}
@@ -530,6 +538,8 @@ static const char *flag_hint(uint64_t flag)
 		return ": use --queue-threads 1";
 	if (flag & (UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE))
 		return ": --recoverable cannot work here";
+	if (flag == UBLK_F_UNPRIVILEGED_DEV)
+		return ": only root can make devices here";
 	return "";
 }
 

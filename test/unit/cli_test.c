@@ -420,6 +420,26 @@ static void test_refuse_config(void)
 	CHECK(ret == -EINVAL && strstr(msg, "--copy-mode get_data needs --io-path per-request"),
 	      "batch with get_data: refused in the options' words", "returned %d, said: %s",
 	      ret, msg);
+	/* What an ordinary user may not have: one line naming the option and why. */
+	cfg.io_path = UBLK_IO_PATH_AUTO;
+	cfg.unprivileged = true;
+	cfg.recoverable = true;
+	ret = refusal(&cfg, ~0ULL, msg, sizeof(msg));
+	CHECK(ret == -EINVAL && strstr(msg, "--recoverable needs root") &&
+	      strchr(msg, '\n') == msg + strlen(msg) - 1,
+	      "a user's --recoverable: one line saying it needs root", "returned %d, said: %s",
+	      ret, msg);
+	cfg.recoverable = false;
+	cfg.copy_mode = UBLK_COPY_USER;
+	ret = refusal(&cfg, 0x1feULL, msg, sizeof(msg));
+	CHECK(ret == -EINVAL && strstr(msg, "--copy-mode user_copy needs root") &&
+	      strstr(msg, "get_data"), "a user's user_copy: refused, naming what works",
+	      "returned %d, said: %s", ret, msg);
+	cfg.copy_mode = UBLK_COPY_GET_DATA;
+	ret = refusal(&cfg, 0x1feULL & ~UBLK_F_UNPRIVILEGED_DEV, msg, sizeof(msg));
+	CHECK(ret == -EOPNOTSUPP && strstr(msg, "UNPRIVILEGED_DEV") && strstr(msg, "only root"),
+	      "a driver without UNPRIVILEGED_DEV: a user is told only root can",
+	      "returned %d, said: %s", ret, msg);
 }
 
 static void test_feature_use(void)
