@@ -27,10 +27,10 @@ endif
 
 SRCS    := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk.c fault.c pinned.c \
 	   memory.c mem_backend.c zone.c record.c holders.c control.c process.c service.c serve.c \
-	   options.c admin.c recover.c main.c
+	   options.c owner.c admin.c recover.c main.c
 HDRS    := log.h backend.h uring.h ublk_cmd.h ublk_io.h ublk.h ublk_ctrl.h ublk_queue.h fault.h pinned.h \
 	   memory.h mem_backend.h zone.h record.h holders.h control.h process.h service.h serve.h \
-	   options.h verbs.h
+	   options.h owner.h verbs.h
 UNIT    := test/unit
 TESTS   := $(UNIT)/uring_test $(UNIT)/mem_test $(UNIT)/batch_test $(UNIT)/cli_test \
 	   $(UNIT)/ublk_test $(UNIT)/lz4_test $(UNIT)/zstore_test $(UNIT)/zone_test \
@@ -87,7 +87,7 @@ $(UNIT)/zone_test: $(UNIT)/zone_test.c $(UNIT)/check.h zone.c zone.h backend.h l
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -I$(UNIT) -o $@ $(UNIT)/zone_test.c zone.c log.c $(LDLIBS)
 
 # The command line: cli_test.c includes the command line's files, renaming main().
-CLI_INCLUDED := options.c service.c serve.c admin.c recover.c main.c
+CLI_INCLUDED := options.c owner.c service.c serve.c admin.c recover.c main.c
 $(UNIT)/cli_test: $(UNIT)/cli_test.c $(UNIT)/check.h $(SRCS) $(HDRS)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ $(UNIT)/cli_test.c \
 		$(filter-out $(CLI_INCLUDED),$(SRCS)) $(LDLIBS)
