@@ -142,6 +142,8 @@ SBINDIR ?= $(PREFIX)/sbin
 MANDIR  ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR  ?= $(PREFIX)/share/doc/ublk-mem
+# systemd's udev reads /usr/local/lib/udev/rules.d too; eudev: /etc/udev/rules.d
+UDEVDIR ?= $(PREFIX)/lib/udev/rules.d
 INSTALL ?= install
 # The installed binary is stripped (1.4 MB with debug info, 1 MB without;
 # 190 KB built with musl-gcc); ./ublk-mem keeps its symbols.
@@ -156,12 +158,14 @@ FIX_PATHS = sed -E -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
 
 install: ublk-mem
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UDEVDIR)
 	$(INSTALL) -m 755 -s --strip-program=$(STRIP) ublk-mem $(DESTDIR)$(SBINDIR)/ublk-mem
 	$(FIX_PATHS) ublk-mem.8 >$(DESTDIR)$(MANDIR)/man8/ublk-mem.8
 	$(FIX_PATHS) dist/ublk-mem@.service >'$(DESTDIR)$(UNITDIR)/ublk-mem@.service'
 	$(FIX_PATHS) dist/ublk-mem.openrc >$(DESTDIR)$(DOCDIR)/ublk-mem.openrc
 	$(FIX_PATHS) dist/ublk-mem.init >$(DESTDIR)$(DOCDIR)/ublk-mem.init
+	$(FIX_PATHS) dist/ublk-mem.rules >$(DESTDIR)$(UDEVDIR)/70-ublk-mem.rules
+	chmod 644 $(DESTDIR)$(UDEVDIR)/70-ublk-mem.rules
 	chmod 644 $(DESTDIR)$(MANDIR)/man8/ublk-mem.8 \
 		'$(DESTDIR)$(UNITDIR)/ublk-mem@.service' \
 		$(DESTDIR)$(DOCDIR)/ublk-mem.openrc $(DESTDIR)$(DOCDIR)/ublk-mem.init
@@ -169,7 +173,8 @@ install: ublk-mem
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/ublk-mem $(DESTDIR)$(MANDIR)/man8/ublk-mem.8 \
 		'$(DESTDIR)$(UNITDIR)/ublk-mem@.service' \
-		$(DESTDIR)$(DOCDIR)/ublk-mem.openrc $(DESTDIR)$(DOCDIR)/ublk-mem.init
+		$(DESTDIR)$(DOCDIR)/ublk-mem.openrc $(DESTDIR)$(DOCDIR)/ublk-mem.init \
+		$(DESTDIR)$(UDEVDIR)/70-ublk-mem.rules
 	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 # ---- checks of the man page, the install and the init examples ----

@@ -84,6 +84,7 @@ static const struct verb {
 	{ "features", cmd_features, false },
 	{ "resize", cmd_resize, false },
 	{ "restart", cmd_restart, false },
+	{ "chown", cmd_chown, false },
 };
 
 int main(int argc, char **argv)

@@ -14,7 +14,9 @@
  */
 #define _GNU_SOURCE
 #include "log.h"
+#include "options.h"
 #include "owner.h"
+#include "verbs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,9 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define NAME_MAX_LEN	32		/* useradd's limit */
+#define NODE_MODE	0600		/* the owner's alone, like root's nodes */
 
 /* Where names are read (a variable for the unit tests). */
 static const char *passwd_path = "/etc/passwd";
@@ -164,4 +168,126 @@ int owner_get_info(struct ublk_ctrl *ctrl, int id, const char *doing,
 		log_err("device %d: %s", id, strerror(-ret));
 	}
 	return ret;
+}
+
+/* ---- ublk-mem chown ---- */
+
+/*
+ * The node udev or mdev names (DEVNAME: "/dev/ublkc3", or "ublkc3" as the
+ * kernel's own uevent has it; MDEV: "ublkc3"): its id, and whether it is
+ * the char device.  A partition (ublkb3p1) is not one: the driver scans
+ * no partition table of an unprivileged device.  0, 1 for a node that is
+ * not ours to handle, or -EINVAL.
+ */
+static int parse_node(const char *name, int *id, bool *cdev)
+{
+	char kind;
+	int n = -1;
+
+	if (!strncmp(name, "/dev/", 5))
+		name += 5;
+	if (sscanf(name, "ublk%c%d%n", &kind, id, &n) != 2 || n < 0 ||
+	    (kind != 'b' && kind != 'c') || *id < 0 || name[5] < '0' || name[5] > '9')
+		return -EINVAL;
+	*cdev = kind == 'c';
+	if (name[n] == 'p' && kind == 'b')
+		return 1;
+	return name[n] ? -EINVAL : 0;
+}
+
+/*
+ * Give node /dev/@name, which must be the device numbers @rdev of kind
+ * @type (S_IFCHR, S_IFBLK), to @uid and @gid, mode NODE_MODE.  The node
+ * is opened without following a link and checked before it is changed,
+ * and changed through that descriptor: never another file.
+ */
+static int give_node(const char *name, mode_t type, dev_t rdev, uint32_t uid, uint32_t gid)
+{
+	char path[64];
+	struct stat st;
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "/dev/%s", name);
+	fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		log_err("%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+	} else if ((st.st_mode & S_IFMT) != type || st.st_rdev != rdev) {
+		log_err("%s is not the device's node (%u:%u): left as it is", path,
+			major(rdev), minor(rdev));
+		ret = -ESTALE;
+	}
+	/* An O_PATH descriptor takes fchownat(), and chmod() through /proc. */
+	if (ret == 0 && fchownat(fd, "", uid, gid, AT_EMPTY_PATH) < 0)
+		ret = -errno;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if (ret == 0 && chmod(path, NODE_MODE) < 0)
+		ret = -errno;
+	if (ret < 0 && ret != -ESTALE)
+		log_err("/dev/%s: cannot give it to uid %u: %s", name, uid, strerror(-ret));
+	close(fd);
+	return ret;
+}
+
+/*
+ * `ublk-mem chown [ID]`: give the nodes of a device an ordinary user made
+ * to that user.  Without ID, the node udev or mdev names in the
+ * environment, for ACTION add or change (a change event puts back the
+ * block device's default group and mode).  Root's own devices are left
+ * alone.
+ */
+int cmd_chown(int argc, char **argv)
+{
+	const char *name = NULL, *action = getenv("ACTION");
+	struct ublksrv_ctrl_dev_info info;
+	struct ublk_params params;
+	struct ublk_ctrl *ctrl;
+	bool cdev = false, both = argc == 3;
+	char node[32];
+	int id = -1, ret;
+
+	if (argc > 3 || (argc == 3 && argv[2][0] == '-'))
+		usage_error("usage: ublk-mem chown [ID]");
+	if (both) {
+		id = (int)parse_num(argv[2], "device id", 0, MAX_ID);
+	} else {
+		name = getenv("DEVNAME");
+		if (!name || !*name)
+			name = getenv("MDEV");
+		if (!name || !*name)
+			usage_error("usage: ublk-mem chown ID (or, run by udev or mdev, with DEVNAME or MDEV set)");
+		if (action && strcmp(action, "add") && strcmp(action, "change"))
+			return 0;	/* a node that goes needs nothing */
+		ret = parse_node(name, &id, &cdev);
+		if (ret > 0)
+			return 0;
+		if (ret < 0) {
+			log_err("%s is not a ublk device's node: left as it is", name);
+			return 1;
+		}
+	}
+	if (ublk_ctrl_open(&ctrl, false) < 0)
+		return 1;
+	ret = owner_get_info(ctrl, id, "hand over the nodes of", &info, &params);
+	ublk_ctrl_close(ctrl);
+	if (ret < 0)
+		return 1;
+	if (!(info.flags & UBLK_F_UNPRIVILEGED_DEV))
+		return 0;	/* root's device: its nodes stay root's */
+	if (both || cdev) {
+		snprintf(node, sizeof(node), "ublkc%d", id);
+		ret = give_node(node, S_IFCHR, makedev(params.devt.char_major, params.devt.char_minor),
+				info.owner_uid, info.owner_gid);
+	}
+	/* The disk exists once the device started: none before (major 0). */
+	if (ret == 0 && (both || !cdev) && (params.devt.disk_major || !both)) {
+		snprintf(node, sizeof(node), "ublkb%d", id);
+		ret = give_node(node, S_IFBLK, makedev(params.devt.disk_major, params.devt.disk_minor),
+				info.owner_uid, info.owner_gid);
+	}
+	return ret < 0 ? 1 : 0;
 }

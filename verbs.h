@@ -4,6 +4,7 @@
  *
  *   admin.c     list, del, features, resize: devices seen from outside
  *   recover.c   recover, restart: a device taken over by a new server
+ *   owner.c     chown: an ordinary user's device's nodes handed to that user
  */
 #ifndef UBLK_MEM_VERBS_H
 #define UBLK_MEM_VERBS_H
@@ -14,5 +15,6 @@ int cmd_features(int argc, char **argv);
 int cmd_resize(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 int cmd_restart(int argc, char **argv);
+int cmd_chown(int argc, char **argv);
 
 #endif

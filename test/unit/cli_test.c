@@ -946,6 +946,37 @@ static void test_owner_name(void)
 	passwd_path = "/etc/passwd";
 }
 
+/* The nodes `chown` takes from udev's DEVNAME or mdev's MDEV. */
+static void test_parse_node(void)
+{
+	static const struct {
+		const char *name;
+		int ret, id;
+		bool cdev;
+	} cases[] = {
+		{ "/dev/ublkc3", 0, 3, true }, { "ublkc3", 0, 3, true },
+		{ "/dev/ublkb12", 0, 12, false }, { "ublkb0", 0, 0, false },
+		{ "ublkb3p1", 1, 3, false }, { "/dev/sda", -EINVAL, 0, false },
+		{ "ublkc", -EINVAL, 0, false }, { "ublkc-1", -EINVAL, 0, false },
+		{ "ublkc+1", -EINVAL, 0, false }, { "ublkc 1", -EINVAL, 0, false },
+		{ "ublkc3x", -EINVAL, 0, false }, { "ublkc3p1", -EINVAL, 0, false },
+		{ "../ublkc3", -EINVAL, 0, false }, { "/dev/../ublkc3", -EINVAL, 0, false },
+		{ "ublkc3/../../etc/passwd", -EINVAL, 0, false }, { "ublk-control", -EINVAL, 0, false },
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		int id = -1, ret;
+		bool cdev = false;
+		char what[96];
+
+		ret = parse_node(cases[i].name, &id, &cdev);
+		snprintf(what, sizeof(what), "chown takes %s: %s", cases[i].name,
+			 cases[i].ret == 0 ? "yes" : cases[i].ret > 0 ? "no, quietly" : "no");
+		CHECK(ret == cases[i].ret && (ret || (id == cases[i].id && cdev == cases[i].cdev)),
+		      what, "returned %d, id %d, cdev %d", ret, id, cdev);
+	}
+}
+
 struct device_case {
 	int id;
 	const struct ublksrv_ctrl_dev_info *info;
@@ -1109,6 +1140,7 @@ int main(void)
 	test_json_string();
 	test_json_device();
 	test_owner_name();
+	test_parse_node();
 	test_log_priority();
 	test_logger();
 
