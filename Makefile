@@ -152,6 +152,7 @@ STRIP   ?= $(CROSS)strip
 # (in the man page a '-' may be written '\-').
 FIX_PATHS = sed -E -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
 		-e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g' \
+		-e 's|/usr/local/lib/udev/rules.d|$(UDEVDIR)|g' \
 		-e 's|/usr/local/share/doc/ublk\\?-mem|$(DOCDIR)|g'
 
 .PHONY: install uninstall test-docs lint-dist clean-helpers
