@@ -96,9 +96,14 @@ void ctrl_note_device(struct ublk_ctrl *c, int dev_id, uint64_t flags)
 			c->path_ids[i] = -1;
 }
 
-/* Does command @op on device @dev_id carry the device's path? */
+/*
+ * Does command @op on device @dev_id carry the device's path?  GET_DEV_INFO2
+ * always does: the driver checks it against the path whatever the device.
+ */
 static bool needs_path(const struct ublk_ctrl *c, uint32_t op, uint32_t dev_id)
 {
+	if (op == UBLK_U_CMD_GET_DEV_INFO2)
+		return true;
 	return op != UBLK_U_CMD_ADD_DEV && op != UBLK_U_CMD_GET_FEATURES &&
 	       dev_id <= INT32_MAX && path_known(c, (int)dev_id);
 }
@@ -376,16 +381,20 @@ bool ublk_unprivileged(const struct ublk_ctrl *c)
 int ublk_get_info(struct ublk_ctrl *c, int dev_id,
 		  struct ublksrv_ctrl_dev_info *info, struct ublk_params *params)
 {
-	int ret = ctrl_cmd(c, UBLK_U_CMD_GET_DEV_INFO, (uint32_t)dev_id, info,
-			   sizeof(*info), 0);
-
 	/*
-	 * A command without a path to an unprivileged device is EINVAL
-	 * (root's devices answer EPERM to a user): ask again with one.
+	 * A device known to be unprivileged is asked with GET_DEV_INFO2,
+	 * which names its node and is answered right for any device (a new
+	 * one of root's may have taken the id since).  Otherwise plainly: a
+	 * command without a path to an unprivileged device is EINVAL (one of
+	 * root's is EPERM to a user), and then GET_DEV_INFO2 asks again.
 	 */
-	if (ret == -EINVAL && !path_known(c, dev_id)) {
+	bool known = path_known(c, dev_id);
+	int ret = ctrl_cmd(c, known ? UBLK_U_CMD_GET_DEV_INFO2 : UBLK_U_CMD_GET_DEV_INFO,
+			   (uint32_t)dev_id, info, sizeof(*info), 0);
+
+	if (ret == -EINVAL && !known) {
 		ctrl_note_device(c, dev_id, UBLK_F_UNPRIVILEGED_DEV);
-		ret = ctrl_cmd(c, UBLK_U_CMD_GET_DEV_INFO, (uint32_t)dev_id, info,
+		ret = ctrl_cmd(c, UBLK_U_CMD_GET_DEV_INFO2, (uint32_t)dev_id, info,
 			       sizeof(*info), 0);
 		if (ret < 0 && ret != -EACCES)
 			ctrl_note_device(c, dev_id, 0);
