@@ -140,11 +140,12 @@ static void json_device(FILE *f, int id, const struct ublksrv_ctrl_dev_info *inf
 	fprintf(f, "{\"id\":%d,\"device\":\"/dev/ublkb%d\",\"state\":", id, id);
 	json_string(f, info ? state_name(info) : "removed");
 	if (!info) {
-		fputs(",\"pid\":null,\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null,\"owner_uid\":null,\"owner_gid\":null,\"owner\":null}",
+		fputs(",\"pid\":null,\"owner_uid\":null,\"owner_gid\":null,\"owner\":null,\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null}",
 		      f);
 		return;
 	}
 	fprintf(f, ",\"pid\":%d", info->ublksrv_pid);
+	owner_json(f, info->owner_uid, info->owner_gid, true);
 	if (sized)
 		fprintf(f, ",\"size\":%llu,\"block_size\":%u",
 			(unsigned long long)(params->basic.dev_sectors << 9),
@@ -179,7 +180,6 @@ static void json_device(FILE *f, int id, const struct ublksrv_ctrl_dev_info *inf
 		json_string(f, store);
 	else
 		fputs("null", f);
-	owner_json(f, info->owner_uid, info->owner_gid, true);
 	fputc('}', f);
 }
 

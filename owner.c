@@ -122,10 +122,11 @@ void owner_list_private(FILE *f, int id, uint32_t uid, bool json)
 			"-", "-", name, "only its owner and root may query it");
 		return;
 	}
-	fprintf(f, "{\"id\":%d,\"device\":\"/dev/ublkb%d\",\"state\":\"private\",\"pid\":null,\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null",
+	fprintf(f, "{\"id\":%d,\"device\":\"/dev/ublkb%d\",\"state\":\"private\",\"pid\":null",
 		id, id);
 	owner_json(f, uid, 0, false);
-	fputc('}', f);
+	fputs(",\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null}",
+	      f);
 }
 
 /* ---- refusals ---- */

@@ -29,9 +29,9 @@ bool owner_name(uint32_t uid, char *buf, size_t len);
 uint32_t owner_of_node(int id, int err);
 
 /*
- * A device's owner in `list --json`: the last members of its object,
- * "owner_uid", "owner_gid" (null unless @gid_known) and "owner", the
- * name /etc/passwd gives (null if none).
+ * A device's owner in `list --json`, after its "pid": "owner_uid",
+ * "owner_gid" (null unless @gid_known) and "owner", the name /etc/passwd
+ * gives (null if none).
  */
 void owner_json(FILE *f, uint32_t uid, uint32_t gid, bool gid_known);
 

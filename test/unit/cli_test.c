@@ -1014,11 +1014,10 @@ static void test_json_device(void)
 	params.basic.logical_bs_shift = 12;
 	CHECK_STR(printed(buf, sizeof(buf), print_json_device, &c),
 		  "{\"id\":3,\"device\":\"/dev/ublkb3\",\"state\":\"recoverable\",\"pid\":4242,"
-		  "\"size\":67108864,\"block_size\":4096,\"queues\":2,\"depth\":64,"
+		  "\"owner_uid\":0,\"owner_gid\":0,\"owner\":\"root\",\"size\":67108864,\"block_size\":4096,\"queues\":2,\"depth\":64,"
 		  "\"copy_mode\":\"user_copy\",\"recoverable\":true,\"flags\":[\"USER_RECOVERY\","
 		  "\"USER_RECOVERY_REISSUE\",\"CMD_IOCTL_ENCODE\",\"USER_COPY\",\"bit-62\"],"
-		  "\"zoned\":null,\"store\":\"/dev/shm/ublk-mem-3\",\"owner_uid\":0,\"owner_gid\":0,"
-		  "\"owner\":\"root\"}",
+		  "\"zoned\":null,\"store\":\"/dev/shm/ublk-mem-3\"}",
 		  "json_device: a recoverable device with its store");
 	info.flags = UBLK_F_NEED_GET_DATA;
 	info.state = UBLK_S_DEV_LIVE;
@@ -1027,10 +1026,9 @@ static void test_json_device(void)
 	c.store = NULL;
 	snprintf(want, sizeof(want),
 		 "{\"id\":3,\"device\":\"/dev/ublkb3\",\"state\":\"live\",\"pid\":%d,"
-		 "\"size\":null,\"block_size\":null,\"queues\":2,\"depth\":64,"
+		 "\"owner_uid\":4000000000,\"owner_gid\":7,\"owner\":null,\"size\":null,\"block_size\":null,\"queues\":2,\"depth\":64,"
 		 "\"copy_mode\":\"get_data\",\"recoverable\":false,"
-		 "\"flags\":[\"NEED_GET_DATA\"],\"zoned\":null,\"store\":null,"
-		 "\"owner_uid\":4000000000,\"owner_gid\":7,\"owner\":null}", (int)getpid());
+		 "\"flags\":[\"NEED_GET_DATA\"],\"zoned\":null,\"store\":null}", (int)getpid());
 	info.owner_uid = 4000000000U;
 	info.owner_gid = 7;
 	CHECK_STR(printed(buf, sizeof(buf), print_json_device, &c), want,
@@ -1039,15 +1037,14 @@ static void test_json_device(void)
 	c.params = NULL;
 	CHECK_STR(printed(buf, sizeof(buf), print_json_device, &c),
 		  "{\"id\":3,\"device\":\"/dev/ublkb3\",\"state\":\"removed\",\"pid\":null,"
-		  "\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,"
-		  "\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null,"
-		  "\"owner_uid\":null,\"owner_gid\":null,\"owner\":null}",
+		  "\"owner_uid\":null,\"owner_gid\":null,\"owner\":null,\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,"
+		  "\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null}",
 		  "json_device: an id held for a removed device");
 	CHECK_STR(printed(buf, sizeof(buf), print_json_private, NULL),
 		  "{\"id\":5,\"device\":\"/dev/ublkb5\",\"state\":\"private\",\"pid\":null,"
-		  "\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,"
-		  "\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null,"
-		  "\"owner_uid\":1000,\"owner_gid\":null,\"owner\":\"alice\"}",
+		  "\"owner_uid\":1000,\"owner_gid\":null,\"owner\":\"alice\",\"size\":null,"
+		  "\"block_size\":null,\"queues\":null,\"depth\":null,\"copy_mode\":null,"
+		  "\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null}",
 		  "json: another user's device, its owner named");
 	undo_test_passwd();
 }
