@@ -5,8 +5,9 @@
 # user serves a device whose nodes are the user's alone; what the user
 # writes reads back (fio crc32c verify, as the user); `list` names the
 # owner, to the user and to root; `features` marks what only root gets;
-# SIGTERM removes the device. An ext4 the user makes passes fsck after
-# root mounted it and wrote to it. The user's server prints nothing on
+# SIGTERM removes the device. The other paths open to a user's device
+# (bounce; the batched commands, Linux 7.0) verify too. An ext4 the user
+# makes passes fsck after root mounted it and wrote to it. The user's server prints nothing on
 # stderr: what only root may do (the OOM score, I/O flushers) is not
 # reported as a failure.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -67,6 +68,16 @@ check_alive
 step "SIGTERM removes it"
 stop_ublk
 "$UBLK_MEM" list | awk -v id="$SRV_ID" '$1 == id' | grep -q . && fail "list still shows device $SRV_ID"
+
+step "the other paths a user's device may take"
+start_ublk 32M --copy-mode bounce
+fio_verify bounce --size=8M
+stop_ublk
+if has_feature BATCH_IO; then
+	start_ublk 32M --io-path batch
+	fio_verify batch --size=8M
+	stop_ublk
+fi
 
 step "ext4 made by $USER1, mounted by root, passes fsck"
 start_ublk 64M
