@@ -27,10 +27,10 @@ endif
 
 SRCS    := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk.c fault.c pinned.c \
 	   memory.c mem_backend.c lz4.c zalloc.c zstore.c compress_backend.c zone.c store.c record.c holders.c control.c process.c service.c serve.c \
-	   options.c admin.c recover.c main.c
+	   options.c owner.c admin.c recover.c main.c
 HDRS    := log.h backend.h uring.h ublk_cmd.h ublk_io.h ublk.h ublk_ctrl.h ublk_queue.h fault.h pinned.h \
 	   memory.h mem_backend.h lz4.h zalloc.h zstore.h compress_backend.h zone.h store.h record.h holders.h control.h process.h service.h serve.h \
-	   options.h verbs.h
+	   options.h owner.h verbs.h
 UNIT    := test/unit
 TESTS   := $(UNIT)/uring_test $(UNIT)/mem_test $(UNIT)/batch_test $(UNIT)/cli_test \
 	   $(UNIT)/ublk_test $(UNIT)/lz4_test $(UNIT)/zstore_test $(UNIT)/zone_test \
@@ -87,7 +87,7 @@ $(UNIT)/zone_test: $(UNIT)/zone_test.c $(UNIT)/check.h zone.c zone.h backend.h l
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -I$(UNIT) -o $@ $(UNIT)/zone_test.c zone.c log.c $(LDLIBS)
 
 # The command line: cli_test.c includes the command line's files, renaming main().
-CLI_INCLUDED := options.c service.c serve.c admin.c recover.c main.c
+CLI_INCLUDED := options.c owner.c service.c serve.c admin.c recover.c main.c
 $(UNIT)/cli_test: $(UNIT)/cli_test.c $(UNIT)/check.h $(SRCS) $(HDRS)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ $(UNIT)/cli_test.c \
 		$(filter-out $(CLI_INCLUDED),$(SRCS)) $(LDLIBS)
@@ -142,6 +142,8 @@ SBINDIR ?= $(PREFIX)/sbin
 MANDIR  ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR  ?= $(PREFIX)/share/doc/ublk-mem
+# systemd's udev reads /usr/local/lib/udev/rules.d too; eudev: /etc/udev/rules.d
+UDEVDIR ?= $(PREFIX)/lib/udev/rules.d
 INSTALL ?= install
 # The installed binary is stripped (1.4 MB with debug info, 1 MB without;
 # 190 KB built with musl-gcc); ./ublk-mem keeps its symbols.
@@ -150,18 +152,21 @@ STRIP   ?= $(CROSS)strip
 # (in the man page a '-' may be written '\-').
 FIX_PATHS = sed -E -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
 		-e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g' \
+		-e 's|/usr/local/lib/udev/rules.d|$(UDEVDIR)|g' \
 		-e 's|/usr/local/share/doc/ublk\\?-mem|$(DOCDIR)|g'
 
 .PHONY: install uninstall test-docs lint-dist clean-helpers
 
 install: ublk-mem
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UDEVDIR)
 	$(INSTALL) -m 755 -s --strip-program=$(STRIP) ublk-mem $(DESTDIR)$(SBINDIR)/ublk-mem
 	$(FIX_PATHS) ublk-mem.8 >$(DESTDIR)$(MANDIR)/man8/ublk-mem.8
 	$(FIX_PATHS) dist/ublk-mem@.service >'$(DESTDIR)$(UNITDIR)/ublk-mem@.service'
 	$(FIX_PATHS) dist/ublk-mem.openrc >$(DESTDIR)$(DOCDIR)/ublk-mem.openrc
 	$(FIX_PATHS) dist/ublk-mem.init >$(DESTDIR)$(DOCDIR)/ublk-mem.init
+	$(FIX_PATHS) dist/ublk-mem.rules >$(DESTDIR)$(UDEVDIR)/70-ublk-mem.rules
+	chmod 644 $(DESTDIR)$(UDEVDIR)/70-ublk-mem.rules
 	chmod 644 $(DESTDIR)$(MANDIR)/man8/ublk-mem.8 \
 		'$(DESTDIR)$(UNITDIR)/ublk-mem@.service' \
 		$(DESTDIR)$(DOCDIR)/ublk-mem.openrc $(DESTDIR)$(DOCDIR)/ublk-mem.init
@@ -169,7 +174,8 @@ install: ublk-mem
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/ublk-mem $(DESTDIR)$(MANDIR)/man8/ublk-mem.8 \
 		'$(DESTDIR)$(UNITDIR)/ublk-mem@.service' \
-		$(DESTDIR)$(DOCDIR)/ublk-mem.openrc $(DESTDIR)$(DOCDIR)/ublk-mem.init
+		$(DESTDIR)$(DOCDIR)/ublk-mem.openrc $(DESTDIR)$(DOCDIR)/ublk-mem.init \
+		$(DESTDIR)$(UDEVDIR)/70-ublk-mem.rules
 	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 # ---- checks of the man page, the install and the init examples ----
@@ -193,10 +199,13 @@ docs-perf:
 .PHONY: docs-perf
 
 # Helpers the VM suite runs (test/ is copied into the VM): static, libc only.
-TEST_HELPERS := test/suite/notify_listen
+TEST_HELPERS := test/suite/notify_listen test/suite/uevent_run
 
 test/suite/notify_listen: test/suite/notify_listen.c
 	$(CC) $(CFLAGS) -static -o $@ test/suite/notify_listen.c
+
+test/suite/uevent_run: test/suite/uevent_run.c
+	$(CC) $(CFLAGS) -static -o $@ test/suite/uevent_run.c
 
 test test-host: $(TEST_HELPERS)
 

@@ -8,6 +8,7 @@
 #include "holders.h"
 #include "log.h"
 #include "options.h"
+#include "owner.h"
 #include "record.h"
 #include "ublk.h"
 #include "verbs.h"
@@ -177,11 +178,12 @@ static void json_device(FILE *f, int id, const struct ublksrv_ctrl_dev_info *inf
 	fprintf(f, "{\"id\":%d,\"device\":\"/dev/ublkb%d\",\"state\":", id, id);
 	json_string(f, info ? state_name(info) : "removed");
 	if (!info) {
-		fputs(",\"pid\":null,\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null,\"stats\":null}",
+		fputs(",\"pid\":null,\"owner_uid\":null,\"owner_gid\":null,\"owner\":null,\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null,\"stats\":null}",
 		      f);
 		return;
 	}
 	fprintf(f, ",\"pid\":%d", info->ublksrv_pid);
+	owner_json(f, info->owner_uid, info->owner_gid, true);
 	if (sized)
 		fprintf(f, ",\"size\":%llu,\"block_size\":%u",
 			(unsigned long long)(params->basic.dev_sectors << 9),
@@ -228,18 +230,19 @@ static void json_device(FILE *f, int id, const struct ublksrv_ctrl_dev_info *inf
 static void table_device(int id, const struct ublksrv_ctrl_dev_info *info,
 			 const struct ublk_params *params)
 {
-	char size[32] = "-";
+	char size[32] = "-", owner[64];
 
 	if (!info) {
-		printf("%-4d %-15s %-8s %-8s %-6s %-5s %s\n", id, "removed", "-",
-		       "-", "-", "-", "still mounted: its id is free after umount");
+		printf("%-4d %-15s %-8s %-8s %-6s %-5s %-8s %s\n", id, "removed", "-",
+		       "-", "-", "-", "-", "still mounted: its id is free after umount");
 		return;
 	}
 	if (params->types & UBLK_PARAM_TYPE_BASIC)
 		format_size(size, sizeof(size), params->basic.dev_sectors << 9);
-	printf("%-4d %-15s %-8d %-8s %-6u %-5u %s%s%s%s\n", id,
+	owner_name(info->owner_uid, owner, sizeof(owner));
+	printf("%-4d %-15s %-8d %-8s %-6u %-5u %-8s %s%s%s%s\n", id,
 	       state_name(info), info->ublksrv_pid, size,
-	       info->nr_hw_queues, info->queue_depth,
+	       info->nr_hw_queues, info->queue_depth, owner,
 	       ublk_copy_mode_name(ublk_copy_mode_of(info->flags)),
 	       (info->flags & UBLK_F_USER_RECOVERY) ? ",recoverable" : "",
 	       (info->flags & UBLK_F_USER_RECOVERY_REISSUE) ? ",reissue" : "",
@@ -248,7 +251,9 @@ static void table_device(int id, const struct ublksrv_ctrl_dev_info *info,
 
 /*
  * `ublk-mem list [--json]`: one line per device, or, for scripts and
- * monitoring, one JSON array of objects, one a line.
+ * monitoring, one JSON array of objects, one a line.  An ordinary user
+ * sees the devices of others (and root's) as private: the driver tells
+ * only their owners and root about them.
  */
 int cmd_list(int argc, char **argv)
 {
@@ -265,16 +270,25 @@ int cmd_list(int argc, char **argv)
 	if (json)
 		putchar('[');
 	else
-		printf("%-4s %-15s %-8s %-8s %-6s %-5s %s\n", "ID", "STATE", "PID",
-		       "SIZE", "QUEUES", "DEPTH", "FLAGS");
+		printf("%-4s %-15s %-8s %-8s %-6s %-5s %-8s %s\n", "ID", "STATE", "PID",
+		       "SIZE", "QUEUES", "DEPTH", "OWNER", "FLAGS");
 	for (int i = 0; i < n; i++) {
 		struct ublksrv_ctrl_dev_info info;
 		struct ublk_params params;
 		char stats[1024];
 		struct record r;
 		bool stored, counted;
+		int ret = ublk_get_info(ctrl, ids[i], &info, &params);
 
-		if (ublk_get_info(ctrl, ids[i], &info, &params) < 0)
+		if (ret == -EPERM || ret == -EACCES) {
+			uint32_t uid = owner_of_node(ids[i], ret);
+
+			if (json)
+				fputs(shown++ ? ",\n" : "\n", stdout);
+			owner_list_private(stdout, ids[i], uid, json);
+			continue;
+		}
+		if (ret < 0)
 			continue;	/* went away meanwhile */
 		if (!json) {
 			table_device(ids[i], &info, &params);
@@ -348,9 +362,8 @@ int cmd_del(int argc, char **argv)
 		usage_error("usage: ublk-mem del [--force] ID");
 	if (ublk_ctrl_open(&ctrl, false) < 0)
 		return 1;
-	ret = ublk_get_info(ctrl, id, &info, NULL);
+	ret = owner_get_info(ctrl, id, "delete", &info, NULL);
 	if (ret < 0) {
-		log_err("device %d: %s", id, ret == -ENODEV ? "no such ublk device" : strerror(-ret));
 		ublk_ctrl_close(ctrl);
 		return 1;
 	}
@@ -386,7 +399,7 @@ static const char *feature_use(uint64_t flag)
 	case UBLK_F_USER_RECOVERY_REISSUE: return "used: --recoverable (requests in flight are re-issued)";
 	case UBLK_F_CMD_IOCTL_ENCODE: return "used: required";
 	case UBLK_F_SUPPORT_ZERO_COPY: return "not used: --copy-mode zero_copy lets the driver register buffers (AUTO_BUF_REG)";
-	case UBLK_F_UNPRIVILEGED_DEV: return "not used: ublk-mem runs as root";
+	case UBLK_F_UNPRIVILEGED_DEV: return "used: run by another user than root (a device of that user's)";
 	case UBLK_F_ZONED: return "used: --zoned (host-managed zones, in user_copy mode)";
 	case UBLK_F_UPDATE_SIZE: return "used: ublk-mem resize";
 	case UBLK_F_QUIESCE: return "used: ublk-mem restart drains a --recoverable device first";
@@ -412,13 +425,16 @@ int cmd_features(int argc, char **argv)
 		return 1;
 	f = ublk_features(ctrl);
 	printf("GET_FEATURES 0x%016llx\n", (unsigned long long)f);
+	if (ublk_unprivileged(ctrl))
+		printf("not root: this user's devices are unprivileged (UBLK_F_UNPRIVILEGED_DEV), without what is marked \"root only\"\n");
 	for (unsigned bit = 0; bit < 64; bit++) {
 		const char *name = ublk_feature_name(bit);
 		uint64_t flag = 1ULL << bit;
 
 		if (name)
-			printf("%-24s %-3s since %-5s %s\n", name, (f & flag) ? "yes" : "no",
-			       ublk_feature_since(bit), feature_use(flag));
+			printf("%-24s %-3s since %-5s %s%s\n", name, (f & flag) ? "yes" : "no",
+			       ublk_feature_since(bit), feature_use(flag),
+			       (flag & UBLK_ROOT_ONLY_FLAGS) ? " (root only)" : "");
 		else if (f & flag)
 			printf("bit-%-20u %-3s %s\n", bit, "yes", "unknown to this ublk-mem");
 	}

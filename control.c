@@ -7,15 +7,21 @@
  * The server is root and the device holds data, so the socket lives in a
  * directory only root can enter, and the server answers only a peer of
  * its own user, as the kernel reports it (SO_PEERCRED), never as the peer
- * claims.  A client never waits without a limit: a server that does not
+ * claims.  The server of an ordinary user's device is that user's, and
+ * may not write in root's directory: it listens in the user's runtime
+ * directory, which is the user's alone (user_dir()), and answers the user
+ * and root; a client checks that the server it reached is the device's
+ * owner's.  A client never waits without a limit: a server that does not
  * even acknowledge a request within CONTROL_ACK_MS is named as stuck.
  */
 #define _GNU_SOURCE
 #include "control.h"
 #include "log.h"
+#include "owner.h"
 #include "record.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +37,7 @@
 #define REQUEST_TIMEOUT_S	2	/* a client that says nothing is dropped */
 #define HANDOVER_TIMEOUT_MS	10000	/* QUIESCE_DEV's wait for in-flight I/O */
 #define CONTROL_ACK_MS		5000	/* "accepted" must come within this */
+#define USER_SUBDIR		"ublk-mem"	/* in a user's runtime directory */
 
 /* Send one line to the client on @fd. */
 static void send_line(int fd, const char *fmt, va_list ap)
@@ -69,27 +76,86 @@ static void __attribute__((format(printf, 2, 3))) reply(int fd, const char *fmt,
 	close(fd);
 }
 
-static void socket_path(struct sockaddr_un *a, int dev_id)
+/* The socket of device @dev_id's server in directory @dir; 0 or -ENAMETOOLONG. */
+static int socket_path(struct sockaddr_un *a, const char *dir, int dev_id)
 {
 	memset(a, 0, sizeof(*a));
 	a->sun_family = AF_UNIX;
-	snprintf(a->sun_path, sizeof(a->sun_path), RECORD_DIR "/%d.sock", dev_id);
+	if ((size_t)snprintf(a->sun_path, sizeof(a->sun_path), "%s/%d.sock", dir, dev_id) >=
+	    sizeof(a->sun_path))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Is @path a directory of @uid's that nobody else may enter or change? */
+static bool private_dir(const char *path, uid_t uid)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == uid &&
+	       !(st.st_mode & 077);
+}
+
+/*
+ * USER_SUBDIR in the runtime directory of user @uid, into @dir: @xdg (its
+ * XDG_RUNTIME_DIR, or NULL) if that is the user's alone, else
+ * /run/user/UID if it is, as logind makes it.  With @make, the
+ * subdirectory is made (mode 0700).  0, or -ENOENT when there is none.
+ */
+static int user_dir(const char *xdg, uid_t uid, bool make, char *dir, size_t len)
+{
+	char base[PATH_MAX];
+
+	if (xdg && xdg[0] == '/' && private_dir(xdg, uid))
+		snprintf(base, sizeof(base), "%s", xdg);
+	else if (snprintf(base, sizeof(base), "/run/user/%u", (unsigned)uid), !private_dir(base, uid))
+		return -ENOENT;
+	if ((size_t)snprintf(dir, len, "%s/" USER_SUBDIR, base) >= len)
+		return -ENAMETOOLONG;
+	if (make && mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return private_dir(dir, uid) ? 0 : -EPERM;
+}
+
+/*
+ * Where this process listens: RECORD_DIR for root, the user's runtime
+ * directory for anyone else.  Says why on failure.
+ */
+static int server_dir(char *dir, size_t len)
+{
+	int ret;
+
+	if (geteuid() == 0) {
+		snprintf(dir, len, "%s", RECORD_DIR);
+		ret = record_dir();
+		if (ret < 0)
+			log_err("warning: %s: %s (a directory only root may enter is needed); resize and restart cannot reach this server",
+				 RECORD_DIR, strerror(-ret));
+		return ret;
+	}
+	ret = user_dir(getenv("XDG_RUNTIME_DIR"), geteuid(), true, dir, len);
+	if (ret < 0)
+		log_err("warning: this user has no runtime directory of its own (XDG_RUNTIME_DIR, or /run/user/%u, mode 0700: %s); resize cannot reach this server",
+			(unsigned)geteuid(), strerror(-ret));
+	return ret;
 }
 
 void control_open(struct control *c)
 {
 	struct sockaddr_un a;
 	struct stat st;
-	int ret;
+	char dir[PATH_MAX];
 
 	c->fd = c->client_fd = -1;
-	ret = record_dir();
-	if (ret < 0) {
-		log_err("warning: %s: %s (a directory only root may enter is needed); resize and restart cannot reach this server",
-			 RECORD_DIR, strerror(-ret));
+	c->path[0] = '\0';
+	if (server_dir(dir, sizeof(dir)) < 0)
+		return;
+	if (socket_path(&a, dir, c->dev_id) < 0) {
+		log_err("warning: %s: the path is too long for a socket; resize cannot reach this server",
+			dir);
 		return;
 	}
-	socket_path(&a, c->dev_id);
+	snprintf(c->path, sizeof(c->path), "%s", a.sun_path);
 	/* A socket left by a server that died: ours to replace, nothing else. */
 	if (lstat(a.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(a.sun_path);
@@ -106,8 +172,6 @@ void control_open(struct control *c)
 
 void control_close(struct control *c)
 {
-	struct sockaddr_un a;
-
 	if (c->client_fd >= 0)
 		reply(c->client_fd, "error the server ended before handing over");
 	c->client_fd = -1;
@@ -115,8 +179,7 @@ void control_close(struct control *c)
 		return;
 	close(c->fd);
 	c->fd = -1;
-	socket_path(&a, c->dev_id);
-	unlink(a.sun_path);
+	unlink(c->path);
 }
 
 static void format_mib(char *buf, size_t len, uint64_t bytes)
@@ -208,8 +271,12 @@ static void do_handover(struct ublk_dev *dev, struct control *c, int fd, const c
 {
 	struct stat st;
 
+	if (!(ublk_info(dev)->flags & UBLK_F_USER_RECOVERY))
+		return reply(fd, "error /dev/ublkb%d was not created --recoverable: no other server can take it over",
+			     c->dev_id);
 	if (program[0] != '/' || stat(program, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_uid != geteuid() || (st.st_mode & 022) || !(st.st_mode & 0100))
+	    (st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022) ||
+	    !(st.st_mode & 0100))
 		return reply(fd, "error %s is not a program only root may change", program);
 	if (ublk_hand_over(dev, HANDOVER_TIMEOUT_MS) < 0)
 		return reply(fd, "error /dev/ublkb%d is not recoverable: no other server can take it over",
@@ -220,14 +287,14 @@ static void do_handover(struct ublk_dev *dev, struct control *c, int fd, const c
 	c->client_fd = fd;	/* answered once the queues ended */
 }
 
-/* The requester must be of our own user; the kernel says who it is. */
+/* The requester must be of our own user, or root; the kernel says who it is. */
 static bool peer_trusted(int fd)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
 	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-	       cred.uid == geteuid();
+	       (cred.uid == geteuid() || cred.uid == 0);
 }
 
 void control_serve(struct control *c, struct ublk_dev *dev)
@@ -326,6 +393,87 @@ static int peer_pid(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? (int)cred.pid : 0;
 }
 
+/* The uid of the peer at the other end of @fd, or -1. */
+static long long peer_uid(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? (long long)cred.uid : -1;
+}
+
+/* The value of @name in process @pid's environment, into @buf; false if none. */
+static bool env_of(pid_t pid, const char *name, char *buf, size_t len)
+{
+	char path[64], env[16384];
+	size_t n = strlen(name);
+	ssize_t got;
+	bool found = false;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	got = read(fd, env, sizeof(env) - 1);
+	close(fd);
+	if (got <= 0)
+		return false;
+	env[got] = '\0';
+	for (char *p = env; !found && p < env + got; p += strlen(p) + 1)
+		if (!strncmp(p, name, n) && p[n] == '=' && strlen(p + n + 1) < len) {
+			snprintf(buf, len, "%s", p + n + 1);
+			found = true;
+		}
+	return found;
+}
+
+/*
+ * The socket of device @info's server, for a client that would @doing it.
+ * Root's device: in RECORD_DIR.  A user's: in the runtime directory its
+ * server chose, found as the server found it: from the server's own
+ * XDG_RUNTIME_DIR, else /run/user/UID (or the client's own, for the same
+ * user).  0, or -errno after saying why (with @quiet, without).
+ */
+static int server_socket(int dev_id, const struct ublksrv_ctrl_dev_info *info,
+			 struct sockaddr_un *a, bool quiet)
+{
+	uid_t owner = info->owner_uid;
+	char xdg[PATH_MAX], dir[PATH_MAX], name[64];
+	const char *tried[3] = { NULL, NULL, NULL };
+	struct stat st;
+
+	if (!(info->flags & UBLK_F_UNPRIVILEGED_DEV))
+		return socket_path(a, RECORD_DIR, dev_id);
+	if (info->ublksrv_pid > 0 && env_of(info->ublksrv_pid, "XDG_RUNTIME_DIR", xdg, sizeof(xdg)))
+		tried[0] = xdg;
+	if (geteuid() == owner)
+		tried[1] = getenv("XDG_RUNTIME_DIR");
+	for (int i = 0; i < 3; i++) {
+		if ((i < 2 && !tried[i]) || user_dir(tried[i], owner, false, dir, sizeof(dir)) < 0 ||
+		    socket_path(a, dir, dev_id) < 0)
+			continue;
+		if (lstat(a->sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+			return 0;
+	}
+	if (quiet)
+		return -ENOENT;
+	owner_name(owner, name, sizeof(name));
+	log_err("device %d's server (pid %d, of %s) has no control socket in its runtime directory (XDG_RUNTIME_DIR, or /run/user/%u): was it run without one?",
+		dev_id, info->ublksrv_pid, name, (unsigned)owner);
+	return -ENOENT;
+}
+
+/* What a client sending @request does, in the words of a refusal. */
+static const char *request_doing(const char *request)
+{
+	if (!strncmp(request, "handover", 8))
+		return "restart";
+	if (!strncmp(request, "stats", 5))
+		return "read the statistics of";
+	return "resize";
+}
+
 /*
  * Connect to device @dev_id's server, send @request and read the first
  * line of its answer within @ack_ms; with @quiet, say nothing on failure.
@@ -334,10 +482,23 @@ static int connect_quietly(int dev_id, const char *request, char *line, size_t l
 			   unsigned ack_ms, bool quiet)
 {
 	struct timeval tv = { .tv_sec = ack_ms / 1000, .tv_usec = ack_ms % 1000 * 1000 };
+	struct ublksrv_ctrl_dev_info info;
+	struct ublk_ctrl *ctrl;
 	struct sockaddr_un a;
-	int fd, ret;
+	int fd = -1, ret;
 
-	socket_path(&a, dev_id);
+	/* Whose the device is tells where its server listens. */
+	if (ublk_ctrl_open(&ctrl, false) < 0)
+		return -ENODEV;
+	if (quiet)
+		ret = ublk_get_info(ctrl, dev_id, &info, NULL);
+	else
+		ret = owner_get_info(ctrl, dev_id, request_doing(request), &info, NULL);
+	ublk_ctrl_close(ctrl);
+	if (ret == 0)
+		ret = server_socket(dev_id, &info, &a, quiet);
+	if (ret < 0)
+		return ret;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	/* A server that never accepts must not hold connect() for ever either. */
 	if (fd >= 0)
@@ -347,6 +508,15 @@ static int connect_quietly(int dev_id, const char *request, char *line, size_t l
 		if (!quiet)
 			log_err("%s: %s (is device %d served by a running ublk-mem?)", a.sun_path,
 				 strerror(-ret), dev_id);
+		goto err;
+	}
+	/* A user's socket: its server must be that user's (or root's). */
+	if ((info.flags & UBLK_F_UNPRIVILEGED_DEV) && peer_uid(fd) != (long long)info.owner_uid &&
+	    peer_uid(fd) != 0) {
+		ret = -EPERM;
+		if (!quiet)
+				log_err("%s: the server listening there is uid %lld's, not the device owner's (uid %u): not asking it",
+				a.sun_path, peer_uid(fd), info.owner_uid);
 		goto err;
 	}
 	/* One write: the server reads the request with one recv(). */

@@ -3,7 +3,10 @@
  *
  * A server listens on a Unix socket, RECORD_DIR/ID.sock, in a directory
  * only root can enter, and accepts requests only from a peer of its own
- * user (SO_PEERCRED).  The client sends one request line.  The server
+ * user or root (SO_PEERCRED).  The server of an ordinary user's device
+ * (UBLK_F_UNPRIVILEGED_DEV) listens in that user's runtime directory
+ * instead: $XDG_RUNTIME_DIR/ublk-mem/ID.sock, or /run/user/UID/ublk-mem/
+ * where XDG_RUNTIME_DIR is not set (see control.c).  The client sends one request line.  The server
  * says "accepted" at once, so that a client can tell a server that is
  * stuck from an operation that takes time, and then answers:
  *
@@ -36,6 +39,7 @@ struct control {
 	int fd;				/* the listening socket, or -1 */
 	int client_fd;			/* a handover's client, or -1 */
 	int dev_id;
+	char path[108];			/* the socket's path (sun_path) */
 	struct store *store;		/* resized along with the device */
 	unsigned block_size;		/* a new size must be a multiple */
 	bool recorded;			/* a recoverable store: record new sizes */

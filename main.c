@@ -45,7 +45,12 @@ static int cmd_serve(int argc, char **argv)
 	if (ublk_ctrl_open(&ctrl, o.cfg.trace) < 0)
 		return 1;
 	protect_from_oom_killer();
-	if (o.store.compress)
+	o.cfg.unprivileged = ublk_unprivileged(ctrl);
+	/*
+	 * Only root can swap to a device, and a user's locked memory is
+	 * capped by RLIMIT_MEMLOCK: a user's server locks nothing.
+	 */
+	if (o.store.compress && !o.cfg.unprivileged)
 		lock_memory();
 	ret = refuse_config(&o.cfg, ublk_features(ctrl));
 	/* The kernel picks the id; a recoverable store is named after it. */
@@ -86,6 +91,7 @@ static const struct verb {
 	{ "resize", cmd_resize, false },
 	{ "restart", cmd_restart, false },
 	{ "stats", cmd_stats, false },
+	{ "chown", cmd_chown, false },
 };
 
 int main(int argc, char **argv)

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -461,6 +462,28 @@ static void map_existing_data(struct mem_store *s)
 }
 
 /*
+ * Memory an ordinary user may not lock (RLIMIT_MEMLOCK; root is not
+ * bound by it): allocate it all the same, so that serving never
+ * allocates, and say once that it may be swapped out.
+ */
+static int populate_unlocked(struct mem_store *s, uint64_t from, uint64_t len, int err)
+{
+	static bool said;
+	struct rlimit rl;
+
+	if (geteuid() == 0 || (err != ENOMEM && err != EPERM && err != EAGAIN) ||
+	    getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return -err;
+	if (madvise(s->base + from, len, MADV_POPULATE_WRITE) < 0)
+		return -errno;
+	if (!said)
+		log_err("warning: --prealloc: %llu MiB allocated but not locked: this user may lock %llu KiB (RLIMIT_MEMLOCK: ulimit -l, LimitMEMLOCK=, memlock in limits.conf), so it may be swapped out",
+			(unsigned long long)(len >> 20), (unsigned long long)(rl.rlim_cur >> 10));
+	said = true;
+	return 0;
+}
+
+/*
  * --prealloc: allocate and pin bytes [@from, @to) of the store now, so
  * that serving never allocates.  Refused up front when the machine cannot
  * spare it, rather than letting mlock() wake the OOM killer.
@@ -483,13 +506,13 @@ static int lock_range(struct mem_store *s, uint64_t from, uint64_t to)
 			 (unsigned long long)(len >> 20), strerror(err));
 		return -err;
 	}
-	if (mlock(s->base + from, len) < 0) {
-		err = errno;
+	if (mlock(s->base + from, len) < 0 &&
+	    (err = populate_unlocked(s, from, len, errno)) < 0) {
 		log_err("cannot allocate and lock %llu bytes of RAM: %s",
-			 (unsigned long long)len, strerror(err));
-		return -err;
+			 (unsigned long long)len, strerror(-err));
+		return err;
 	}
-	s->locked = true;
+	s->locked = true;	/* allocated for good, if not always locked */
 	for (uint64_t u = from >> s->unit_shift; u < s->nr_units &&
 	     (u << s->unit_shift) < to; u++)
 		map_set(s->backed, u);

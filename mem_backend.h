@@ -86,7 +86,7 @@ struct mem_store {
 	ino_t st_ino;
 	struct pinned_file dir;	/* while opening: its directory (pinned.h) */
 	unsigned page;		/* system page size */
-	bool locked;		/* prealloc: populated and mlock()ed */
+	bool locked;		/* prealloc: populated, and mlock()ed if allowed */
 	bool huge;		/* allocated in transparent huge pages */
 
 	/*

@@ -50,12 +50,22 @@ static const char usage_text[] =
 "                                   fresh one, while the device stays in use\n"
 "       ublk-mem stats [--json] ID  what a device holds and has served: memory,\n"
 "                                   compression, requests (zram's names)\n"
+"       ublk-mem chown [ID]         give the nodes of a device a user made to that\n"
+"                                   user (run by udev or mdev, or by root)\n"
 "\n"
 "SIZE is bytes, with an optional K, M, G or T suffix (powers of 1024): 64M, 1G.\n"
 "The device path (/dev/ublkbN) is printed on stdout once it is live;\n"
 "SIGINT, SIGTERM, SIGHUP or SIGQUIT removes the device and exits; while the\n"
 "device is in use (mounted, open) a second signal within 10 s is needed.\n"
 "With NOTIFY_SOCKET set (systemd Type=notify) READY=1 is sent once it is live.\n"
+"\n"
+"Without root: a user who may open /dev/ublk-control makes a device of their\n"
+"own, without --recoverable, --zoned, user_copy or zero_copy.  Root sets this\n"
+"up once: make install adds a udev rule that runs `ublk-mem chown` for each\n"
+"new device node (the driver makes them root's) and opens /dev/ublk-control\n"
+"to the group ublk (groupadd -r ublk).  Without udev, mdev takes two lines,\n"
+"or root runs `ublk-mem chown ID` for each new device (man ublk-mem, Without\n"
+"root, has the lines and what else a user's device lacks).\n"
 "\n"
 "options:\n"
 "  -q, --queues N        hardware queues, one thread each (default 1, max CPUs)\n"
@@ -65,7 +75,8 @@ static const char usage_text[] =
 "                        them (default 1; more needs Linux 6.16)\n"
 "  -b, --block-size N    logical block size: 512, 1024, 2048, 4096 (default 512)\n"
 "  -n, --id N            device id (default: the first free one)\n"
-"      --prealloc        allocate and lock all memory up front\n"
+"      --prealloc        allocate and lock all memory up front (without root,\n"
+"                        lock no more than RLIMIT_MEMLOCK allows)\n"
 "      --small-pages     allocate a page at a time, not whole huge pages (2 MiB\n"
 "                        with 4 KiB pages)\n"
 "      --reserve SIZE    memory to leave to the rest of the machine: writes that\n"
@@ -534,6 +545,14 @@ static const char *conflict_words(enum ublk_conflict c)
 		return "--zoned needs --copy-mode user_copy: the driver returns a zone append's sector where the other modes keep their buffer";
 	case UBLK_ZONED_NO_BATCH:
 		return "--zoned needs --io-path per-request";
+	case UBLK_UNPRIV_NO_RECOVERY:
+		return "--recoverable needs root: the ublk driver recovers no device an ordinary user made";
+	case UBLK_UNPRIV_NO_USER_COPY:
+		return "--copy-mode user_copy needs root: the ublk driver lets no ordinary user's server copy a request's data itself (get_data, the default, and bounce work)";
+	case UBLK_UNPRIV_NO_ZERO_COPY:
+		return "--copy-mode zero_copy needs root: the ublk driver lends no ordinary user's server a request's pages (get_data, the default, and bounce work)";
+	case UBLK_UNPRIV_NO_ZONED:
+		return "--zoned needs root: a zoned device is served in user_copy mode, which the ublk driver refuses an ordinary user";
 	default:
 		return "this configuration cannot be served";
 	}
@@ -550,6 +569,8 @@ static const char *flag_hint(uint64_t flag)
 		return ": use --queue-threads 1";
 	if (flag & (UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE))
 		return ": --recoverable cannot work here";
+	if (flag == UBLK_F_UNPRIVILEGED_DEV)
+		return ": only root can make devices here";
 	return "";
 }
 

@@ -263,8 +263,13 @@ void protect_from_oom_killer(void)
 	if (fd < 0)
 		return;
 	n = read(fd, buf, sizeof(buf) - 1);
-	if (n > 0 && atoi(buf) == 0 &&
-	    dprintf(fd, "%d\n", OOM_SCORE_ADJ) < 0)
+	/*
+	 * An ordinary user may raise the score but not lower it (that takes
+	 * CAP_SYS_RESOURCE): its server stays an ordinary candidate, as the
+	 * README says, with nothing to warn about.
+	 */
+	if (n > 0 && atoi(buf) == 0 && dprintf(fd, "%d\n", OOM_SCORE_ADJ) < 0 &&
+	    !(errno == EACCES && geteuid() != 0))
 		log_err("warning: cannot set oom_score_adj to %d: %s (the OOM killer may pick this server and its data)",
 			OOM_SCORE_ADJ, strerror(errno));
 	close(fd);

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "mem_backend.h"
 #include "options.h"
+#include "owner.h"
 #include "process.h"
 #include "record.h"
 #include "serve.h"
@@ -378,7 +379,11 @@ int cmd_restart(int argc, char **argv)
 	id = (int)parse_num(argv[2], "device id", 0, MAX_ID);
 	if (ublk_ctrl_open(&ctrl, false) < 0)
 		return 1;
-	if (ublk_get_info(ctrl, id, &info, NULL) < 0 || !ublk_server_running(&info)) {
+	if (owner_get_info(ctrl, id, "restart", &info, NULL) < 0) {
+		ublk_ctrl_close(ctrl);
+		return 1;
+	}
+	if (!ublk_server_running(&info)) {
 		log_err("device %d has no running server to restart (see: ublk-mem list)", id);
 		ublk_ctrl_close(ctrl);
 		return 1;

@@ -21,6 +21,12 @@
  * server takes over with START_USER_RECOVERY, its own FETCHes and
  * END_USER_RECOVERY instead of ADD_DEV ... START_DEV.
  *
+ * A device made by an ordinary user (UBLK_F_UNPRIVILEGED_DEV) is that
+ * user's: only its owner and root may send it commands (each naming its
+ * node, see ublk_ctrl.c) or open its disk.  The driver makes its nodes
+ * root's, so the server waits for the administrator's udev rule to hand
+ * them over (wait_node_ours()) before it uses them.
+ *
  * A queue has one thread by default.  From Linux 6.16 (PER_IO_DAEMON)
  * the driver keeps track of which thread fetched each tag and sends the
  * tag's requests there, so --queue-threads N splits a queue's tags among
@@ -64,6 +70,9 @@
 /* --io-path auto: see choose_io_path() and docs/performance.md. */
 #define BATCH_BY_DEFAULT	false
 #define BATCH_COPY_MODE		UBLK_COPY_BOUNCE
+/* How long an unprivileged device's node may stay root's: see wait_node_ours(). */
+#define NODE_WAIT_MS		10000
+#define UBLKS_MAX_PARAM		"/sys/module/ublk_drv/parameters/ublks_max"
 
 
 
@@ -90,7 +99,9 @@ static int queue_setup(struct ublk_queue *q)
 	 * Writing back dirty pages may need I/O on this very device; as an
 	 * I/O flusher this thread's own allocations never wait for that.
 	 */
-	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0)
+	/* An ordinary user may not (it takes CAP_SYS_RESOURCE): see the README. */
+	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0 &&
+	    !(errno == EPERM && (q->dev->info.flags & UBLK_F_UNPRIVILEGED_DEV)))
 		log_err("queue %u: PR_SET_IO_FLUSHER: %s (reclaim may deadlock under memory pressure)",
 			 q->q_id, strerror(errno));
 	if (CPU_COUNT(&q->affinity) &&
@@ -441,6 +452,8 @@ static uint64_t config_flags(const struct ublk_config *cfg)
 		f |= UBLK_F_PER_IO_DAEMON;
 	if (cfg->zone_size)
 		f |= UBLK_F_ZONED;
+	if (cfg->unprivileged)
+		f |= UBLK_F_UNPRIVILEGED_DEV;
 	return f;
 }
 
@@ -486,6 +499,21 @@ enum ublk_conflict ublk_config_check(const struct ublk_config *given, uint64_t f
 
 	choose_io_path(features, &cfg);
 	batch = cfg.io_path == UBLK_IO_PATH_BATCH;
+	/*
+	 * An ordinary user's device may not be recovered (the driver drops
+	 * USER_RECOVERY: a server that never comes back would hold its I/O
+	 * for ever), nor have the server touch a request's pages (USER_COPY,
+	 * AUTO_BUF_REG and SUPPORT_ZERO_COPY are refused: a server that did
+	 * not fill a READ's pages could read kernel memory).
+	 */
+	if (cfg.unprivileged && cfg.zone_size)
+		return UBLK_UNPRIV_NO_ZONED;
+	if (cfg.unprivileged && cfg.recoverable)
+		return UBLK_UNPRIV_NO_RECOVERY;
+	if (cfg.unprivileged && cfg.copy_mode == UBLK_COPY_USER)
+		return UBLK_UNPRIV_NO_USER_COPY;
+	if (cfg.unprivileged && cfg.copy_mode == UBLK_COPY_ZERO)
+		return UBLK_UNPRIV_NO_ZERO_COPY;
 	if (batch && cfg.copy_mode == UBLK_COPY_GET_DATA)
 		return UBLK_BATCH_NO_GET_DATA;
 	if (batch && cfg.copy_mode == UBLK_COPY_ZERO)
@@ -558,6 +586,74 @@ static void dev_free(struct ublk_dev *dev)
 	free(dev);
 }
 
+/*
+ * Wait, up to NODE_WAIT_MS, until this process may read and write @path.
+ * An unprivileged device's nodes are root's when the driver makes them,
+ * until the administrator's udev rule (or mdev line) has `ublk-mem chown`
+ * give them to the device's owner.  0 or -errno.
+ */
+static int wait_node_ours(const char *path)
+{
+	for (int ms = 0;; ms += 10) {
+		if (faccessat(AT_FDCWD, path, R_OK | W_OK, AT_EACCESS) == 0)
+			return 0;
+		if ((errno != EACCES && errno != EPERM && errno != ENOENT) || ms >= NODE_WAIT_MS)
+			return -errno;
+		usleep(10000);
+	}
+}
+
+/* ADD_DEV refused: say why, with the fix. */
+static void say_add_failed(const struct ublk_config *cfg, int err)
+{
+	unsigned max = 0;
+	FILE *f;
+
+	if (err == -EEXIST && cfg->dev_id >= 0) {
+		log_err("device id %d is already in use (see: ublk-mem list; a removed device keeps its id while a file system on it is still mounted)",
+			 cfg->dev_id);
+		return;
+	}
+	if (err != -EACCES || !cfg->unprivileged) {
+		log_err("ADD_DEV: %s", strerror(-err));
+		return;
+	}
+	/* The driver's cap on unprivileged devices, all users together. */
+	f = fopen(UBLKS_MAX_PARAM, "re");
+	if (!f || fscanf(f, "%u", &max) != 1)
+		max = 64;
+	if (f)
+		fclose(f);
+	if (max == 0)
+		log_err("ADD_DEV: %s: the ublk driver lets no ordinary user make a device (its parameter ublks_max is 0); root can allow some: echo 64 > %s",
+			strerror(-err), UBLKS_MAX_PARAM);
+	else
+		log_err("ADD_DEV: %s: ordinary users have made the %u devices the ublk driver allows them (ublks_max): remove one (ublk-mem list), or root can raise it: echo %u > %s",
+			strerror(-err), max, max * 2, UBLKS_MAX_PARAM);
+}
+
+/*
+ * A new unprivileged device: wait for its node to be handed to us, or
+ * say why it is not, and remove the device if the driver still lets us.
+ */
+static int wait_cdev_ours(struct ublk_ctrl *ctrl, int id)
+{
+	char path[96];
+	int ret;
+
+	snprintf(path, sizeof(path), "/dev/ublkc%d", id);
+	ret = wait_node_ours(path);
+	if (ret == 0)
+		return 0;
+	if (ublk_delete(ctrl, id, 1000) == 0)
+		snprintf(path, sizeof(path), "the device is removed again");
+	else
+		snprintf(path, sizeof(path), "the device stays until root removes it: ublk-mem del %d", id);
+	log_err("/dev/ublkc%d is not this user's %d s after ADD_DEV made it (%s): nothing hands users their devices' nodes (the udev rule or mdev line of ublk-mem --help, without root); %s",
+		id, NODE_WAIT_MS / 1000, strerror(-ret), path);
+	return ret;
+}
+
 int ublk_add(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 	     const struct backend_ops *ops, struct ublk_dev **devp)
 {
@@ -584,18 +680,22 @@ int ublk_add(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 	ret = ctrl_cmd(ctrl, UBLK_U_CMD_ADD_DEV, dev->info.dev_id, &dev->info,
 		       sizeof(dev->info), 0);
 	if (ret < 0) {
-		if (ret == -EEXIST && cfg->dev_id >= 0)
-			log_err("device id %d is already in use (see: ublk-mem list; a removed device keeps its id while a file system on it is still mounted)",
-				 cfg->dev_id);
-		else
-			log_err("ADD_DEV: %s", strerror(-ret));
+		say_add_failed(cfg, ret);
 		dev_free(dev);
 		return ret;
 	}
 	dev->id = (int)dev->info.dev_id;	/* the kernel wrote back the id */
 	dev->owned = true;
-	/* The driver drops flags it does not know instead of failing. */
-	missing = missing_flag(dev->info.flags, config_flags(cfg));
+	ctrl_note_device(ctrl, dev->id, dev->info.flags);
+	if ((dev->info.flags & UBLK_F_UNPRIVILEGED_DEV) && wait_cdev_ours(ctrl, dev->id) < 0) {
+		dev_free(dev);
+		return -EACCES;
+	}
+	/*
+	 * The driver drops flags it does not know instead of failing, and
+	 * UNPRIVILEGED_DEV when root asks for it after all.
+	 */
+	missing = missing_flag(dev->info.flags, config_flags(cfg) & ~UBLK_F_UNPRIVILEGED_DEV);
 	if (missing) {
 		log_err("ADD_DEV for /dev/ublkb%d: the driver dropped UBLK_F_%s", dev->id,
 			ublk_feature_name((unsigned)__builtin_ctzll(missing)));
@@ -932,6 +1032,17 @@ static int dev_go_live(struct ublk_dev *dev, bool (*give_up)(void *arg), void *a
 			 strerror(-ret));
 	if (ret == 0)
 		dev->had_data = dev->went_live = true;
+	if (ret == 0 && (dev->info.flags & UBLK_F_UNPRIVILEGED_DEV)) {
+		char path[64];
+		int err;
+
+		/* Its disk too is root's at first: announce it once it is ours. */
+		snprintf(path, sizeof(path), "/dev/ublkb%d", dev->id);
+		err = wait_node_ours(path);
+		if (err < 0)
+			log_err("warning: %s is not this user's %d s after it appeared (%s): does the udev rule of ublk-mem --help, without root, cover block devices?",
+				path, NODE_WAIT_MS / 1000, strerror(-err));
+	}
 	return ret;
 }
 

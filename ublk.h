@@ -49,6 +49,11 @@ struct ublk_config {
 	unsigned poll_us;
 	bool recoverable;	/* UBLK_F_USER_RECOVERY(_REISSUE) */
 	/*
+	 * Made by an ordinary user (UBLK_F_UNPRIVILEGED_DEV, see
+	 * ublk_unprivileged()): a device of that user's own.
+	 */
+	bool unprivileged;
+	/*
 	 * A host-managed zoned device (UBLK_F_ZONED): its zone size in bytes
 	 * (a power of two; 0 for a plain device) and its limits on open and
 	 * active zones (0: none).  The backend keeps the zones (zone.h).
@@ -76,8 +81,23 @@ enum ublk_conflict {
 	UBLK_THREADS_OVER_DEPTH,	/* a thread would have no tags */
 	UBLK_ZONED_NEEDS_USER_COPY,	/* a zone append's sector rides in addr */
 	UBLK_ZONED_NO_BATCH,		/* zones are served per request here */
+	/* What the driver keeps from an ordinary user's devices: */
+	UBLK_UNPRIV_NO_RECOVERY,	/* USER_RECOVERY is dropped */
+	UBLK_UNPRIV_NO_USER_COPY,	/* USER_COPY is refused */
+	UBLK_UNPRIV_NO_ZERO_COPY,	/* so are AUTO_BUF_REG and SUPPORT_ZERO_COPY */
+	UBLK_UNPRIV_NO_ZONED,		/* zones need USER_COPY here */
 	UBLK_LACKS_FLAG,		/* this driver lacks a flag it needs */
 };
+
+/*
+ * The UBLK_F_* flags the driver does not give an ordinary user's device
+ * (it refuses them, or drops them), with ZONED, which ublk-mem serves in
+ * user_copy mode only.
+ */
+#define UBLK_ROOT_ONLY_FLAGS	(UBLK_F_USER_COPY | UBLK_F_SUPPORT_ZERO_COPY | \
+				 UBLK_F_AUTO_BUF_REG | UBLK_F_USER_RECOVERY | \
+				 UBLK_F_USER_RECOVERY_REISSUE | UBLK_F_USER_RECOVERY_FAIL_IO | \
+				 UBLK_F_QUIESCE | UBLK_F_ZONED | UBLK_F_INTEGRITY)
 
 /*
  * Can @cfg be served by a driver offering @features (all ones: could any
@@ -98,6 +118,14 @@ void ublk_ctrl_close(struct ublk_ctrl *ctrl);
 
 /* The driver's GET_FEATURES answer: UBLK_F_* flags. */
 uint64_t ublk_features(const struct ublk_ctrl *ctrl);
+
+/*
+ * Does the driver take this process for an ordinary user (no
+ * CAP_SYS_ADMIN in the first user namespace)?  Its devices are then
+ * unprivileged ones (UBLK_F_UNPRIVILEGED_DEV): its own, with less on
+ * offer (see ublk_config_check()).
+ */
+bool ublk_unprivileged(const struct ublk_ctrl *ctrl);
 
 /* The name of feature flag bit @bit ("USER_COPY"), or NULL if unknown. */
 const char *ublk_feature_name(unsigned bit);

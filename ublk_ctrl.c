@@ -18,6 +18,15 @@
  *   QUIESCE_DEV, TRY_STOP_DEV
  *
  * ublk.c puts them together into a device's life.
+ *
+ * A user without root may make devices too, if allowed to open the
+ * control device: ADD_DEV with UBLK_F_UNPRIVILEGED_DEV makes one that
+ * user owns.  The driver then checks every later command on it, from the
+ * owner or from root, against the device's node: the command's buffer
+ * starts with the path of /dev/ublkcN (dev_path_len bytes, the real
+ * buffer after them), and the caller must be allowed to read it, or for
+ * a command that changes the device to read and write it.  ctrl_cmd()
+ * adds the path for the devices it knows to be unprivileged.
  */
 #define _GNU_SOURCE
 #include "log.h"
@@ -30,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CTRL_DEV		"/dev/ublk-control"
@@ -58,6 +68,44 @@ const char *ctrl_cmd_name(uint32_t op)
 	case UBLK_U_CMD_TRY_STOP_DEV: return "TRY_STOP_DEV";
 	default: return "?";
 	}
+}
+
+/* ---- unprivileged devices: the node's path in front of the buffer ---- */
+
+static bool path_known(const struct ublk_ctrl *c, int dev_id)
+{
+	for (unsigned i = 0; i < c->n_path_ids && i < CTRL_PATH_IDS; i++)
+		if (c->path_ids[i] == dev_id)
+			return true;
+	return false;
+}
+
+void ctrl_note_device(struct ublk_ctrl *c, int dev_id, uint64_t flags)
+{
+	bool unprivileged = flags & UBLK_F_UNPRIVILEGED_DEV;
+
+	if (unprivileged == path_known(c, dev_id))
+		return;
+	if (unprivileged) {
+		/* The oldest is forgotten first: it would be asked about again. */
+		c->path_ids[c->n_path_ids++ % CTRL_PATH_IDS] = dev_id;
+		return;
+	}
+	for (unsigned i = 0; i < c->n_path_ids && i < CTRL_PATH_IDS; i++)
+		if (c->path_ids[i] == dev_id)
+			c->path_ids[i] = -1;
+}
+
+/*
+ * Does command @op on device @dev_id carry the device's path?  GET_DEV_INFO2
+ * always does: the driver checks it against the path whatever the device.
+ */
+static bool needs_path(const struct ublk_ctrl *c, uint32_t op, uint32_t dev_id)
+{
+	if (op == UBLK_U_CMD_GET_DEV_INFO2)
+		return true;
+	return op != UBLK_U_CMD_ADD_DEV && op != UBLK_U_CMD_GET_FEATURES &&
+	       dev_id <= INT32_MAX && path_known(c, (int)dev_id);
 }
 
 /* user_data of the cancel request: no control opcode is 0. */
@@ -127,30 +175,59 @@ int ctrl_cmd_abortable(struct ublk_ctrl *c, uint32_t op, uint32_t dev_id, void *
 		.addr = (uint64_t)(uintptr_t)buf,
 		.data = { data0 },
 	};
-	struct io_uring_sqe *sqe = uring_get_sqe(&c->ring);
+	struct io_uring_sqe *sqe;
+	char path[32], *with_path = NULL;
+	size_t path_len = 0;
 	int ret, res = 0;
 
-	if (!sqe)
+	if (needs_path(c, op, dev_id)) {
+		/* "/dev/ublkcN" and then the buffer: see the top of this file. */
+		path_len = (size_t)snprintf(path, sizeof(path), "/dev/ublkc%u", dev_id);
+		if (path_len + len > UINT16_MAX)
+			return -E2BIG;
+		with_path = malloc(path_len + len);
+		if (!with_path)
+			return -ENOMEM;
+		memcpy(with_path, path, path_len);
+		if (len)
+			memcpy(with_path + path_len, buf, len);
+		cmd.addr = (uint64_t)(uintptr_t)with_path;
+		cmd.len = (uint16_t)(path_len + len);
+		cmd.dev_path_len = (uint16_t)path_len;
+	}
+	sqe = uring_get_sqe(&c->ring);
+	if (!sqe) {
+		free(with_path);
 		return -EBUSY;	/* cannot happen: one command at a time */
+	}
 	uring_prep_cmd(sqe, c->fd, op, &cmd, sizeof(cmd), op);
 	ret = uring_submit(&c->ring);
-	if (ret < 0)
+	if (ret < 0) {
+		free(with_path);
 		return ret;
+	}
 	for (;;) {
 		ret = ctrl_wait_answer(c, op, give_up ? CTRL_SLICE_MS : 60000, &res);
 		if (ret == 0)
 			break;
-		if (ret != -ETIME)
+		if (ret != -ETIME) {
+			free(with_path);
 			return ret;
+		}
 		if (!give_up || give_up(arg)) {
 			res = ctrl_cancel(c, op);
 			break;
 		}
 	}
 	if (c->trace)
-		log_err("ctrl %s dev %d -> %d%s%s", ctrl_cmd_name(op),
-			 (int)dev_id, res, res < 0 ? " " : "",
-			 res < 0 ? strerror(-res) : "");
+		log_err("ctrl %s dev %d%s%s -> %d%s%s", ctrl_cmd_name(op),
+			 (int)dev_id, with_path ? " " : "", with_path ? path : "", res,
+			 res < 0 ? " " : "", res < 0 ? strerror(-res) : "");
+	if (with_path && res >= 0 && len)
+		memcpy(buf, with_path + path_len, len);
+	/* Unanswered even when cancelled: the driver may still read it. */
+	if (res != -ETIME)
+		free(with_path);
 	return res;
 }
 
@@ -200,6 +277,36 @@ static int check_ioctl_encode(uint64_t features)
 	return -EOPNOTSUPP;
 }
 
+/*
+ * Does the driver count this process as root?  It asks capable(
+ * CAP_SYS_ADMIN), which holds in the first user namespace only: root of
+ * a container's own user namespace is an ordinary user to it.
+ */
+static bool counted_as_root(void)
+{
+	unsigned long long cap = 0, inside, outside, count;
+	bool known = false, first_ns = true;
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return geteuid() == 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &cap) == 1)
+			known = true;
+	fclose(f);
+	if (!known)
+		return geteuid() == 0;
+	/* The first namespace maps every id to itself: "0 0 4294967295". */
+	f = fopen("/proc/self/uid_map", "re");
+	if (f) {
+		first_ns = fscanf(f, "%llu %llu %llu", &inside, &outside, &count) == 3 &&
+			   inside == 0 && outside == 0 && count == 4294967295ULL;
+		fclose(f);
+	}
+	return first_ns && (cap >> 21 & 1);	/* CAP_SYS_ADMIN */
+}
+
 int ublk_ctrl_open(struct ublk_ctrl **ctrlp, bool trace)
 {
 	struct ublk_ctrl *c = calloc(1, sizeof(*c));
@@ -208,12 +315,14 @@ int ublk_ctrl_open(struct ublk_ctrl **ctrlp, bool trace)
 	if (!c)
 		return -ENOMEM;
 	c->trace = trace;
+	c->unprivileged = !counted_as_root();
 	c->fd = open(CTRL_DEV, O_RDWR | O_CLOEXEC);
 	if (c->fd < 0) {
 		ret = -errno;
 		log_err("%s: %s (%s)", CTRL_DEV, strerror(-ret),
 			 ret == -ENOENT ? "is the ublk_drv module loaded? try: modprobe ublk_drv" :
-			 ret == -EACCES || ret == -EPERM ? "run as root" :
+			 ret == -EACCES || ret == -EPERM ?
+			 "run as root, or have root let users make devices: see ublk-mem --help, without root" :
 			 "cannot talk to the ublk driver");
 		goto err_free;
 	}
@@ -221,7 +330,7 @@ int ublk_ctrl_open(struct ublk_ctrl **ctrlp, bool trace)
 	if (ret < 0) {
 		log_err("io_uring_setup: %s (%s)", strerror(-ret),
 			 ret == -EPERM || ret == -ENOSYS ?
-			 "io_uring is disabled: see sysctl kernel.io_uring_disabled" :
+			 "io_uring is disabled: see sysctl kernel.io_uring_disabled (with 1, only root and the group kernel.io_uring_group may use it)" :
 			 "cannot create an io_uring");
 		goto err_close;
 	}
@@ -264,12 +373,34 @@ uint64_t ublk_features(const struct ublk_ctrl *c)
 	return c->features;
 }
 
+bool ublk_unprivileged(const struct ublk_ctrl *c)
+{
+	return c->unprivileged;
+}
+
 int ublk_get_info(struct ublk_ctrl *c, int dev_id,
 		  struct ublksrv_ctrl_dev_info *info, struct ublk_params *params)
 {
-	int ret = ctrl_cmd(c, UBLK_U_CMD_GET_DEV_INFO, (uint32_t)dev_id, info,
-			   sizeof(*info), 0);
+	/*
+	 * A device known to be unprivileged is asked with GET_DEV_INFO2,
+	 * which names its node and is answered right for any device (a new
+	 * one of root's may have taken the id since).  Otherwise plainly: a
+	 * command without a path to an unprivileged device is EINVAL (one of
+	 * root's is EPERM to a user), and then GET_DEV_INFO2 asks again.
+	 */
+	bool known = path_known(c, dev_id);
+	int ret = ctrl_cmd(c, known ? UBLK_U_CMD_GET_DEV_INFO2 : UBLK_U_CMD_GET_DEV_INFO,
+			   (uint32_t)dev_id, info, sizeof(*info), 0);
 
+	if (ret == -EINVAL && !known) {
+		ctrl_note_device(c, dev_id, UBLK_F_UNPRIVILEGED_DEV);
+		ret = ctrl_cmd(c, UBLK_U_CMD_GET_DEV_INFO2, (uint32_t)dev_id, info,
+			       sizeof(*info), 0);
+		if (ret < 0 && ret != -EACCES)
+			ctrl_note_device(c, dev_id, 0);
+	}
+	if (ret == 0)
+		ctrl_note_device(c, dev_id, info->flags);
 	if (ret < 0 || !params)
 		return ret;
 	memset(params, 0, sizeof(*params));
@@ -292,6 +423,22 @@ static bool id_held(struct ublk_ctrl *c, int dev_id)
 			sizeof(info), 0) != -ENODEV;
 }
 
+/* While a synchronous DEL_DEV waits: give up after the time allowed. */
+struct del_wait {
+	struct timespec t0;
+	unsigned timeout_ms;
+};
+
+static bool del_give_up(void *arg)
+{
+	struct del_wait *w = arg;
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - w->t0.tv_sec) * 1000 + (t.tv_nsec - w->t0.tv_nsec) / 1000000 >=
+	       (long)w->timeout_ms;
+}
+
 int ublk_delete(struct ublk_ctrl *c, int dev_id, unsigned timeout_ms)
 {
 	/*
@@ -300,12 +447,23 @@ int ublk_delete(struct ublk_ctrl *c, int dev_id, unsigned timeout_ms)
 	 * asynchronous one removes it and returns.  Then wait, bounded, for
 	 * the id to be freed so a caller can reuse it.
 	 */
+	struct del_wait w = { .timeout_ms = timeout_ms };
 	int ret = ctrl_cmd(c, UBLK_U_CMD_DEL_DEV_ASYNC, (uint32_t)dev_id,
 			   NULL, 0, 0);
 
-	if (ret == -EOPNOTSUPP)
-		ret = ctrl_cmd(c, UBLK_U_CMD_DEL_DEV, (uint32_t)dev_id,
-			       NULL, 0, 0);
+	/*
+	 * Drivers before 6.5 lack DEL_DEV_ASYNC; 7.x's refuse it (EINVAL)
+	 * for an unprivileged device, leaving it out of the commands such a
+	 * device takes.  There the synchronous one is cut short in time:
+	 * by then it has removed the device, and only waits for its id.
+	 */
+	if (ret == -EOPNOTSUPP || (ret == -EINVAL && path_known(c, dev_id))) {
+		clock_gettime(CLOCK_MONOTONIC, &w.t0);
+		ret = ctrl_cmd_abortable(c, UBLK_U_CMD_DEL_DEV, (uint32_t)dev_id,
+					 NULL, 0, 0, del_give_up, &w);
+		if (ret == -ECANCELED || ret == -EINTR)
+			ret = 0;	/* removed; its id is waited for below */
+	}
 	if (ret < 0)
 		return ret;
 	for (unsigned ms = 0; id_held(c, dev_id) && ms < timeout_ms; ms += 20)

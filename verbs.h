@@ -4,6 +4,7 @@
  *
  *   admin.c     list, del, features, resize, stats: devices seen from outside
  *   recover.c   recover, restart: a device taken over by a new server
+ *   owner.c     chown: an ordinary user's device's nodes handed to that user
  */
 #ifndef UBLK_MEM_VERBS_H
 #define UBLK_MEM_VERBS_H
@@ -15,5 +16,6 @@ int cmd_resize(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 int cmd_restart(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_chown(int argc, char **argv);
 
 #endif

@@ -27,7 +27,8 @@ cd "$(dirname "$0")/.." || exit 1
 
 ASAN_TESTS=${ASAN_TESTS:-t-fio-rand4k t-fio-mixed t-copy-modes t-discard t-signals
 	t-sigkill t-recover t-bad-args t-enospc t-stray-signals t-runtime-error t-store-safety
-	t-daemon t-resize t-restart t-zoned t-compress t-compress-recover}
+	t-daemon t-resize t-restart t-zoned t-compress t-compress-recover
+	t-unpriv t-unpriv-others}
 MODE_TESTS=${MODE_TESTS:-t-fio-rand4k t-fio-mixed t-fio-seq t-scattered t-zero t-discard
 	t-ext4 t-block-sizes t-queues t-recover-fio t-enospc t-recover-tmpfs t-read-error}
 # On the kernels after the first, the copy-mode passes run the core of it.

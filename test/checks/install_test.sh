@@ -2,7 +2,8 @@
 # `make install` and `make uninstall` into a temporary DESTDIR, with the
 # default PREFIX and with PREFIX=/usr: exactly the expected files, with
 # their modes, the binary unchanged, the paths inside the unit, the man
-# page and the init examples made to match PREFIX, a unit systemd accepts
+# page, the init examples and the udev rules made to match PREFIX, rules
+# of udev's syntax (KEY=="value", ... on each line), a unit systemd accepts
 # (when systemd-analyze is here); uninstall leaves no file behind.
 # Exit 0 pass, 1 fail, 77 when a check could not run here (and none
 # failed), like the C unit tests.
@@ -44,6 +45,7 @@ ${prefix#/}/share/man/man8/ublk-mem.8 644
 ${prefix#/}/lib/systemd/system/ublk-mem@.service 644
 ${prefix#/}/share/doc/ublk-mem/ublk-mem.openrc 644
 ${prefix#/}/share/doc/ublk-mem/ublk-mem.init 644
+${prefix#/}/lib/udev/rules.d/70-ublk-mem.rules 644
 WANT
 	diff "$tmp/want" "$tmp/got" | sed -n 's/^</missing:/p; s/^>/unexpected:/p' >"$tmp/why"
 	verdict "PREFIX=$prefix: the files and their modes"
@@ -61,6 +63,13 @@ WANT
 		echo "the OpenRC script does not run $prefix/sbin/ublk-mem" >>"$tmp/why"
 	grep -q "UBLK_MEM:-$prefix/sbin/ublk-mem}" "$root$prefix/share/doc/ublk-mem/ublk-mem.init" ||
 		echo "the init script does not run $prefix/sbin/ublk-mem" >>"$tmp/why"
+	# Each rule: comma-separated KEY{attr}=="value" / = / += / != items.
+	grep -v -e '^#' -e '^$' "$root$prefix/lib/udev/rules.d/70-ublk-mem.rules" |
+		grep -v -E '^[A-Z]+(\{[A-Za-z_]+\})?(==|!=|=|\+=)"[^"]*"(, *[A-Z]+(\{[A-Za-z_]+\})?(==|!=|=|\+=)"[^"]*")*$' |
+		sed 's/^/not a udev rule: /' >>"$tmp/why"
+	# Both rules that hand a user's nodes over run the installed binary.
+	[ "$(grep -c "RUN+=\"$prefix/sbin/ublk-mem chown\"" "$root$prefix/lib/udev/rules.d/70-ublk-mem.rules")" = 2 ] ||
+		echo "the udev rules do not run $prefix/sbin/ublk-mem chown: $(grep RUN "$root$prefix/lib/udev/rules.d/70-ublk-mem.rules")" >>"$tmp/why"
 	grep -q -F "$prefix/lib/systemd/system/ublk\-mem@.service" "$root$prefix/share/man/man8/ublk-mem.8" ||
 		echo "the man page does not name the unit's path" >>"$tmp/why"
 	grep -q -F "$prefix/share/doc/ublk-mem" "$root$prefix/share/man/man8/ublk-mem.8" ||

@@ -12,6 +12,8 @@
 # Variables a test may use after start_ublk: DEV (/dev/ublkbN), SRV_ID (N),
 # SRV_PID, SRV_ERR (file holding the server's stderr), and T_TMP, a private
 # scratch directory removed at exit. Sizes are in bytes unless named _kb.
+# RUN_AS, when set (as_user), runs the servers, fio and refuse's commands
+# as an ordinary user.
 # shellcheck disable=SC2034 # variables set here are for the tests
 
 SKIP=77
@@ -130,6 +132,12 @@ _cleanup() {
 	if [ -s "$T_TMP/sysctls" ]; then
 		sed '1!G;h;$!d' "$T_TMP/sysctls" | while read -r _f _v; do
 			echo "$_v" >"$_f" 2>/dev/null
+		done
+	fi
+	# What a test set up for its end (undo_at_exit), newest first.
+	if [ -s "$T_TMP/undo" ]; then
+		sed '1!G;h;$!d' "$T_TMP/undo" | while read -r _u; do
+			sh -c "$_u" 2>/dev/null
 		done
 	fi
 	cd /
@@ -271,6 +279,12 @@ set_sysctl() {
 	echo "$2" >"$1"
 }
 
+# undo_at_exit COMMAND: a shell command line to run when the test ends, to
+# put back what it changed (the newest first, after set_sysctl's).
+undo_at_exit() {
+	echo "$*" >>"$T_TMP/undo"
+}
+
 # mem_kb NAME: a /proc/meminfo field (MemAvailable, MemTotal...), in KiB.
 mem_kb() {
 	awk -v f="$1:" '$1 == f { print $2 }' /proc/meminfo
@@ -409,13 +423,14 @@ start_ublk() {
 	_nsrv=$((_nsrv + 1))
 	SRV_OUT=$T_TMP/srv$_nsrv.out
 	SRV_ERR=$T_TMP/srv$_nsrv.err
+	: >"$SRV_OUT"
 	# UBLK_MEM_ARGS: options for every new device (e.g. a copy mode).
 	if [ "$1" != recover ] && [ -n "${UBLK_MEM_ARGS:-}" ]; then
 		# shellcheck disable=SC2086 # a list of options
 		set -- "$@" $UBLK_MEM_ARGS
 	fi
-	# shellcheck disable=SC2086 # UBLK_MEM_ENV: NAME=VALUE words for env
-	env ${UBLK_MEM_ENV:-} "$UBLK_MEM" "$@" >"$SRV_OUT" 2>"$SRV_ERR" &
+	# shellcheck disable=SC2086 # RUN_AS: words; UBLK_MEM_ENV: NAME=VALUE words for env
+	${RUN_AS:-} env ${UBLK_MEM_ENV:-} "$UBLK_MEM" "$@" >"$SRV_OUT" 2>"$SRV_ERR" &
 	SRV_PID=$!
 	echo "$SRV_PID" >>"$T_TMP/pids"
 	_i=0
@@ -566,7 +581,8 @@ refuse() {
 	_want=$1 _what=$2
 	shift 2
 	_before=$(ublk_nodes)
-	run_with_timeout 30 "$UBLK_MEM" "$@" >"$T_TMP/r.out" 2>"$T_TMP/r.err"
+	# shellcheck disable=SC2086 # RUN_AS: words
+	run_with_timeout 30 ${RUN_AS:-} "$UBLK_MEM" "$@" >"$T_TMP/r.out" 2>"$T_TMP/r.err"
 	_rc=$?
 	[ $_rc != 124 ] || fail "$_what: ublk-mem $* hung"
 	[ $_rc != 0 ] || fail "$_what: ublk-mem $* succeeded"
@@ -721,7 +737,8 @@ fio_run() {
 	_name=$1
 	shift
 	_log=$T_TMP/fio-$_name.log
-	(cd "$T_TMP" && "$FIO" --name="$_name" --filename="$DEV" --ioengine=libaio \
+	# shellcheck disable=SC2086 # RUN_AS: words
+	(cd "$T_TMP" && ${RUN_AS:-} "$FIO" --name="$_name" --filename="$DEV" --ioengine=libaio \
 		--direct=1 --verify_state_save=0 --group_reporting "$@") >"$_log" 2>&1
 	_rc=$?
 	if [ $_rc -ne 0 ]; then
@@ -852,6 +869,98 @@ fio_across_done() {
 	_reads=$(awk -F'[=,]' '/issued rwts/ { r += $2 } END { print r + 0 }' "$T_TMP/fio-$1.log")
 	[ "$_reads" -gt 0 ] || fail "fio verified nothing"
 	say "fio verified $_reads blocks written across $2"
+}
+
+# --- ordinary users ---------------------------------------------------------
+
+# Two users without root, for unprivileged devices: USER1 (uid 5001) and
+# USER2 (5002), each with a group of its own and both in the group ublk
+# (5000), which may open /dev/ublk-control as dist/ublk-mem.rules has it.
+USER1=ublktest1 UID1=5001
+USER2=ublktest2 UID2=5002
+UBLK_GID=5000
+SETPRIV=$(first_tool /usr/bin/setpriv /bin/setpriv) || SETPRIV=
+UEVENT_RUN=$TEST_ROOT/suite/uevent_run
+
+# users_setup: the users and groups in /etc/passwd and /etc/group, their
+# runtime directories (/run/user/UID, as a login makes them), T_TMP open
+# to them, /dev/ublk-control open to the group ublk; all put back when the
+# test ends.
+users_setup() {
+	need_tool "$SETPRIV" "util-linux's setpriv"
+	for _f in /etc/passwd /etc/group; do
+		cp "$_f" "$T_TMP/${_f##*/}.orig" || fail "cannot keep $_f"
+		undo_at_exit "cat '$T_TMP/${_f##*/}.orig' >$_f"
+	done
+	printf '%s:x:%s:%s:ublk-mem test user:/tmp:/bin/sh\n' "$USER1" $UID1 $UID1 \
+		"$USER2" $UID2 $UID2 >>/etc/passwd
+	printf 'ublk:x:%s:%s,%s\n%s:x:%s:\n%s:x:%s:\n' $UBLK_GID "$USER1" "$USER2" \
+		"$USER1" $UID1 "$USER2" $UID2 >>/etc/group
+	for _u in $UID1 $UID2; do
+		undo_at_exit "rm -rf /run/user/$_u"
+		{ mkdir -p "/run/user/$_u" && chown "$_u:$_u" "/run/user/$_u" &&
+			chmod 700 "/run/user/$_u"; } || fail "cannot make /run/user/$_u"
+	done
+	chmod 755 "$T_TMP"
+	undo_at_exit "chgrp 0 /dev/ublk-control; chmod 600 /dev/ublk-control"
+	{ chgrp "$UBLK_GID" /dev/ublk-control && chmod 660 /dev/ublk-control; } ||
+		fail "cannot open /dev/ublk-control to the group ublk"
+}
+
+# user_words UID: the command words that run what follows as user UID:
+# its own group and the group ublk, no capabilities, its runtime
+# directory in the environment, as after a login.
+user_words() {
+	echo "$SETPRIV --reuid=$1 --regid=$1 --groups=$UBLK_GID --inh-caps=-all --" \
+		"env HOME=/tmp XDG_RUNTIME_DIR=/run/user/$1"
+}
+
+# as_user UID: run the servers, fio and refuse's commands as user UID from
+# now on (RUN_AS); as_user root: as root again.
+as_user() {
+	if [ "$1" = root ]; then
+		RUN_AS=
+	else
+		RUN_AS=$(user_words "$1")
+	fi
+}
+
+# user_run UID CMD...: run CMD as user UID.
+user_run() {
+	_ur=$1
+	shift
+	# shellcheck disable=SC2046 # words
+	$(user_words "$_ur") "$@"
+}
+
+# node_owner PATH: "UID:GID MODE" of a node (the mode in octal: 600).
+node_owner() {
+	stat -c '%u:%g %a' "$1"
+}
+
+# start_udev [--kernel] PROGRAM [ARG...]: run PROGRAM for every uevent of a
+# ublk device node (of a node matching UDEV_MATCH, a shell pattern, if
+# set) while the test runs, as udev runs a rule's RUN+= (with --kernel, as
+# the kernel runs its hotplug helper: mdev); see uevent_run.c. What the
+# programs print is in $T_TMP/udev.log. Returns once it listens.
+start_udev() {
+	[ -x "$UEVENT_RUN" ] ||
+		fail "no $UEVENT_RUN: build it with 'make test/suite/uevent_run' (make test does)"
+	_ud_opt=
+	[ "$1" = --kernel ] && { _ud_opt=--kernel; shift; }
+	"$UEVENT_RUN" $_ud_opt "${UDEV_MATCH:-ublk[bc][0-9]*}" "$T_TMP/udev.log" "$@" \
+		>"$T_TMP/udev.out" 2>&1 &
+	UDEV_PID=$!
+	echo "$UDEV_PID" >>"$T_TMP/pids"
+	wait_until 10 grep -q '^listening$' "$T_TMP/udev.out" ||
+		fail "uevent_run is not listening: $(cat "$T_TMP/udev.out")"
+}
+
+# stop_udev: nothing hands nodes over any more.
+stop_udev() {
+	kill -TERM "$UDEV_PID" 2>/dev/null
+	wait_exit "$UDEV_PID" 10 uevent_run
+	wait "$UDEV_PID" 2>/dev/null
 }
 
 # --- setup -----------------------------------------------------------------

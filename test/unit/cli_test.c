@@ -16,6 +16,7 @@
  * failed.
  */
 #include "../../options.c"
+#include "../../owner.c"
 #include "../../service.c"
 #include "../../serve.c"
 #include "../../admin.c"
@@ -420,6 +421,26 @@ static void test_refuse_config(void)
 	CHECK(ret == -EINVAL && strstr(msg, "--copy-mode get_data needs --io-path per-request"),
 	      "batch with get_data: refused in the options' words", "returned %d, said: %s",
 	      ret, msg);
+	/* What an ordinary user may not have: one line naming the option and why. */
+	cfg.io_path = UBLK_IO_PATH_AUTO;
+	cfg.unprivileged = true;
+	cfg.recoverable = true;
+	ret = refusal(&cfg, ~0ULL, msg, sizeof(msg));
+	CHECK(ret == -EINVAL && strstr(msg, "--recoverable needs root") &&
+	      strchr(msg, '\n') == msg + strlen(msg) - 1,
+	      "a user's --recoverable: one line saying it needs root", "returned %d, said: %s",
+	      ret, msg);
+	cfg.recoverable = false;
+	cfg.copy_mode = UBLK_COPY_USER;
+	ret = refusal(&cfg, 0x1feULL, msg, sizeof(msg));
+	CHECK(ret == -EINVAL && strstr(msg, "--copy-mode user_copy needs root") &&
+	      strstr(msg, "get_data"), "a user's user_copy: refused, naming what works",
+	      "returned %d, said: %s", ret, msg);
+	cfg.copy_mode = UBLK_COPY_GET_DATA;
+	ret = refusal(&cfg, 0x1feULL & ~UBLK_F_UNPRIVILEGED_DEV, msg, sizeof(msg));
+	CHECK(ret == -EOPNOTSUPP && strstr(msg, "UNPRIVILEGED_DEV") && strstr(msg, "only root"),
+	      "a driver without UNPRIVILEGED_DEV: a user is told only root can",
+	      "returned %d, said: %s", ret, msg);
 }
 
 static void test_feature_use(void)
@@ -437,7 +458,7 @@ static void test_feature_use(void)
 		{ UBLK_F_CMD_IOCTL_ENCODE, "CMD_IOCTL_ENCODE", true },
 		{ UBLK_F_PER_IO_DAEMON, "PER_IO_DAEMON", true },
 		{ UBLK_F_SUPPORT_ZERO_COPY, "SUPPORT_ZERO_COPY", false },
-		{ UBLK_F_UNPRIVILEGED_DEV, "UNPRIVILEGED_DEV", false },
+		{ UBLK_F_UNPRIVILEGED_DEV, "UNPRIVILEGED_DEV", true },
 		{ UBLK_F_ZONED, "ZONED", true },
 		{ 1ULL << 63, "bit 63 (unknown)", false },
 	};
@@ -848,6 +869,114 @@ static void test_json_string(void)
 	}
 }
 
+/* ---- owners ---- */
+
+/*
+ * A passwd file for owner_name(): names to find, a first line winning
+ * over a second, a line too long to read, a name no user should have, a
+ * last line without a newline.  owner_name() reads it until undone.
+ */
+static char test_passwd[64];
+
+static void use_test_passwd(void)
+{
+	int fd;
+	FILE *f;
+
+	snprintf(test_passwd, sizeof(test_passwd), "/tmp/cli_test.passwd.XXXXXX");
+	fd = mkstemp(test_passwd);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		perror(test_passwd);
+		exit(1);
+	}
+	fputs("root:x:0:0:root:/root:/bin/sh\n"
+	      "alice:x:1000:1000::/home/alice:/bin/sh\n"
+	      "evil\"\033[2J:x:1001:1001::/:/bin/sh\n"
+	      "first:x:1002:1002::/:/bin/sh\n"
+	      "second:x:1002:1002::/:/bin/sh\n", f);
+	for (int i = 0; i < 1100; i++)
+		fputc('l', f);
+	fputs(":x:1003:1003::/:/bin/sh\n"
+	      "#carol:x:1005\n"
+	      "nouid:x::1006\n"
+	      "bob:x:1004:1004::/:/bin/sh", f);
+	fclose(f);
+	passwd_path = test_passwd;
+}
+
+static void undo_test_passwd(void)
+{
+	unlink(test_passwd);
+	passwd_path = "/etc/passwd";
+}
+
+static void test_owner_name(void)
+{
+	static const struct {
+		uint32_t uid;
+		bool named;
+		const char *name, *what;
+	} cases[] = {
+		{ 1000, true, "alice", "a user's name" },
+		{ 0, true, "root", "root" },
+		{ 1001, false, "1001", "a name with a quote and an escape sequence: the number" },
+		{ 1002, true, "first", "two lines for one uid: the first" },
+		{ 1003, false, "1003", "a line too long to read: the number" },
+		{ 1004, true, "bob", "after the long line, a last line without a newline" },
+		{ 1006, false, "1006", "a line without a uid matches nothing" },
+		{ 4000000000U, false, "4000000000", "no such user: the number" },
+	};
+	char name[64], what[128];
+
+	use_test_passwd();
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		bool named = owner_name(cases[i].uid, name, sizeof(name));
+
+		snprintf(what, sizeof(what), "owner_name: %s", cases[i].what);
+		CHECK(named == cases[i].named && !strcmp(name, cases[i].name), what,
+		      "named %d, got \"%s\"", named, name);
+	}
+	CHECK(!owner_name(1000, name, 4) && !strcmp(name, "100"),
+	      "owner_name: a name longer than the buffer is not cut", "got \"%s\"", name);
+	undo_test_passwd();
+	passwd_path = "/nonexistent/passwd";
+	CHECK(!owner_name(0, name, sizeof(name)) && !strcmp(name, "0"),
+	      "owner_name: without a passwd file, the number", "got \"%s\"", name);
+	passwd_path = "/etc/passwd";
+}
+
+/* The nodes `chown` takes from udev's DEVNAME or mdev's MDEV. */
+static void test_parse_node(void)
+{
+	static const struct {
+		const char *name;
+		int ret, id;
+		bool cdev;
+	} cases[] = {
+		{ "/dev/ublkc3", 0, 3, true }, { "ublkc3", 0, 3, true },
+		{ "/dev/ublkb12", 0, 12, false }, { "ublkb0", 0, 0, false },
+		{ "ublkb3p1", 1, 3, false }, { "/dev/sda", -EINVAL, 0, false },
+		{ "ublkc", -EINVAL, 0, false }, { "ublkc-1", -EINVAL, 0, false },
+		{ "ublkc+1", -EINVAL, 0, false }, { "ublkc 1", -EINVAL, 0, false },
+		{ "ublkc3x", -EINVAL, 0, false }, { "ublkc3p1", -EINVAL, 0, false },
+		{ "../ublkc3", -EINVAL, 0, false }, { "/dev/../ublkc3", -EINVAL, 0, false },
+		{ "ublkc3/../../etc/passwd", -EINVAL, 0, false }, { "ublk-control", -EINVAL, 0, false },
+	};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		int id = -1, ret;
+		bool cdev = false;
+		char what[96];
+
+		ret = parse_node(cases[i].name, &id, &cdev);
+		snprintf(what, sizeof(what), "chown takes %s: %s", cases[i].name,
+			 cases[i].ret == 0 ? "yes" : cases[i].ret > 0 ? "no, quietly" : "no");
+		CHECK(ret == cases[i].ret && (ret || (id == cases[i].id && cdev == cases[i].cdev)),
+		      what, "returned %d, id %d, cdev %d", ret, id, cdev);
+	}
+}
+
 struct device_case {
 	int id;
 	const struct ublksrv_ctrl_dev_info *info;
@@ -863,6 +992,12 @@ static void print_json_device(FILE *f, const void *arg)
 	json_device(f, c->id, c->info, c->params, c->store, c->stats);
 }
 
+static void print_json_private(FILE *f, const void *arg)
+{
+	(void)arg;
+	owner_list_private(f, 5, 1000, true);
+}
+
 static void test_json_device(void)
 {
 	struct ublksrv_ctrl_dev_info info = {
@@ -876,11 +1011,12 @@ static void test_json_device(void)
 				 "ok compressed=1 orig_data_size=8192 mem_used_total=4096 reads=7" };
 	char buf[1024], want[512];
 
+	use_test_passwd();
 	params.basic.dev_sectors = 64 * MiB >> 9;
 	params.basic.logical_bs_shift = 12;
 	CHECK_STR(printed(buf, sizeof(buf), print_json_device, &c),
 		  "{\"id\":3,\"device\":\"/dev/ublkb3\",\"state\":\"recoverable\",\"pid\":4242,"
-		  "\"size\":67108864,\"block_size\":4096,\"queues\":2,\"depth\":64,"
+		  "\"owner_uid\":0,\"owner_gid\":0,\"owner\":\"root\",\"size\":67108864,\"block_size\":4096,\"queues\":2,\"depth\":64,"
 		  "\"copy_mode\":\"user_copy\",\"recoverable\":true,\"flags\":[\"USER_RECOVERY\","
 		  "\"USER_RECOVERY_REISSUE\",\"CMD_IOCTL_ENCODE\",\"USER_COPY\",\"bit-62\"],"
 		  "\"zoned\":null,\"store\":\"/dev/shm/ublk-mem-3\",\"stats\":{\"compressed\":true,"
@@ -894,20 +1030,29 @@ static void test_json_device(void)
 	c.stats = NULL;
 	snprintf(want, sizeof(want),
 		 "{\"id\":3,\"device\":\"/dev/ublkb3\",\"state\":\"live\",\"pid\":%d,"
-		 "\"size\":null,\"block_size\":null,\"queues\":2,\"depth\":64,"
+		 "\"owner_uid\":4000000000,\"owner_gid\":7,\"owner\":null,\"size\":null,\"block_size\":null,\"queues\":2,\"depth\":64,"
 		 "\"copy_mode\":\"get_data\",\"recoverable\":false,"
 		 "\"flags\":[\"NEED_GET_DATA\"],\"zoned\":null,\"store\":null,\"stats\":null}",
 		 (int)getpid());
+	info.owner_uid = 4000000000U;
+	info.owner_gid = 7;
 	CHECK_STR(printed(buf, sizeof(buf), print_json_device, &c), want,
 		  "json_device: live, no size without parameters, no store, get_data");
 	c.info = NULL;
 	c.params = NULL;
 	CHECK_STR(printed(buf, sizeof(buf), print_json_device, &c),
 		  "{\"id\":3,\"device\":\"/dev/ublkb3\",\"state\":\"removed\",\"pid\":null,"
-		  "\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,"
+		  "\"owner_uid\":null,\"owner_gid\":null,\"owner\":null,\"size\":null,\"block_size\":null,\"queues\":null,\"depth\":null,"
 		  "\"copy_mode\":null,\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null,"
 		  "\"stats\":null}",
 		  "json_device: an id held for a removed device");
+	CHECK_STR(printed(buf, sizeof(buf), print_json_private, NULL),
+		  "{\"id\":5,\"device\":\"/dev/ublkb5\",\"state\":\"private\",\"pid\":null,"
+		  "\"owner_uid\":1000,\"owner_gid\":null,\"owner\":\"alice\",\"size\":null,"
+		  "\"block_size\":null,\"queues\":null,\"depth\":null,\"copy_mode\":null,"
+		  "\"recoverable\":null,\"flags\":[],\"zoned\":null,\"store\":null,\"stats\":null}",
+		  "json: another user's device, its owner named");
+	undo_test_passwd();
 }
 
 /* ---- what goes to syslog, at which priority ---- */
@@ -997,6 +1142,8 @@ int main(void)
 	test_notify();
 	test_json_string();
 	test_json_device();
+	test_owner_name();
+	test_parse_node();
 	test_log_priority();
 	test_logger();
 

@@ -99,6 +99,62 @@ static void test_config_check(void)
 		 "three threads on a queue of depth 2: refused");
 }
 
+/*
+ * An ordinary user's device: what the driver refuses or drops for it is
+ * refused before ADD_DEV, on every driver; the default path is served,
+ * and ADD_DEV asks for UNPRIVILEGED_DEV.
+ */
+static void test_unprivileged(void)
+{
+	const struct ublk_config plain = { .copy_mode = UBLK_COPY_GET_DATA, .unprivileged = true };
+	struct ublk_config c;
+	uint64_t missing;
+
+	CHECK_EQ(check_cfg(plain, FEATURES_6_12, &missing), UBLK_CONFIG_OK,
+		 "6.12 serves a user's get_data device");
+	CHECK_EQ(check_cfg(plain, FEATURES_7_3, &missing), UBLK_CONFIG_OK,
+		 "7.3 serves a user's get_data device");
+	CHECK(config_flags(&plain) & UBLK_F_UNPRIVILEGED_DEV, "ADD_DEV asks for UNPRIVILEGED_DEV",
+	      "flags %#llx", (unsigned long long)config_flags(&plain));
+	c = plain;
+	c.unprivileged = false;
+	CHECK(!(config_flags(&c) & UBLK_F_UNPRIVILEGED_DEV), "root's device is not unprivileged",
+	      "flags %#llx", (unsigned long long)config_flags(&c));
+	c = plain;
+	c.copy_mode = UBLK_COPY_BOUNCE;
+	CHECK_EQ(check_cfg(c, FEATURES_6_12, &missing), UBLK_CONFIG_OK, "a user's bounce device");
+	c.io_path = UBLK_IO_PATH_BATCH;
+	CHECK_EQ(check_cfg(c, FEATURES_7_3, &missing), UBLK_CONFIG_OK,
+		 "7.3: a user's device on the batched path");
+	c = plain;
+	c.recoverable = true;
+	CHECK_EQ(check_cfg(c, FEATURES_7_3, &missing), UBLK_UNPRIV_NO_RECOVERY,
+		 "a user's --recoverable: refused (the driver drops USER_RECOVERY)");
+	c = plain;
+	c.copy_mode = UBLK_COPY_USER;
+	CHECK_EQ(check_cfg(c, FEATURES_6_12, &missing), UBLK_UNPRIV_NO_USER_COPY,
+		 "a user's user_copy: refused (the driver refuses USER_COPY)");
+	c.copy_mode = UBLK_COPY_ZERO;
+	c.copy_mode_set = true;
+	CHECK_EQ(check_cfg(c, FEATURES_7_3, &missing), UBLK_UNPRIV_NO_ZERO_COPY,
+		 "7.3: a user's zero_copy: refused (the driver refuses AUTO_BUF_REG)");
+	c = plain;
+	c.zone_size = 8 << 20;
+	CHECK_EQ(check_cfg(c, FEATURES_7_3, &missing), UBLK_UNPRIV_NO_ZONED,
+		 "a user's --zoned: refused (zones are served in user_copy mode)");
+	CHECK(check_cfg(plain, FEATURES_6_12 & ~UBLK_F_UNPRIVILEGED_DEV, &missing) ==
+	      UBLK_LACKS_FLAG && missing == UBLK_F_UNPRIVILEGED_DEV,
+	      "a driver without UNPRIVILEGED_DEV: a user lacks exactly that flag",
+	      "missing %#llx", (unsigned long long)missing);
+	CHECK((UBLK_ROOT_ONLY_FLAGS & (UBLK_F_USER_COPY | UBLK_F_AUTO_BUF_REG |
+				       UBLK_F_USER_RECOVERY)) ==
+	      (UBLK_F_USER_COPY | UBLK_F_AUTO_BUF_REG | UBLK_F_USER_RECOVERY) &&
+	      !(UBLK_ROOT_ONLY_FLAGS & (UBLK_F_NEED_GET_DATA | UBLK_F_BATCH_IO |
+					UBLK_F_UPDATE_SIZE | UBLK_F_UNPRIVILEGED_DEV)),
+	      "root-only flags: user copy, zero copy, recovery; not get_data, batches, resizing",
+	      "%#llx", (unsigned long long)UBLK_ROOT_ONLY_FLAGS);
+}
+
 /* The optional flags: asked for exactly where the driver offers them. */
 static void test_optional_flags(void)
 {
@@ -191,6 +247,7 @@ int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	test_config_check();
+	test_unprivileged();
 	test_optional_flags();
 	test_feature_tables();
 	test_buffer_bytes();

@@ -2,7 +2,8 @@
 # Build the test VM's initramfs: initramfs.sh OUT
 #
 # OUT is two gzip'd cpio archives back to back (the kernel unpacks both):
-#  - a base holding busybox, fio, e2fsprogs, util-linux tools, jq, nbdkit
+#  - a base holding busybox, fio, e2fsprogs, util-linux tools (setpriv
+#    runs the tests' ordinary users), jq, nbdkit
 #    with its memory plugin and nbd-client (for bench.sh), cached in
 #    $UBLK_MEM_CACHE/initramfs and rebuilt only when one of its inputs
 #    changes; it does not depend on the kernel;
@@ -45,7 +46,7 @@ if [ "$FOREIGN" = 0 ]; then
 		blkdiscard:util-linux blockdev:util-linux cpio:cpio gzip:gzip ldd:libc-bin \
 		/usr/bin/nbdkit:nbdkit /usr/sbin/nbd-client:nbd-client /usr/bin/jq:jq \
 		/usr/sbin/dmsetup:dmsetup /usr/sbin/sfdisk:fdisk /usr/sbin/mkfs.btrfs:btrfs-progs \
-		/usr/sbin/blkzone:util-linux /usr/bin/lz4:lz4 /usr/sbin/mkfs.xfs:xfsprogs
+		/usr/sbin/blkzone:util-linux /usr/bin/lz4:lz4 /usr/sbin/mkfs.xfs:xfsprogs /usr/bin/setpriv:util-linux
 else
 	ensure_pkgs cpio:cpio gzip:gzip readelf:binutils dpkg-deb:dpkg
 fi
@@ -121,7 +122,7 @@ if [ "$FOREIGN" = 0 ]; then
 	       /usr/sbin/resize2fs /usr/sbin/blkdiscard /usr/sbin/blockdev /usr/bin/nbdkit /usr/sbin/nbd-client
 	       $NBDKIT_PLUGINS/nbdkit-memory-plugin.so /usr/bin/jq /usr/sbin/dmsetup /usr/sbin/sfdisk
 	       /usr/sbin/mkfs.btrfs /usr/bin/btrfs /usr/sbin/blkzone /usr/sbin/zramctl /usr/bin/lz4
-	       /usr/sbin/mkfs.xfs /usr/sbin/xfs_repair"
+	       /usr/sbin/mkfs.xfs /usr/sbin/xfs_repair /usr/bin/setpriv"
 else
 	USERLAND_SUITE=${UBLK_MEM_USERLAND_SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-}")}
 	[ -n "$USERLAND_SUITE" ] || die "no VERSION_CODENAME in /etc/os-release: set UBLK_MEM_USERLAND_SUITE"
@@ -132,7 +133,7 @@ else
 	TOOLS="/bin/busybox /usr/bin/fio /usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck
 	       /usr/sbin/resize2fs /usr/sbin/blkdiscard /usr/sbin/blockdev /usr/bin/jq /usr/sbin/dmsetup
 	       /usr/sbin/sfdisk /usr/sbin/mkfs.btrfs /usr/bin/btrfs /usr/sbin/blkzone /usr/sbin/zramctl
-	       /usr/bin/lz4 /usr/sbin/mkfs.xfs /usr/sbin/xfs_repair"
+	       /usr/bin/lz4 /usr/sbin/mkfs.xfs /usr/sbin/xfs_repair /usr/bin/setpriv"
 fi
 CONFIGS="/etc/mke2fs.conf"
 
