@@ -671,7 +671,8 @@ static void check_serve(struct options *o, const char *size_arg)
 	if (o->cfg.size % o->cfg.block_size)
 		usage_error("size %llu is not a multiple of the block size %u",
 			    (unsigned long long)o->cfg.size, o->cfg.block_size);
-	if (o->cfg.size > mem_total_bytes())
+	/* A compressed store holds more than its memory (--mem-limit caps it). */
+	if (!o->store.compress && o->cfg.size > mem_total_bytes())
 		usage_error("size %s is larger than this machine's RAM + swap (%llu MiB)",
 			    size_arg, (unsigned long long)(mem_total_bytes() >> 20));
 	if (o->store_path[0] && !o->cfg.recoverable)
