@@ -2,7 +2,8 @@
 # Run the integration tests: run.sh [t-NAME...]
 #
 # Runs every test/suite/t-*.sh (sorted), or the ones named, each in a session
-# of its own under a timeout (TEST_TIMEOUT, default 240 s), and prints
+# of its own under a timeout (TEST_TIMEOUT, default 240 s, or what the
+# test's "# suite: timeout N" line says), and prints
 #   PASS t-NAME (Ns) | FAIL t-NAME: reason | SKIP t-NAME: reason
 # per test (a failure is followed by the end of the test's output), then one
 # line "N passed, M failed[, K skipped]". Exit status 0 when none failed.
@@ -41,7 +42,11 @@ if [ $# -gt 0 ]; then
 		tests="$tests $SUITE/$t.sh"
 	done
 else
-	tests=$(for t in "$SUITE"/t-*.sh; do echo "$t"; done)
+	# A test marked "# suite: alone" needs a VM of its own (run-all.sh
+	# boots one for it): it runs only when named.
+	tests=$(for t in "$SUITE"/t-*.sh; do
+		grep -q '^# suite: alone' "$t" || echo "$t"
+	done)
 fi
 
 RUN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ublk-run.XXXXXX") || exit 1
@@ -115,12 +120,15 @@ for t in $tests; do
 	start=$(date +%s)
 	# setsid: the test and all it starts share a session, killed as one.
 	# shellcheck disable=SC2016 # $$ is the test's shell
-	T_OUT=$OUT timeout -s TERM -k 10 "$TEST_TIMEOUT" \
+	# "# suite: timeout N" in a test gives it N seconds instead.
+	limit=$(sed -n 's/^# suite: timeout \([0-9][0-9]*\)$/\1/p' "$t")
+	limit=${limit:-$TEST_TIMEOUT}
+	T_OUT=$OUT timeout -s TERM -k 10 "$limit" \
 		setsid sh -c 'echo $$ >"$1/sid"; exec sh "$2"' sh "$OUT" "$t" \
 		>"$OUT/log" 2>&1 </dev/null
 	rc=$?
 	secs=$(($(date +%s) - start))
-	if [ $secs -ge "$TEST_TIMEOUT" ]; then
+	if [ $secs -ge "$limit" ]; then
 		# Say it now: the clean-up below may itself hang on a stuck device.
 		echo "TIMEOUT $name after ${secs}s; requests still in flight (read write):"
 		for f in /sys/block/ublkb*/inflight; do
@@ -133,8 +141,8 @@ for t in $tests; do
 	remove_leftovers "$OUT/before"
 
 	reason=
-	if [ $secs -ge "$TEST_TIMEOUT" ]; then
-		reason="timed out after ${TEST_TIMEOUT}s"
+	if [ $secs -ge "$limit" ]; then
+		reason="timed out after ${limit}s"
 	elif [ -s "$OUT/fail" ]; then
 		reason=$(head -n 1 "$OUT/fail")
 	elif [ $rc = "$SKIP" ]; then
