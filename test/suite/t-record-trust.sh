@@ -14,7 +14,7 @@ store=/dev/shm/ublk-mem-$id
 # store_listed: the store `list --json` names for the device ("null" if none).
 store_listed() {
 	run_with_timeout 30 "$UBLK_MEM" list --json |
-		grep "\"id\":$id," | sed 's/.*"store":\([^}]*\)}.*/\1/'
+		grep "\"id\":$id," | sed -E 's/.*"store":(null|"[^"]*").*/\1/'
 }
 
 expect_eq "$(store_listed)" "\"$store\"" "the store of a recorded device"
