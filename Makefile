@@ -199,13 +199,16 @@ docs-perf:
 .PHONY: docs-perf
 
 # Helpers the VM suite runs (test/ is copied into the VM): static, libc only.
-TEST_HELPERS := test/suite/notify_listen test/suite/uevent_run
+TEST_HELPERS := test/suite/notify_listen test/suite/uevent_run test/suite/swap_check
 
 test/suite/notify_listen: test/suite/notify_listen.c
 	$(CC) $(CFLAGS) -static -o $@ test/suite/notify_listen.c
 
 test/suite/uevent_run: test/suite/uevent_run.c
 	$(CC) $(CFLAGS) -static -o $@ test/suite/uevent_run.c
+
+test/suite/swap_check: test/suite/swap_check.c
+	$(CC) $(CFLAGS) -static -o $@ test/suite/swap_check.c
 
 test test-host: $(TEST_HELPERS)
 

@@ -12,7 +12,9 @@
 #  and on the first kernel only:
 #  4. when ./ublk-mem-asan exists (the AddressSanitizer + UBSan build), the
 #     data-path part of the suite again with it;
-#  5. a quick run of bench.sh, whose output must parse (speed is not judged).
+#  5. a quick run of bench.sh, whose output must parse (speed is not judged);
+#  and on the last kernel:
+#  6. the swap test, in a VM of 768 MiB (SWAP_TESTS).
 # Ends with one line per part, its kernel in its name, then one line
 # "N passed, M failed[, K skipped]" over all of them and the time taken; the
 # exit status is non-zero when anything failed or a VM did not finish.
@@ -21,6 +23,7 @@
 # KERNEL and MODULES (one kernel of your own); VM_TESTS (tests for step 2,
 # default all), MODE_TESTS and ASAN_TESTS (tests for steps 3 and 4; "none"
 # skips a step), MODE_TESTS_NEXT (step 3 on the kernels after the first),
+# SWAP_TESTS (step 6; "none" skips it),
 # BENCH=0 skips step 5, plus what test/vm/vm.sh reads.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -34,6 +37,8 @@ MODE_TESTS=${MODE_TESTS:-t-fio-rand4k t-fio-mixed t-fio-seq t-scattered t-zero t
 # On the kernels after the first, the copy-mode passes run the core of it.
 MODE_TESTS_NEXT=${MODE_TESTS_NEXT:-t-fio-rand4k t-fio-mixed t-fio-seq t-scattered t-discard
 	t-ext4 t-recover-fio t-enospc t-read-error}
+# The tests that need a VM of their own, with little memory ("# suite: alone").
+SWAP_TESTS=${SWAP_TESTS:-none}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
 KVERS=${KVERS:-${KVER:-lts newest}}
 
@@ -171,6 +176,13 @@ for kv in $KVERS; do
 		# shellcheck disable=SC2086
 		UBLK_MEM_EXTRA="$PWD/ublk-mem-asan ${UBLK_MEM_EXTRA:-}" UBLK_MEM_GUEST=ublk-mem-asan \
 			run_vm "VM integration tests (ublk-mem-asan, $KSHORT)" $ASAN_TESTS
+	fi
+	# Swap needs a machine short of memory: a VM of its own, on the last
+	# kernel (the newest by default).
+	if [ "$kv" = "${KVERS##* }" ] && [ "$SWAP_TESTS" != none ]; then
+		# shellcheck disable=SC2086
+		VM_MEM=768 VM_TIMEOUT=${SWAP_VM_TIMEOUT:-3000} \
+			run_vm "VM swap tests (768 MiB, $KSHORT)" $SWAP_TESTS
 	fi
 	if [ $first = 1 ] && [ "${BENCH:-1}" != 0 ]; then
 		name="benchmark smoke run (bench.sh --quick, $KSHORT)"
