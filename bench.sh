@@ -15,6 +15,27 @@
 #                       null_blk-zoned), fio --zonemode=zbd; its own jobs:
 #                       seqwrite-4k-qd1 seqwrite-128k-qd4 randwrite-4k-qd1
 #                       randread-4k-qd1 randread-4k-qd32 seqread-128k-qd8
+#   --compress          the compressed matrix: ublk-mem 256M --compress (with
+#                       --ublk-args) against zram of the same size with
+#                       comp_algorithm lz4 (the reference, zram), on two data
+#                       sets each round: (a) ext4 holding a copy of the
+#                       VM's /usr (EXT4_DATA), then a read of its files,
+#                       ext4-read-128k-qd8; (b) fio data 50% compressible
+#                       (--buffer_compress_percentage=50 --refill_buffers),
+#                       then randread-4k-qd32 randrw70-4k-qd16
+#                       randwrite-4k-qd1 randread-4k-qd1 seqread-128k-qd8;
+#                       each device's compression ratio after each fill,
+#                       from its own statistics, in compress.csv
+#   --codec             the codec benchmark, on this machine: lz4.c
+#                       (bench/lz4_bench, built here) against `lz4 -b1` on
+#                       the same file, one thread each, 4 KiB pages and
+#                       64 KiB blocks; writes DIR/codec.txt. Alone it runs
+#                       only that (into --out DIR, which may be an earlier
+#                       run's); with --compress (or --zoned) after the
+#                       matrix, into the same directory
+#   --codec-file FILE   the codec benchmark's input (default: 64 MiB of a
+#                       tar of /usr/share/doc, then 96 MiB of a tar of
+#                       /usr/bin, made in a scratch directory)
 #   --rounds N          rounds over the whole matrix (default 3; medians)
 #   --runtime SECONDS   length of each timed job run (default 5)
 #   --jobs LIST         run only these jobs (names as in summary.csv; spaces
@@ -25,6 +46,10 @@
 #                       options, on every job next to the first (device
 #                       ublk-mem-b), e.g. "--io-path batch": two settings
 #                       compared in the same boot
+#   --ublk-bin2 PATH    ublk-mem-b runs this program instead (an earlier
+#                       build, say: the same options, two builds compared
+#                       in the same boot); without --ublk-args2 it gets
+#                       "-q 1", the default
 #   --out DIR           results directory (default results/bench-DATE-TIME)
 #   --report DIR        only redo the table and chart of an earlier run; may
 #                       be given for several runs
@@ -32,7 +57,8 @@
 #                       method and each run's tables, one section per run,
 #                       and its chart next to it (bench-ratio.svg, then
 #                       bench-ratio-2.svg...); DIR/codec.txt, when there,
-#                       adds the codec benchmark's lines
+#                       adds the codec benchmark's lines; a directory
+#                       of --codec alone is a section of its own
 #   -h, --help          this text
 #
 # What is measured and how (devices, jobs, rounds, paired ratios, server
@@ -43,7 +69,9 @@
 # job on every device, the devices interleaved; medians over the rounds,
 # and the ratio to brd as the median of the rounds' paired ratios. The
 # zoned matrix (--zoned) does the same with a zoned ublk-mem and null_blk,
-# 256 MiB in 16 MiB zones, its ratios to null_blk-zoned; meta.txt's
+# 256 MiB in 16 MiB zones, its ratios to null_blk-zoned; the compressed
+# matrix (--compress) with ublk-mem --compress and zram, 256 MiB, its
+# ratios to zram and, besides, each one's compression ratio; meta.txt's
 # matrix= line tells a report which matrix a run was.
 # bench/devices.sh sets the devices up, bench/*.awk are the report's awk
 # programs, and test/suite/lib.sh lends its helpers.
@@ -51,7 +79,8 @@
 # Results: a Markdown table on stdout and, in the results directory,
 # summary.md, summary.csv (one row per job and device), raw.csv (one row per
 # run), memory.csv, meta.txt and ratio.svg (ublk-mem's IOPS relative to brd,
-# or to null_blk-zoned).
+# null_blk-zoned or zram); compress.csv (a row per data set, device and
+# round) in a compressed run; codec.txt with --codec.
 # test/checks/bench-check.sh DIR checks that such a directory is complete.
 #
 # Inside the VM test/vm/init runs "bench.sh --in-vm OPTIONS" (the image
@@ -62,7 +91,9 @@
 #
 # Environment: UBLK_MEM (the server binary), FIO (default /usr/bin/fio),
 # NBDKIT and NBD_CLIENT (default /usr/bin/nbdkit, /usr/sbin/nbd-client),
-# UBLKMEM_MODULES (directory of .ko files, used before modprobe), KVER, and
+# UBLKMEM_MODULES (directory of .ko files, used before modprobe), EXT4_DATA
+# (the directory the compressed matrix copies into ext4; default /usr),
+# LZ4 (the reference codec's tool, default lz4), CC (for lz4_bench), KVER, and
 # for the VM the variables test/vm/vm.sh documents (VM_SMP, VM_TIMEOUT...).
 
 set -u
@@ -71,6 +102,7 @@ ROUNDS=3
 RUNTIME=5
 UBLK_ARGS=
 UBLK_ARGS2=
+UBLK_BIN2=
 JOBS_ASKED=
 OUT=
 OUT_MADE=
@@ -79,12 +111,24 @@ KERNEL_ASKED=
 REPORT_DIRS=
 DOC=
 ZONED=
+COMPRESS=
+CODEC=
+CODEC_FILE=
 
 # The jobs of the two matrices (use_matrix picks one).
 JOBS_STANDARD="ref-seqread-4k-qd1 randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1 seqread-128k-qd8"
 JOBS_STANDARD="$JOBS_STANDARD randrw70-4k-qd16 randread-4k-qd32x2"
 JOBS_ZONED="seqwrite-4k-qd1 seqwrite-128k-qd4 randwrite-4k-qd1 randread-4k-qd1 randread-4k-qd32"
 JOBS_ZONED="$JOBS_ZONED seqread-128k-qd8"
+JOBS_COMPRESS="ext4-read-128k-qd8 randread-4k-qd32 randrw70-4k-qd16 randwrite-4k-qd1"
+JOBS_COMPRESS="$JOBS_COMPRESS randread-4k-qd1 seqread-128k-qd8"
+# The compressed matrix's data sets, in round order: ext4 holding a copy of
+# EXT4_DATA (its jobs, ext4-*, read the files), then fio's data of the
+# compressibility FIO_BASE asks (every other job). The file system is made
+# without lazy initialisation, so nothing writes to it in the background.
+DATA_SETS="ext4 fio50"
+EXT4_DATA=${EXT4_DATA:-/usr}
+MKFS_ARGS="-q -F -E lazy_itable_init=0,lazy_journal_init=0"
 # The zoned matrix's zone size (MiB), and the zones fio keeps open at once
 # in its write jobs (lowered to the devices' limit when they have a lower one).
 ZONE_MB=16
@@ -93,7 +137,7 @@ ZBD_OPEN=8
 REF_ARGS="--rw=read --bs=4k --iodepth=1 --size=4M"
 FIO_REPORT="--group_reporting --unified_rw_reporting=both --output-format=json"
 
-# use_matrix standard|zoned: the matrix to run or report on, and what
+# use_matrix standard|zoned|compress: the matrix to run or report on, and what
 # follows from it: MATRIX, SIZE_MB, JOBS_ALL (every job, in round order),
 # DEVICES (every job runs on these, in this order, within a round), REF (the
 # device the ratios are to), REPORT_DEVS (the rows of a job in the tables),
@@ -110,6 +154,15 @@ use_matrix() {
 		REPORT_DEVS="ublk-mem ublk-mem-b null_blk-zoned"
 		SCALING_JOB=
 		FIO_BASE="--ioengine=libaio --direct=1 --zonemode=zbd"
+	elif [ "$1" = compress ]; then
+		MATRIX='compress'
+		SIZE_MB=256
+		JOBS_ALL=$JOBS_COMPRESS
+		DEVICES="ublk-mem zram"
+		REF=zram
+		REPORT_DEVS="ublk-mem ublk-mem-b zram"
+		SCALING_JOB=
+		FIO_BASE="--ioengine=libaio --direct=1 --buffer_compress_percentage=50 --refill_buffers"
 	else
 		MATRIX=standard
 		SIZE_MB=64
@@ -119,6 +172,9 @@ use_matrix() {
 		REPORT_DEVS="ublk-mem ublk-mem-b ublk-mem-q2 brd null_blk loop nbdkit"
 		SCALING_JOB=randread-4k-qd32x2
 		FIO_BASE="--ioengine=libaio --direct=1"
+		# The codec benchmark alone has no devices: the standard's
+		# settings, unused.
+		[ "$1" = codec ] && MATRIX=codec
 	fi
 	FILL_ARGS="--rw=write --bs=1M --iodepth=4 --size=${SIZE_MB}M"
 }
@@ -129,6 +185,7 @@ CSV_BEGIN=@@BENCH-CSV-BEGIN
 CSV_END=@@BENCH-CSV-END
 RAW_HEADER="device,job,round,iops,mib_s,p50_us,p99_us,ios,write_bytes,cpu_us_per_io"
 MEM_HEADER="device,size_bytes,bytes_written,vmrss_kib,vmhwm_kib"
+COMP_HEADER="device,data,round,orig_bytes,compr_bytes,mem_used_bytes,same_pages,huge_pages"
 
 # The repository (the image's root in the VM), and the awk programs.
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -200,6 +257,7 @@ job_label() {
 	randread-4k-qd32x2) echo "rand read 4k QD32, 2 jobs" ;;
 	seqwrite-4k-qd1) echo "seq write 4k QD1" ;;
 	seqwrite-128k-qd4) echo "seq write 128k QD4" ;;
+	ext4-read-128k-qd8) echo "ext4: read the files 128k QD8" ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -215,6 +273,8 @@ job_labels() {
 # (FIO_BASE), status 1 when the matrix has no JOB; a timed job runs
 # SECONDS (default RUNTIME). In the zoned matrix a write job keeps at most
 # ZBD_OPEN zones open, and fio resets a full zone before writing it again.
+# An ext4-* job runs on the files of the device's file system (fio
+# --opendir, which leaves symbolic links out), not on the device.
 job_args() {
 	case " $JOBS_ALL " in *" $1 "*) ;; *) return 1 ;; esac
 	_ja_timed="--time_based --runtime=${2:-$RUNTIME} --norandommap"
@@ -230,6 +290,7 @@ job_args() {
 	seqread-128k-qd8) echo "--rw=read --bs=128k --iodepth=8 $_ja_timed" ;;
 	randrw70-4k-qd16) echo "--rw=randrw --rwmixread=70 --bs=4k --iodepth=16 $_ja_timed" ;;
 	randread-4k-qd32x2) echo "--rw=randread --bs=4k --iodepth=32 --numjobs=2 $_ja_timed" ;;
+	ext4-read-128k-qd8) echo "--rw=read --bs=128k --iodepth=8 $_ja_timed" ;;
 	*) return 1 ;;
 	esac
 }
@@ -259,14 +320,16 @@ cpu_ticks() {
 	echo "${_ct_s##*) }" | awk '{ print $12 + $13 }'
 }
 
-# run_fio NAME DEV JSON FIO-OPTIONS...: one fio run, JSON output in JSON.
+# run_fio NAME TARGET JSON FIO-OPTIONS...: one fio run, JSON output in
+# JSON; TARGET is a device, or a directory whose files fio reads.
 run_fio() {
-	_rf_name=$1 _rf_dev=$2 _rf_json=$3
+	_rf_name=$1 _rf_target=--filename=$2 _rf_json=$3
+	[ -d "$2" ] && _rf_target=--opendir=$2
 	shift 3
 	# A run longer than this has hung (a dead server, say).
 	# shellcheck disable=SC2086 # FIO_BASE, FIO_REPORT: options, one word each
 	(cd "$WORK" && run_with_timeout $((RUNTIME * 4 + 120)) "$FIO" --name="$_rf_name" \
-		--filename="$_rf_dev" $FIO_BASE "$@" $FIO_REPORT --output="$_rf_json") \
+		"$_rf_target" $FIO_BASE "$@" $FIO_REPORT --output="$_rf_json") \
 		>"$WORK/fio.err" 2>&1
 }
 
@@ -286,6 +349,7 @@ fill() {
 bench_one() {
 	_bo_round=$1 _bo_job=$2 _bo_name=$3
 	_bo_dev=$(dev_path "$_bo_name")
+	case $_bo_job in ext4-*) _bo_dev=$(mount_dir "$_bo_name") ;; esac
 	_bo_pid=$(dev_pid "$_bo_name")
 	if [ -n "$_bo_pid" ] && ! alive "$_bo_pid"; then
 		warn "the server of $_bo_name ($_bo_dev) is gone; skipping $_bo_job"
@@ -368,6 +432,12 @@ zbd_open_limit() {
 
 # setup_devices: the matrix's devices (ACTIVE), each SIZE_MB MiB.
 setup_devices() {
+	if [ "$MATRIX" = compress ]; then
+		progress "setting up: ublk-mem ${SIZE_MB}M $UBLK_ARGS${UBLK_ARGS2:+, ublk-mem ${SIZE_MB}M $UBLK_ARGS2}, zram lz4"
+		setup_ublk || die "no ublk-mem to measure; nothing to compare"
+		setup_zram
+		return
+	fi
 	if [ "$MATRIX" = zoned ]; then
 		progress "setting up: ublk-mem ${SIZE_MB}M $UBLK_ARGS${UBLK_ARGS2:+, ublk-mem ${SIZE_MB}M $UBLK_ARGS2}, null_blk zoned"
 		setup_ublk || die "no ublk-mem to measure; nothing to compare"
@@ -383,12 +453,153 @@ setup_devices() {
 	setup_nbdkit
 }
 
+# run_jobs ROUND JOB...: a round of these jobs, each on its devices in turn.
+run_jobs() {
+	_rj_r=$1
+	shift
+	for _rj_job in "$@"; do
+		for _rj_d in $(devices_of "$_rj_job"); do
+			is_active "$_rj_d" || continue
+			RUN=$((RUN + 1))
+			bench_one "$_rj_r" "$_rj_job" "$_rj_d"
+		done
+	done
+}
+
+# --- the compressed matrix's data sets -----------------------------------------
+
+# mount_dir NAME: where device NAME's file system is mounted.
+mount_dir() {
+	echo "$WORK/mnt-$1"
+}
+
+# sectors_written NAME: the sectors written to device NAME so far (field 7
+# of its stat in sysfs).
+sectors_written() {
+	awk '{ print $7 }' "/sys/class/block/$(dev_path "$1" | sed 's|.*/||')/stat" 2>/dev/null
+}
+
+# jobs_of_set SET: the jobs (of JOBS) that run on data set SET.
+jobs_of_set() {
+	for _jos_j in $JOBS; do
+		case $_jos_j in ext4-*) _jos_s=ext4 ;; *) _jos_s=fio50 ;; esac
+		[ "$_jos_s" = "$1" ] && echo "$_jos_j"
+	done
+	return 0
+}
+
+# comp_row NAME SET ROUND: add device NAME's compression after data set
+# SET to compress.csv, as its statistics tell it.
+comp_row() {
+	# shellcheck disable=SC2046 # five numbers
+	set -- "$1" "$2" "$3" $(comp_stats "$1")
+	if [ $# -ne 8 ]; then
+		warn "no compression statistics from $1"
+		FAILURES=$((FAILURES + 1))
+		return 1
+	fi
+	echo "$1,$2,$3,$4,$5,$6,$7,$8" >>"$COMPCSV"
+	progress "round $3/$ROUNDS $2 on $1: $(awk -v o="$4" -v c="$5" -v m="$6" -v s="$7" -v h="$8" 'BEGIN {
+		printf "%.1f MiB held in %.1f MiB compressed, ratio %.3f; %.1f MiB of memory;" \
+			" %d same-filled and %d incompressible pages",
+			o / 1048576, c / 1048576, (c > 0 ? o / c : 0), m / 1048576, s, h }')"
+}
+
+# discard NAME: give all of device NAME's data back (a fresh start for a
+# data set).
+discard() {
+	# -f: util-linux asks for it when the device holds a file system (the
+	# ext4 data set).
+	if [ -z "$BLKDISCARD" ] || ! "$BLKDISCARD" -f "$(dev_path "$1")" 2>"$WORK/discard.err"; then
+		warn "cannot discard $1: $(cat "$WORK/discard.err" 2>/dev/null)"
+		return 1
+	fi
+}
+
+# make_ext4_set ROUND NAME: device NAME, emptied, holds an ext4 file
+# system with a copy of EXT4_DATA, unmounted (all of it written), then
+# mounted read-only for the ext4 jobs.
+make_ext4_set() {
+	_me_dev=$(dev_path "$2")
+	_me_mnt=$(mount_dir "$2")
+	progress "round $1/$ROUNDS ext4 on $2: mkfs.ext4, cp -a $EXT4_DATA, umount"
+	dev_umount "$2"
+	discard "$2" || return 1
+	_me_s0=$(sectors_written "$2")
+	# shellcheck disable=SC2086 # mkfs's options, one word each
+	if ! "$MKFS_EXT4" $MKFS_ARGS "$_me_dev" >"$WORK/mkfs.err" 2>&1; then
+		warn "mkfs.ext4 on $2 failed: $(tail -n 3 "$WORK/mkfs.err")"
+		return 1
+	fi
+	dev_mount "$2" "$_me_mnt" || {
+		warn "cannot mount $2's ext4 on $_me_mnt"
+		return 1
+	}
+	if ! cp -a "$EXT4_DATA" "$_me_mnt/" 2>"$WORK/cp.err"; then
+		warn "cp -a $EXT4_DATA to $2 failed: $(tail -n 3 "$WORK/cp.err")"
+		dev_umount "$2"
+		return 1
+	fi
+	dev_umount "$2" || {
+		warn "cannot unmount $2's ext4"
+		return 1
+	}
+	add_written "$2" $((($(sectors_written "$2") - _me_s0) * 512))
+	comp_row "$2" ext4 "$1"
+	[ -n "$(jobs_of_set ext4)" ] || return 0
+	dev_mount "$2" "$_me_mnt" ro || {
+		warn "cannot mount $2's ext4 again"
+		return 1
+	}
+}
+
+# make_fio50_set ROUND NAME: device NAME, emptied, written whole by fio with
+# the compressibility FIO_BASE asks.
+make_fio50_set() {
+	dev_umount "$2"
+	discard "$2" || return 1
+	fill "$2" || return 1
+	comp_row "$2" fio50 "$1"
+}
+
+# make_data_set SET ROUND NAME: data set SET (of DATA_SETS) on device NAME.
+make_data_set() {
+	case $1 in
+	ext4) make_ext4_set "$2" "$3" ;;
+	fio50) make_fio50_set "$2" "$3" ;;
+	*) return 1 ;;
+	esac
+}
+
+# compress_round ROUND: a round of the compressed matrix: each data set made
+# on every device in turn, then its jobs.
+compress_round() {
+	for _cr_set in $DATA_SETS; do
+		for _cr_d in $ACTIVE; do
+			if ! make_data_set "$_cr_set" "$1" "$_cr_d"; then
+				warn "round $1: no $_cr_set data set on $_cr_d"
+				FAILURES=$((FAILURES + 1))
+			fi
+		done
+		# shellcheck disable=SC2046 # job names, one word each
+		run_jobs "$1" $(jobs_of_set "$_cr_set")
+	done
+}
+
+# ext4_data_line: what EXT4_DATA holds, for meta.txt.
+ext4_data_line() {
+	echo "$EXT4_DATA ($(find "$EXT4_DATA" -type f | wc -l) files, $(find "$EXT4_DATA" -type l |
+		wc -l) symbolic links, $(du -sk "$EXT4_DATA" | awk '{ printf "%.1f", $1 / 1024 }') MiB)"
+}
+
 # run_matrix DIR: set up the devices, run every round, and write raw.csv,
-# memory.csv and meta.txt into DIR.
+# memory.csv and meta.txt into DIR (and compress.csv in the compressed
+# matrix).
 run_matrix() {
 	RAW=$1/raw.csv
 	MEMCSV=$1/memory.csv
 	META=$1/meta.txt
+	COMPCSV=$1/compress.csv
 	[ "$(id -u)" = 0 ] || die "needs root: it loads modules and creates block devices"
 	if [ -z "${FIO:-}" ]; then
 		FIO=/usr/bin/fio
@@ -412,6 +623,19 @@ run_matrix() {
 		UBLK_ARGS="--zoned --zone-size ${ZONE_MB}M${UBLK_ARGS:+ $UBLK_ARGS}"
 		[ -n "$UBLK_ARGS2" ] && UBLK_ARGS2="--zoned --zone-size ${ZONE_MB}M $UBLK_ARGS2"
 	fi
+	# A compressed matrix's servers compress, and the file system fits.
+	if [ "$MATRIX" = compress ]; then
+		UBLK_ARGS="--compress${UBLK_ARGS:+ $UBLK_ARGS}"
+		[ -n "$UBLK_ARGS2" ] && UBLK_ARGS2="--compress $UBLK_ARGS2"
+		[ -n "$MKFS_EXT4" ] || die "no mkfs.ext4 (e2fsprogs) for the ext4 data set"
+		[ -n "$BLKDISCARD" ] || die "no blkdiscard (util-linux) to empty the devices between data sets"
+		[ -d "$EXT4_DATA" ] || die "EXT4_DATA: $EXT4_DATA is no directory"
+		_rm_kb=$(du -sk "$EXT4_DATA" | awk '{ print $1 }')
+		if [ "$_rm_kb" -gt $((SIZE_MB * 1024 * 3 / 5)) ]; then
+			die "EXT4_DATA: $EXT4_DATA holds $((_rm_kb / 1024)) MiB, more than an ext4 of $SIZE_MB MiB" \
+				"takes with room to spare (3/5 of it): set EXT4_DATA to a smaller directory"
+		fi
+	fi
 
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/ublkmem-bench.XXXXXX") || die "cannot make a work directory"
 	trap teardown EXIT
@@ -425,11 +649,16 @@ run_matrix() {
 			warn "$_rm_d is ${_rm_bytes:-?} bytes, not $SIZE_MB MiB"
 		fi
 	done
-	for _rm_d in $ACTIVE; do
-		fill "$_rm_d" || die "cannot fill $_rm_d"
-	done
+	# The compressed matrix fills its devices in each round, data set by
+	# data set.
+	if [ "$MATRIX" != compress ]; then
+		for _rm_d in $ACTIVE; do
+			fill "$_rm_d" || die "cannot fill $_rm_d"
+		done
+	fi
 
 	echo "$RAW_HEADER" >"$RAW"
+	[ "$MATRIX" = compress ] && echo "$COMP_HEADER" >"$COMPCSV"
 	TOTAL=0
 	for _rm_job in $JOBS; do
 		for _rm_d in $(devices_of "$_rm_job"); do
@@ -441,13 +670,12 @@ run_matrix() {
 	progress "$TOTAL runs: $ROUNDS round(s), ${RUNTIME} s per timed job"
 	_rm_r=1
 	while [ $_rm_r -le "$ROUNDS" ]; do
-		for _rm_job in $JOBS; do
-			for _rm_d in $(devices_of "$_rm_job"); do
-				is_active "$_rm_d" || continue
-				RUN=$((RUN + 1))
-				bench_one "$_rm_r" "$_rm_job" "$_rm_d"
-			done
-		done
+		if [ "$MATRIX" = compress ]; then
+			compress_round "$_rm_r"
+		else
+			# shellcheck disable=SC2086 # job names, one word each
+			run_jobs "$_rm_r" $JOBS
+		fi
 		_rm_r=$((_rm_r + 1))
 	done
 
@@ -469,6 +697,8 @@ run_matrix() {
 		echo "runtime=$RUNTIME"
 		echo "ublk_args=$UBLK_ARGS"
 		echo "ublk_args2=$UBLK_ARGS2"
+		[ -n "$UBLK_BIN2" ] &&
+			echo "server2=$("$UBLK_BIN2" -V 2>/dev/null | head -n 1), sha256 $(sha256sum <"$UBLK_BIN2" | cut -c1-12)"
 		echo "jobs=$JOBS"
 		echo "devices=${ACTIVE# }"
 		echo "skipped=$SKIPPED"
@@ -479,6 +709,11 @@ run_matrix() {
 		if [ "$MATRIX" = zoned ]; then
 			echo "null_blk_zoned=$NULLB_CONFIG"
 			echo "zbd_max_open=$ZBD_OPEN"
+		fi
+		if [ "$MATRIX" = compress ]; then
+			echo "zram_algorithms=$ZRAM_ALGORITHMS"
+			echo "ext4_data=$(ext4_data_line)"
+			echo "mkfs=mkfs.ext4 $MKFS_ARGS ($("$MKFS_EXT4" -V 2>&1 | head -n 1))"
 		fi
 	} >"$META"
 	teardown
@@ -493,7 +728,7 @@ main_in_vm() {
 	_miv_klines=$(dmesg 2>/dev/null | wc -l)
 	run_matrix "$_miv_dir"
 	_miv_rc=$?
-	for _miv_f in raw memory meta; do
+	for _miv_f in raw memory compress meta; do
 		_miv_file=$_miv_dir/$_miv_f.csv
 		[ "$_miv_f" = meta ] && _miv_file=$_miv_dir/meta.txt
 		[ -f "$_miv_file" ] || continue
@@ -518,7 +753,8 @@ meta() {
 }
 
 # use_run DIR: report on the run in DIR: OUT, its matrix (meta.txt's;
-# standard for a run that names none) and JOBS.
+# standard for a run that names none; codec for a directory of the codec
+# benchmark alone) and JOBS.
 use_run() {
 	OUT=$1
 	use_matrix "$(meta matrix)"
@@ -555,10 +791,50 @@ summary_lines() {
 		bench_awk paired-b -F, -v jobs="$JOBS" -v labels="$(job_labels)" "$OUT/raw.csv"
 }
 
+# data_labels: "set=label|..." for compress-table.awk.
+data_labels() {
+	echo "ext4=ext4 holding a copy of $(meta ext4_data | sed 's/ (.*//')|fio50=fio data, 50% compressible"
+}
+
+# compress_table: the Markdown table of $OUT/compress.csv.
+compress_table() {
+	bench_awk compress-table -v ref="$REF" -v sets="$DATA_SETS" -v devs="$REPORT_DEVS" \
+		-v labels="$(data_labels)" "$OUT/compress.csv"
+}
+
+# compress_lines: the compressed matrix's table of compression and how it
+# was measured, for summary.md and the document.
+compress_lines() {
+	echo "Compression, from each device's own statistics after each data set was written, median" \
+		"over the rounds: \"data held\" is orig_data_size, \"compressed\" compr_data_size (zram's" \
+		"mm_stat fields 1 and 2; \`ublk-mem stats\`), same-filled pages held but not compressed;" \
+		"\"ratio\" is the one over the other and \"vs $REF\" the median of the rounds' paired ratios" \
+		"of ratios; \"memory used\" is mem_used_total, what the store takes with its allocator's" \
+		"overhead; \"same\" counts the pages stored as their fill word (same_pages) and \"huge\"" \
+		"those stored whole, as compressing them saved too little (huge_pages)."
+	echo
+	compress_table
+}
+
+# codec_lines: the codec benchmark's table, when DIR/codec.txt is there.
+codec_lines() {
+	[ -s "$OUT/codec.txt" ] || return 0
+	echo
+	echo "### Codec"
+	echo
+	echo "The lines of \`codec.txt\` in the results directory, as the codec benchmark wrote them:"
+	echo
+	awk -f "$AWK_DIR/codec-table.awk" "$OUT/codec.txt"
+}
+
 # report_title: the heading of a run's section, without the date.
 report_title() {
 	if [ "$MATRIX" = zoned ]; then
 		echo "zoned: ublk-mem --zoned vs null_blk zoned"
+	elif [ "$MATRIX" = compress ]; then
+		echo "compressed: ublk-mem --compress vs zram"
+	elif [ "$MATRIX" = codec ]; then
+		echo "codec: lz4.c vs the lz4 tool"
 	else
 		echo "ublk-mem vs the kernel's RAM disks"
 	fi
@@ -566,6 +842,15 @@ report_title() {
 
 # report_devices: the lines of summary.md on how the devices were made.
 report_devices() {
+	if [ "$MATRIX" = compress ]; then
+		echo "- Devices: zram with comp_algorithm lz4 (the kernel offered: $(meta zram_algorithms))," \
+			"disksize $(meta size_mb)M, other settings default."
+		echo "- Data sets, made afresh on each device in every round after a discard of the whole" \
+			"device: (a) ext4, \`$(meta mkfs | sed 's/ (.*//')\`, mounted, \`cp -a\` of" \
+			"$(meta ext4_data), unmounted; then mounted read-only for the ext4 job, which reads the" \
+			"files with fio --opendir; (b) \`fio $FILL_ARGS $FIO_BASE\`, then the other jobs."
+		return
+	fi
 	if [ "$MATRIX" = zoned ]; then
 		echo "- Devices: null_blk zoned via configfs ($(meta null_blk_zoned | sed 's/ /, /g'), other" \
 			"settings default), the geometry of ublk-mem's device; I/O schedulers: $(meta schedulers)."
@@ -585,7 +870,19 @@ report_devices() {
 }
 
 # report: summary.csv, summary.md, ratio.svg in $OUT; the table on stdout.
+# For the codec benchmark alone, summary.md with its table.
 report() {
+	if [ "$MATRIX" = codec ]; then
+		{
+			echo "## $(report_title), $(meta date)"
+			echo
+			echo "$(meta machine), kernel $(meta kernel), $(meta cpus) CPUs, $(meta mem_mib) MiB."
+			[ -n "$(meta host)" ] && echo "Host: $(meta host)."
+			codec_lines
+		} >"$OUT/summary.md"
+		cat "$OUT/summary.md"
+		return
+	fi
 	bench_awk summary -v jobs="$JOBS" -v devs="$REPORT_DEVS" -v ref="$REF" \
 		"$OUT/raw.csv" >"$OUT/summary.csv" || die "cannot write summary.csv"
 	_rep_rounds=$(meta rounds)
@@ -600,6 +897,11 @@ report() {
 	_rep_what="$(meta size_mb) MiB devices"
 	_rep_fio="libaio O_DIRECT"
 	_rep_servers="ublk-mem, nbdkit"
+	if [ "$MATRIX" = compress ]; then
+		_rep_what="$(meta size_mb) MiB compressed devices"
+		_rep_fio="libaio O_DIRECT, 50% compressible data"
+		_rep_servers=ublk-mem
+	fi
 	if [ "$MATRIX" = zoned ]; then
 		_rep_what="$(meta size_mb) MiB host-managed zoned devices"
 		_rep_fio="libaio O_DIRECT --zonemode=zbd"
@@ -617,14 +919,20 @@ report() {
 		echo
 		summary_table
 		echo
+		if [ "$MATRIX" = compress ]; then
+			compress_lines
+			echo
+		fi
 		summary_lines
 		report_devices
 		echo "- Server CPU: utime+stime of the server process ($_rep_servers) over the run (/proc/PID/stat," \
 			"1/$(meta clk_tck) s ticks) divided by the I/Os; coarse for short runs."
 		[ -n "$(meta server)" ] && echo "- Server build: $(meta server); $(meta source)."
+		[ -n "$(meta server2)" ] && echo "- ublk-mem-b's build: $(meta server2)."
 		[ -n "$(meta host)" ] && echo "- Host: $(meta host)."
 		[ -n "$(meta skipped)" ] && echo "- Skipped: $(meta skipped)"
 		[ "$(meta failures)" != 0 ] && echo "- Failed runs: $(meta failures) (see the log)"
+		codec_lines
 	} >"$OUT/summary.md"
 	_rep_sub="$(meta date); $(meta machine), kernel $(meta kernel), $(meta cpus) CPUs"
 	_rep_sub2="${_rep_args2:+A: }ublk-mem $(meta size_mb)M${_rep_args:+ $_rep_args}${_rep_args2:+, B: ublk-mem $(meta size_mb)M $_rep_args2}; fio $_rep_fio;"
@@ -632,7 +940,7 @@ report() {
 	bench_awk ratio-svg -v ref="$REF" -v labels="$(job_labels)" -v subtitle="$_rep_sub" \
 		-v subtitle2="$_rep_sub2" -v scaling="$SCALING_JOB" \
 		-v two="$([ -n "$_rep_args2" ] && echo 1 || echo 0)" \
-		-v scale="$([ "$MATRIX" = zoned ] && echo 0 || echo 1)" \
+		-v scale="$([ "$MATRIX" = standard ] && echo 1 || echo 0)" \
 		"$OUT/summary.csv" >"$OUT/ratio.svg" || die "cannot write ratio.svg"
 	cat "$OUT/summary.md"
 }
@@ -813,6 +1121,93 @@ so the write jobs also measure freeing and allocating memory. The run is
 EOF
 }
 
+# doc_method_compress: the method of the compressed matrix, after
+# doc_method's when the document holds a compressed run.
+doc_method_compress() {
+	use_matrix compress
+	sed -e "s|@SIZE@|$SIZE_MB|g" -e "s|@REF@|$REF|g" -e "s|@MKFS@|$MKFS_ARGS|g" \
+		-e "s|@FIO_BASE@|$FIO_BASE|g" -e "s|@FILL_ARGS@|$FILL_ARGS|g" <<'EOF'
+
+### The compressed matrix
+
+`./bench.sh --compress` measures ublk-mem's compressed store next to zram, the kernel's
+compressed RAM disk, in a boot of its own, with the rounds, paired ratios, server CPU and memory
+lines described above; its sections below are titled "compressed: ublk-mem --compress vs zram".
+Both devices are @SIZE@ MiB and keep each 4 KiB page LZ4-compressed, a page of one repeated
+word as that word:
+
+- **ublk-mem**: `ublk-mem @SIZE@M --compress` with the run's options (`--ublk-args`); with
+  `--ublk-args2`, ublk-mem-b as above.
+- **@REF@**, the device the ratios are to: the zram module loaded with num_devices=1,
+  comp_algorithm lz4 (set before disksize, which fixes it), disksize @SIZE@M, other settings
+  default. Each run's section lists the algorithms its kernel offered.
+
+A round makes two data sets, each on every device in turn, and runs the jobs of each on it:
+
+1. **ext4 holding a copy of /usr.** The whole device discarded, `mkfs.ext4 @MKFS@` (no
+   initialisation left to a background thread), mounted, `cp -a /usr` (the VM's own: its
+   programs, shared libraries and kernel modules; the environment's EXT4_DATA names another
+   directory), unmounted, so that all of it is written. Mounted read-only again, it serves the
+   ext4 job, which reads the files: `fio --name=JOB --opendir=MNT @FIO_BASE@ OPTIONS`, every
+   regular file below MNT in turn, O_DIRECT through ext4 (symbolic links left out).
+2. **fio data, 50% compressible.** The whole device discarded and written once,
+   `fio @FILL_ARGS@ @FIO_BASE@`; then the other jobs on the device, with the same options: every
+   buffer fio writes is new, each 512-byte piece of it half random bytes and half zeros (fio's
+   default `--buffer_compress_chunk`).
+
+The jobs, in round order (`OPTIONS` as above):
+
+EOF
+	echo "| Job | Name in summary.csv and raw.csv | Data set | OPTIONS |"
+	echo "|---|---|---|---|"
+	for _dmc_j in $JOBS_ALL; do
+		_dmc_set="fio data"
+		case $_dmc_j in ext4-*) _dmc_set="ext4" ;; esac
+		echo "| $(job_label "$_dmc_j") | \`$_dmc_j\` | $_dmc_set | \`$(job_args "$_dmc_j" R)\` |"
+	done
+	cat <<'EOF'
+
+After each data set is written, each device's own statistics tell how well it compressed:
+orig_data_size (the data it holds, same-filled pages included), compr_data_size (that data
+compressed; a same-filled page takes none) and mem_used_total (the memory its store takes, with
+the allocator's overhead), same_pages (pages stored as their fill word) and huge_pages (pages
+stored whole, as compressing them saved too little): zram's mm_stat fields 1, 2, 3, 6 and 8 and
+the fields of the same names in `ublk-mem stats ID`. The compression ratio is orig_data_size over compr_data_size;
+compress.csv in the results directory has a row per device, data set and round, and the
+sections below their medians, with ublk-mem's ratio over zram's paired by round. zram
+compresses in the context of the process that writes (fio's, here) and ublk-mem in its server
+thread, whose CPU time the server CPU column counts. The run is
+
+    ./bench.sh --compress [--kernel KVER] [--rounds N] [--runtime SECONDS] [--jobs LIST]
+               [--ublk-args "ARGS"] [--ublk-args2 "ARGS"] [--codec]
+EOF
+}
+
+# doc_method_codec: the method of the codec benchmark, when the document
+# holds one.
+doc_method_codec() {
+	cat <<'EOF'
+
+### The codec benchmark
+
+`./bench.sh --codec` measures, on the machine it runs on rather than in the VM, how fast the
+project's LZ4 codec (lz4.c) compresses and decompresses, next to the reference implementation's
+own benchmark, on the same file and one thread each. `bench/lz4_bench`, built from
+bench/lz4_bench.c and lz4.c with `cc -O2`, cuts the file into blocks, 4 KiB pages (as the
+compressed store uses the codec) and 64 KiB blocks, compresses each block on its own into
+`lz4_bound()` bytes of room and decodes it into its own size, and times passes over the whole
+file for N seconds per direction; the fastest pass counts, and the decoded data is checked. The
+reference is `lz4 -b1 -B4096 -iN FILE` and `lz4 -b1 -B65536 -iN FILE` (independent blocks,
+timed the same way; `-T1` where the tool has threads). MB/s is 10^6 bytes of the original file
+per second; "compress_vs_ref" and "decompress_vs_ref" are lz4.c's MB/s over the reference's on
+the same block size. N is 3 (1 with `--quick`). The default file is 160 MiB: the first 64 MiB
+of a tar of the machine's /usr/share/doc (text, much of it already gzip'd) followed by the
+first 96 MiB of a tar of its /usr/bin (programs); `--codec-file FILE` picks another. With
+`--compress` (or `--zoned`) it runs after the matrix and its lines join that run's section;
+alone, it is a section of its own.
+EOF
+}
+
 # doc_command: the run's command line; from the options in meta.txt where
 # the run did not record it (an earlier bench.sh).
 doc_command() {
@@ -826,6 +1221,7 @@ doc_command() {
 	[ "$(meta jobs)" = "$JOBS_ALL" ] || _dc="$_dc --jobs $(meta jobs | tr ' ' ',')"
 	[ -n "$(meta ublk_args)" ] && _dc="$_dc --ublk-args \"$(meta ublk_args)\""
 	[ -n "$(meta ublk_args2)" ] && _dc="$_dc --ublk-args2 \"$(meta ublk_args2)\""
+	[ -n "$(meta server2)" ] && _dc="$_dc --ublk-bin2 PATH"
 	echo "\`$_dc\` (equivalent; this run did not record its command)"
 }
 
@@ -834,10 +1230,10 @@ doc_command() {
 doc_run() {
 	_dr_args=$(meta ublk_args)
 	_dr_args2=$(meta ublk_args2)
-	if [ "$MATRIX" = zoned ]; then
-		echo "## $(report_title), Linux $(meta kernel), $(meta date)"
-	else
+	if [ "$MATRIX" = standard ]; then
 		echo "## Linux $(meta kernel), $(meta date)"
+	else
+		echo "## $(report_title), Linux $(meta kernel), $(meta date)"
 	fi
 	echo
 	echo "- Command: $(doc_command); results: \`$(shown_path "$OUT")\`."
@@ -853,9 +1249,15 @@ doc_run() {
 		echo "- $REF: $(meta null_blk_zoned | sed 's/ /, /g'); fio kept at most" \
 			"$(meta zbd_max_open) zones open; I/O schedulers: $(meta schedulers)."
 	fi
+	if [ "$MATRIX" = compress ]; then
+		echo "- $REF: comp_algorithm lz4, of: $(meta zram_algorithms); I/O schedulers:" \
+			"$(meta schedulers)."
+		echo "- ext4 data set: $(meta ext4_data); $(meta mkfs)."
+	fi
 	[ -n "$(meta server)" ] && echo "- Server build: $(meta server); $(meta source)."
+	[ -n "$(meta server2)" ] && echo "- ublk-mem-b's build: $(meta server2)."
 	_dr_tools="$(meta fio), $(meta nbdkit)"
-	[ "$MATRIX" = zoned ] && _dr_tools=$(meta fio)
+	[ "$MATRIX" = standard ] || _dr_tools=$(meta fio)
 	echo "- $_dr_tools; $(meta rounds) round(s) of $(meta runtime) s per timed job."
 	[ "$(meta rounds)" = 1 ] && echo "- One round: a smoke run, not figures to quote."
 	[ -n "$(meta skipped)" ] && echo "- Skipped: $(meta skipped)."
@@ -865,15 +1267,23 @@ doc_run() {
 	echo
 	summary_table
 	echo
-	summary_lines
-	if [ -s "$OUT/codec.txt" ]; then
+	if [ "$MATRIX" = compress ]; then
+		compress_lines
 		echo
-		echo "### Codec"
-		echo
-		echo "The lines of \`codec.txt\` in the results directory, as the codec benchmark wrote them:"
-		echo
-		awk -f "$AWK_DIR/codec-table.awk" "$OUT/codec.txt"
 	fi
+	summary_lines
+	codec_lines
+}
+
+# doc_run_codec: the section of a directory of the codec benchmark alone.
+doc_run_codec() {
+	echo "## $(report_title), $(meta date)"
+	echo
+	echo "- Command: $(doc_command); results: \`$(shown_path "$OUT")\`."
+	echo "- Machine: $(meta machine), kernel $(meta kernel), $(meta cpus) CPUs, $(meta mem_mib) MiB."
+	[ -n "$(meta host)" ] && echo "- Host: $(meta host)."
+	[ -n "$(meta source)" ] && echo "- Source: $(meta source)."
+	codec_lines
 }
 
 # write_doc FILE DIR...: the document, from the runs in DIR... (absolute,
@@ -900,21 +1310,29 @@ write_doc() {
 		echo
 		use_matrix standard
 		doc_method
+		# The method of each other matrix the runs hold, once.
+		_wd_kinds=
 		for _wd_d in "$@"; do
 			use_run "$_wd_d"
-			if [ "$MATRIX" = zoned ]; then
-				doc_method_zoned
-				break
-			fi
+			_wd_kinds="$_wd_kinds $MATRIX"
 		done
+		case "$_wd_kinds " in *" zoned "*) doc_method_zoned ;; esac
+		case "$_wd_kinds " in *" compress "*) doc_method_compress ;; esac
+		case "$_wd_kinds " in *" codec "*) doc_method_codec ;; esac
 		_wd_n=0
+		_wd_charts=0
 		for _wd_d in "$@"; do
 			_wd_n=$((_wd_n + 1))
-			_wd_svg=bench-ratio.svg
-			[ $_wd_n -gt 1 ] && _wd_svg=bench-ratio-$_wd_n.svg
 			use_run "$_wd_d"
-			cp "$OUT/ratio.svg" "$_wd_dir/$_wd_svg" || die "cannot copy the chart to $_wd_dir/$_wd_svg"
 			echo
+			if [ "$MATRIX" = codec ]; then
+				doc_run_codec
+				continue
+			fi
+			_wd_charts=$((_wd_charts + 1))
+			_wd_svg=bench-ratio.svg
+			[ $_wd_charts -gt 1 ] && _wd_svg=bench-ratio-$_wd_charts.svg
+			cp "$OUT/ratio.svg" "$_wd_dir/$_wd_svg" || die "cannot copy the chart to $_wd_dir/$_wd_svg"
 			doc_run "$_wd_svg"
 		done
 	} >"$_wd_file.tmp" || die "cannot write $_wd_file.tmp"
@@ -925,11 +1343,15 @@ write_doc() {
 # main_report DIR...: redo each run's summary; with --doc, write the document.
 main_report() {
 	for _mr_d in "$@"; do
-		if [ ! -s "$_mr_d/raw.csv" ] || [ ! -s "$_mr_d/meta.txt" ]; then
+		if [ ! -s "$_mr_d/meta.txt" ]; then
+			die "$_mr_d has no meta.txt from an earlier run"
+		fi
+		if grep -q '^matrix=codec$' "$_mr_d/meta.txt"; then
+			[ -s "$_mr_d/codec.txt" ] || die "$_mr_d has no codec.txt from an earlier run"
+		elif [ ! -s "$_mr_d/raw.csv" ]; then
 			die "$_mr_d has no raw.csv and meta.txt from an earlier run"
 		fi
 	done
-	_mr_dirs=
 	for _mr_d in "$@"; do
 		use_run "$(cd "$_mr_d" && pwd)"
 		if [ -n "$DOC" ]; then
@@ -1017,6 +1439,7 @@ main_vm() {
 	[ -f "$HERE/test/vm/vm.sh" ] || die "no test/vm/vm.sh: the VM harness is missing"
 	_mv_args="--rounds=$ROUNDS --runtime=$RUNTIME --jobs=$(printf '%s' "$JOBS" | tr -s ' ' ',')"
 	[ "$MATRIX" = zoned ] && _mv_args="$_mv_args --zoned"
+	[ "$MATRIX" = compress ] && _mv_args="$_mv_args --compress"
 	if [ -n "$UBLK_ARGS" ]; then
 		case $UBLK_ARGS in *\"*) die "--ublk-args may not hold double quotes" ;; esac
 		_mv_args="$_mv_args --ublk-args=$(printf '%s' "$UBLK_ARGS" | tr -s ' \t' ',,')"
@@ -1024,6 +1447,14 @@ main_vm() {
 	if [ -n "$UBLK_ARGS2" ]; then
 		case $UBLK_ARGS2 in *\"*) die "--ublk-args2 may not hold double quotes" ;; esac
 		_mv_args="$_mv_args --ublk-args2=$(printf '%s' "$UBLK_ARGS2" | tr -s ' \t' ',,')"
+	fi
+	# The second program goes into the image as /usr/local/bin/ublk-mem-b.
+	if [ -n "$UBLK_BIN2" ]; then
+		{ mkdir -p "$OUT/bin2" && cp "$UBLK_BIN2" "$OUT/bin2/ublk-mem-b"; } ||
+			die "cannot copy $UBLK_BIN2"
+		UBLK_MEM_EXTRA="$OUT/bin2/ublk-mem-b${UBLK_MEM_EXTRA:+ $UBLK_MEM_EXTRA}"
+		export UBLK_MEM_EXTRA
+		_mv_args="$_mv_args --ublk-bin2=/usr/local/bin/ublk-mem-b"
 	fi
 	# Allow the VM the run's length, twice over, and at least vm.sh's default.
 	# Under TCG each fio run costs about 2 s besides its runtime.
@@ -1035,6 +1466,8 @@ main_vm() {
 	done
 	_mv_runs=$((_mv_runs * ROUNDS))
 	_mv_estimate=$((_mv_runs * (RUNTIME + 2) + 60))
+	# A compressed round makes its data sets afresh: about a minute a device.
+	[ "$MATRIX" = compress ] && _mv_estimate=$((_mv_estimate + ROUNDS * 2 * 60))
 	[ -z "${VM_TIMEOUT:-}" ] && [ $((_mv_estimate * 2)) -gt 1500 ] && VM_TIMEOUT=$((_mv_estimate * 2))
 	[ -n "${VM_TIMEOUT:-}" ] && export VM_TIMEOUT
 	# The console is quiet for one fio run at a time: keep vm.sh's hang
@@ -1058,6 +1491,7 @@ main_vm() {
 	section raw >"$OUT/raw.csv"
 	section memory >"$OUT/memory.csv"
 	section meta >"$OUT/meta.txt"
+	[ "$MATRIX" = compress ] && section compress >"$OUT/compress.csv"
 	if [ "$(head -n 1 "$OUT/raw.csv")" != "$RAW_HEADER" ] || [ "$(wc -l <"$OUT/raw.csv")" -lt 2 ]; then
 		echo "bench: the VM printed no results (exit status ${_mv_rc:-?}); its last words:" >&2
 		tail -n 25 "$OUT/console.log" >&2
@@ -1069,6 +1503,8 @@ main_vm() {
 		echo "kver=$KVER"
 		host_lines
 	} >>"$OUT/meta.txt"
+	# The codec benchmark on this machine, now that the VM is gone.
+	[ -n "$CODEC" ] && run_codec "$OUT"
 	report
 	if [ "${_mv_rc:-1}" != 0 ]; then
 		warn "the VM run reported a failure (exit status ${_mv_rc:-?}): see $OUT/console.log"
@@ -1087,11 +1523,147 @@ main_host() {
 	_mh_rc=$?
 	[ -s "$OUT/raw.csv" ] || die "no results"
 	{
-		echo "machine=host $(uname -n)"
+		echo "machine=host ($(cpu_model))"
 		host_lines
 	} >>"$OUT/meta.txt"
+	[ -n "$CODEC" ] && run_codec "$OUT"
 	report
 	return $_mh_rc
+}
+
+# =========================================================================
+# The codec benchmark: runs on this machine (--codec).
+# =========================================================================
+
+# need_tool_pkg TOOL PACKAGE: TOOL is there, installed with apt-get when
+# missing (as root, where apt-get is); status 1 when it cannot be had.
+need_tool_pkg() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		progress "installing $2 (for $1)"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >&2
+	fi
+	command -v "$1" >/dev/null 2>&1
+}
+
+# lz4_bench_bin: bench/lz4_bench, built from bench/lz4_bench.c and lz4.c
+# (with the server's optimisation) when missing or older than they are.
+lz4_bench_bin() {
+	_lb=$HERE/bench/lz4_bench
+	if [ ! -x "$_lb" ] ||
+		[ -n "$(find "$HERE/bench/lz4_bench.c" "$HERE/lz4.c" "$HERE/lz4.h" -newer "$_lb")" ]; then
+		progress "building bench/lz4_bench"
+		"${CC:-cc}" -O2 -std=gnu11 -Wall -Wextra -D_FILE_OFFSET_BITS=64 -I"$HERE" -o "$_lb" \
+			"$HERE/bench/lz4_bench.c" "$HERE/lz4.c" >&2 || return 1
+	fi
+	echo "$_lb"
+}
+
+# codec_input FILE: the default input, a mix of text and programs: the
+# first 64 MiB of a tar of /usr/share/doc, then the first 96 MiB of a tar
+# of /usr/bin (names sorted, so that the same machine makes the same file).
+codec_input() {
+	{
+		tar -cf - --sort=name -C / usr/share/doc 2>/dev/null | head -c $((64 * 1048576))
+		tar -cf - --sort=name -C / usr/bin 2>/dev/null | head -c $((96 * 1048576))
+	} >"$1"
+	[ -s "$1" ]
+}
+
+# lz4_ref BLOCK SECONDS FILE: the reference's benchmark of FILE in blocks
+# of BLOCK bytes, as "bytes=N compressed=N ratio=R compress_MBps=C
+# decompress_MBps=D"; its last progress line holds the result:
+#   1#FILE : 167772160 -> 95123456 (1.764), 365.6 MB/s ,1694.9 MB/s
+lz4_ref() {
+	_lr_t=
+	"$LZ4" -h 2>&1 | grep -q -- '-T#' && _lr_t=-T1
+	# shellcheck disable=SC2086 # -T1, or nothing
+	"$LZ4" -b1 -B"$1" -i"$2" $_lr_t "$3" 2>&1 | tr '\r' '\n' | grep -- '->.*MB/s.*MB/s' | tail -n 1 |
+		sed -n 's/.*: *\([0-9][0-9]*\) *-> *\([0-9][0-9]*\) *(\([0-9.]*\)), *\([0-9.]*\) MB\/s *, *\([0-9.]*\) MB\/s.*/bytes=\1 compressed=\2 ratio=\3 compress_MBps=\4 decompress_MBps=\5/p' |
+		grep .
+}
+
+# run_codec DIR: the codec benchmark into DIR/codec.txt: comment lines on
+# how, then for each block size lz4.c's line (with its speed over the
+# reference's) and the reference's.
+run_codec() {
+	LZ4=${LZ4:-lz4}
+	need_tool_pkg "$LZ4" lz4 || die "no $LZ4 (Debian package lz4) to compare the codec with"
+	_rc_bench=$(lz4_bench_bin) || die "cannot build bench/lz4_bench"
+	_rc_secs=3
+	[ "$RUNTIME" = 1 ] && [ "$ROUNDS" = 1 ] && _rc_secs=1
+	_rc_tmp=$(mktemp -d "${TMPDIR:-/tmp}/ublkmem-codec.XXXXXX") || die "cannot make a work directory"
+	_rc_file=$CODEC_FILE
+	_rc_what="$CODEC_FILE"
+	if [ -z "$_rc_file" ]; then
+		_rc_file=$_rc_tmp/input.tar
+		progress "making the codec benchmark's input: tars of /usr/share/doc and /usr/bin"
+		codec_input "$_rc_file" || { rm -rf "$_rc_tmp"; die "cannot make $_rc_file"; }
+		_rc_what="the first 64 MiB of a tar of /usr/share/doc, then the first 96 MiB of a tar of /usr/bin"
+	fi
+	[ -s "$_rc_file" ] || { rm -rf "$_rc_tmp"; die "--codec-file: $_rc_file is missing or empty"; }
+	_rc_load=$(cut -d' ' -f1 /proc/loadavg)
+	progress "codec: lz4.c, ${_rc_secs} s per direction and block size"
+	if ! "$_rc_bench" -t "$_rc_secs" "$_rc_file" >"$_rc_tmp/ours" 2>"$_rc_tmp/ours.err"; then
+		rm -rf "$_rc_tmp"
+		die "bench/lz4_bench failed: $(cat "$_rc_tmp/ours.err" 2>/dev/null)"
+	fi
+	_rc_ver=$("$LZ4" -V 2>&1 | sed -n 's/.* \(v[0-9][0-9.]*\).*/\1/p' | head -n 1)
+	_rc_name="lz4-${_rc_ver#v}"
+	{
+		echo "# lz4.c (bench/lz4_bench) against lz4 ${_rc_ver:-?} (lz4 -b1 -B4096 and -B65536, -i$_rc_secs), one thread each, on the same file"
+		echo "# file: $(wc -c <"$_rc_file" | tr -d ' ') bytes, sha256 $(sha256sum <"$_rc_file" | cut -c1-12): $_rc_what"
+		echo "# machine: $(cpu_model), $(nproc) CPUs, Linux $(uname -r); load average $_rc_load before"
+		for _rc_mode in page4k:4096 block64k:65536; do
+			_rc_ours=$(grep "^mode=${_rc_mode%%:*} " "$_rc_tmp/ours")
+			progress "codec: lz4 -b1 -B${_rc_mode#*:}"
+			_rc_ref=$(lz4_ref "${_rc_mode#*:}" "$_rc_secs" "$_rc_file") ||
+				warn "no result from $LZ4 -b1 -B${_rc_mode#*:}"
+			_rc_x=$(printf '%s\n%s\n' "$_rc_ours" "$_rc_ref" | awk '
+				{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[NR, kv[1]] = kv[2] } }
+				END {
+					if (v[2, "compress_MBps"] > 0 && v[2, "decompress_MBps"] > 0)
+						printf " compress_vs_ref=%.2f decompress_vs_ref=%.2f",
+							v[1, "compress_MBps"] / v[2, "compress_MBps"],
+							v[1, "decompress_MBps"] / v[2, "decompress_MBps"]
+				}')
+			echo "codec=lz4.c $_rc_ours$_rc_x"
+			[ -n "$_rc_ref" ] && echo "codec=$_rc_name mode=${_rc_mode%%:*} block=${_rc_mode#*:} $_rc_ref"
+		done
+	} >"$1/codec.txt.tmp"
+	rm -rf "$_rc_tmp"
+	mv "$1/codec.txt.tmp" "$1/codec.txt" || die "cannot write $1/codec.txt"
+	progress "wrote $1/codec.txt"
+}
+
+# cpu_model: this machine's processor, for people.
+cpu_model() {
+	_cm=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -n 1)
+	echo "${_cm:-$(uname -m)}"
+}
+
+# --codec alone: the codec benchmark into OUT; a directory of an earlier
+# run keeps its matrix and gains the codec's lines in its summary.
+main_codec() {
+	progress "results: $OUT"
+	host_busy
+	run_codec "$OUT"
+	if [ -s "$OUT/meta.txt" ] && ! grep -q '^matrix=codec$' "$OUT/meta.txt"; then
+		use_run "$OUT"
+		report
+		return
+	fi
+	{
+		echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+		echo "matrix=codec"
+		echo "machine=host ($(cpu_model))"
+		echo "kernel=$(uname -r)"
+		echo "cpus=$(nproc)"
+		echo "mem_mib=$(($(mem_kb MemTotal) / 1024))"
+		host_lines
+	} >"$OUT/meta.txt"
+	use_run "$OUT"
+	report
 }
 
 # =========================================================================
@@ -1113,7 +1685,8 @@ while [ $# -gt 0 ]; do
 		_val=${_opt#*=}
 		_opt=${_opt%%=*}
 		;;
-	--rounds | --runtime | --jobs | --ublk-args | --ublk-args2 | --out | --report | --doc | --kernel)
+	--rounds | --runtime | --jobs | --ublk-args | --ublk-args2 | --ublk-bin2 | --out | --report | \
+		--doc | --kernel | --codec-file)
 		need_value "$1" "${2:-}"
 		_val=$2
 		shift
@@ -1125,11 +1698,15 @@ while [ $# -gt 0 ]; do
 		RUNTIME=1
 		;;
 	--zoned) ZONED=1 ;;
+	--compress) COMPRESS=1 ;;
+	--codec) CODEC=1 ;;
+	--codec-file) CODEC_FILE=$_val ;;
 	--rounds) ROUNDS=$_val ;;
 	--runtime) RUNTIME=$_val ;;
 	--jobs) JOBS_ASKED=$(printf '%s' "$_val" | tr ',' ' ') ;;
 	--ublk-args) UBLK_ARGS=$_val ;;
 	--ublk-args2) UBLK_ARGS2=$_val ;;
+	--ublk-bin2) UBLK_BIN2=$_val ;;
 	--kernel) KVER=$_val KERNEL_ASKED=1 ;;
 	--out) OUT=$_val ;;
 	--report)
@@ -1157,11 +1734,27 @@ fi
 # The servers' options, one word each: commas and white space separate them.
 UBLK_ARGS=$(printf '%s\n' "$UBLK_ARGS" | tr ',' ' ')
 UBLK_ARGS2=$(printf '%s\n' "$UBLK_ARGS2" | tr ',' ' ')
+if [ -n "$UBLK_BIN2" ]; then
+	{ [ -f "$UBLK_BIN2" ] && [ -x "$UBLK_BIN2" ]; } || die "--ublk-bin2: $UBLK_BIN2 is no program"
+	[ "$MODE" = report ] && die "--ublk-bin2 is for a run; --report finds it in meta.txt"
+	[ -n "$UBLK_ARGS2" ] || UBLK_ARGS2="-q 1"
+fi
 
-if [ -n "$ZONED" ]; then
-	[ "$MODE" = report ] && die "--zoned picks the matrix of a run; --report finds it in meta.txt"
-	use_matrix zoned
+[ -n "$ZONED" ] && [ -n "$COMPRESS" ] && die "--zoned and --compress are two matrices: one run each"
+if [ -n "$ZONED" ] || [ -n "$COMPRESS" ]; then
+	[ "$MODE" = report ] && die "--zoned and --compress pick the matrix of a run; --report finds it in meta.txt"
+	if [ -n "$ZONED" ]; then
+		use_matrix zoned
+	else
+		use_matrix compress
+	fi
 	JOBS=$JOBS_ALL
+fi
+if [ -n "$CODEC" ] || [ -n "$CODEC_FILE" ]; then
+	case $MODE in report | in-vm) die "--codec runs the codec benchmark; --report finds its codec.txt" ;; esac
+	[ -n "$CODEC" ] || die "--codec-file is the input of --codec"
+	# Alone, the codec benchmark is the run.
+	[ -z "$ZONED" ] && [ -z "$COMPRESS" ] && MODE=codec
 fi
 if [ -n "$JOBS_ASKED" ]; then
 	for _j in $JOBS_ASKED; do
@@ -1170,6 +1763,9 @@ if [ -n "$JOBS_ASKED" ]; then
 	JOBS=$JOBS_ASKED
 fi
 
+if [ "$MODE" = codec ] && [ -n "$JOBS_ASKED$UBLK_ARGS$UBLK_ARGS2$KERNEL_ASKED" ]; then
+	die "--codec alone runs on this machine, without devices: --jobs, --ublk-args and --kernel are for a matrix"
+fi
 if [ -n "$KERNEL_ASKED" ] && [ "$MODE" != vm ]; then
 	die "--kernel picks the test VM's kernel; with --host the benchmark runs on this machine's"
 fi
@@ -1201,9 +1797,9 @@ if [ ! -d "$OUT" ]; then
 	OUT_MADE=1
 fi
 OUT=$(cd "$OUT" && pwd)
-if [ "$MODE" = host ]; then
-	main_host
-else
-	main_vm
-fi
+case $MODE in
+host) main_host ;;
+codec) main_codec ;;
+*) main_vm ;;
+esac
 exit $?

@@ -28,6 +28,14 @@
 #                O_DIRECT)
 #   nbdkit       nbdkit -U SOCKET memory SIZE_MB M, attached with
 #                nbd-client -u SOCKET /dev/nbdN
+#   zram         zram with comp_algorithm lz4 and disksize SIZE_MB M: zram0
+#                of a zram module loaded here (num_devices=1), or one added
+#                through /sys/class/zram-control where zram is loaded already
+#                (the compressed matrix's reference device)
+#
+# comp_stats NAME gives what a compressed device (ublk-mem --compress,
+# zram) holds, from its own statistics; dev_mount NAME DIR [OPTIONS] and
+# dev_umount NAME mount a device's file system (teardown unmounts it).
 #
 # The caller sets SIZE_MB, WORK (a scratch directory; teardown removes it),
 # MODE (in-vm: an already loaded brd may be reloaded), UBLK_MEM (the server
@@ -42,6 +50,8 @@ BRD_DEV='' BRD_LOADED=''
 NULLB_DEV='' NULLB_DIR='' NULLB_LOADED='' NULLB_CONFIG=''
 LOOP_DEV='' LOOP_MNT=''
 NBDKIT_PID='' NBD_DEV='' NBD_LOADED='' NBDKIT_WBYTES=0
+ZRAM_DEV='' ZRAM_LOADED='' ZRAM_ADDED='' ZRAM_ALGORITHMS=''
+MOUNTED=
 ACTIVE=
 SKIPPED=
 
@@ -82,7 +92,10 @@ has_bytes() {
 start_ublk_slot() {
 	_su_slot=$1
 	shift
-	"$UBLK_MEM" "${SIZE_MB}M" "$@" >"$WORK/ublk$_su_slot.out" 2>"$WORK/ublk$_su_slot.err" &
+	_su_bin=$UBLK_MEM
+	# ublk-mem-b (slot 3) may be another build (bench.sh --ublk-bin2).
+	[ "$_su_slot" = 3 ] && [ -n "${UBLK_BIN2:-}" ] && _su_bin=$UBLK_BIN2
+	"$_su_bin" "${SIZE_MB}M" "$@" >"$WORK/ublk$_su_slot.out" 2>"$WORK/ublk$_su_slot.err" &
 	_su_pid=$!
 	_su_i=0
 	while :; do
@@ -344,11 +357,130 @@ setup_nbdkit() {
 	ACTIVE="$ACTIVE nbdkit"
 }
 
+# --- zram --------------------------------------------------------------------
+
+# zram_sys: the sysfs directory of our zram device.
+zram_sys() {
+	echo "/sys/block/${ZRAM_DEV##*/}"
+}
+
+# zram, compressing with lz4, SIZE_MB MiB. Inside the VM the module is
+# loaded with one device; where zram is loaded already (a host, its zram0
+# perhaps swap) a device of our own is added through zram-control and
+# removed at the end. comp_algorithm must be set before disksize: the
+# algorithm of a device with a size is fixed. ZRAM_ALGORITHMS keeps what
+# the kernel offered (comp_algorithm before ours was picked).
+setup_zram() {
+	_sz_n=0
+	if [ -d /sys/module/zram ]; then
+		if [ ! -r /sys/class/zram-control/hot_add ]; then
+			skip_device zram "zram is loaded and this kernel cannot add a device to it (no zram-control)"
+			return
+		fi
+		_sz_n=$(cat /sys/class/zram-control/hot_add) || {
+			skip_device zram "cannot add a zram device through /sys/class/zram-control/hot_add"
+			return
+		}
+		ZRAM_ADDED=$_sz_n
+	else
+		if ! load_module zram num_devices=1; then
+			skip_device zram "cannot load the zram module"
+			return
+		fi
+		ZRAM_LOADED=1
+	fi
+	ZRAM_DEV=/dev/zram$_sz_n
+	_sz_sys=$(zram_sys)
+	if ! wait_for "$_sz_sys/comp_algorithm" 5; then
+		ZRAM_DEV=
+		skip_device zram "no $_sz_sys/comp_algorithm"
+		return
+	fi
+	ZRAM_ALGORITHMS=$(tr -s ' ' <"$_sz_sys/comp_algorithm" | sed 's/ $//')
+	if ! echo lz4 >"$_sz_sys/comp_algorithm" 2>/dev/null; then
+		skip_device zram "zram offers no lz4 here (comp_algorithm: $ZRAM_ALGORITHMS)"
+		return
+	fi
+	if ! echo "${SIZE_MB}M" >"$_sz_sys/disksize"; then
+		skip_device zram "cannot set $_sz_sys/disksize to ${SIZE_MB}M"
+		return
+	fi
+	if ! wait_for "$ZRAM_DEV" 5; then
+		skip_device zram "set up, but $ZRAM_DEV did not appear"
+		return
+	fi
+	ACTIVE="$ACTIVE zram"
+}
+
+# zram_teardown: reset our zram device, remove it when it was added, and
+# unload the module when it was loaded here.
+zram_teardown() {
+	if [ -n "$ZRAM_DEV" ] && [ -e "$(zram_sys)/reset" ]; then
+		echo 1 >"$(zram_sys)/reset" 2>/dev/null
+	fi
+	[ -n "$ZRAM_ADDED" ] && echo "$ZRAM_ADDED" >/sys/class/zram-control/hot_remove 2>/dev/null
+	[ -n "$ZRAM_LOADED" ] && rmmod zram 2>/dev/null
+	ZRAM_DEV='' ZRAM_ADDED='' ZRAM_LOADED=''
+}
+
+# comp_stats NAME: what compressed device NAME holds, from its own
+# statistics, as "ORIG COMPR MEM_USED SAME HUGE": the data written to it
+# in bytes (same-filled pages included), that data compressed, the memory
+# the store takes, and the pages stored as their fill word and stored
+# whole (incompressible). zram's are mm_stat's fields 1, 2, 3, 6 and 8;
+# ublk-mem's, the fields of the same names in `ublk-mem stats ID`.
+# Status 1 when there are none.
+comp_stats() {
+	case $1 in
+	zram) awk 'NF >= 8 { print $1, $2, $3, $6, $8; ok = 1 } END { exit !ok }' "$(zram_sys)/mm_stat" ;;
+	ublk-mem*)
+		_cs_dev=$(dev_path "$1")
+		"$UBLK_MEM" stats "${_cs_dev#/dev/ublkb}" 2>/dev/null | awk '
+			{ v[$1] = $2 }
+			END {
+				n = split("orig_data_size compr_data_size mem_used_total same_pages huge_pages", f, " ")
+				for (i = 1; i <= n; i++)
+					if (!(f[i] in v))
+						exit 1
+				print v[f[1]], v[f[2]], v[f[3]], v[f[4]], v[f[5]]
+			}'
+		;;
+	*) return 1 ;;
+	esac
+}
+
+# --- file systems ------------------------------------------------------------
+
+# dev_mount NAME DIR [OPTIONS]: mount device NAME's ext4 on DIR (made
+# when missing); dev_umount NAME: unmount it, if it is mounted.
+dev_mount() {
+	mkdir -p "$2" || return 1
+	mount -t ext4 ${3:+-o "$3"} "$(dev_path "$1")" "$2" || return 1
+	MOUNTED="$MOUNTED $1=$2"
+}
+dev_umount() {
+	_du_left=
+	_du_rc=0
+	for _du_m in $MOUNTED; do
+		if [ "${_du_m%%=*}" = "$1" ]; then
+			umount "${_du_m#*=}" || _du_rc=1
+		else
+			_du_left="$_du_left $_du_m"
+		fi
+	done
+	MOUNTED=$_du_left
+	return $_du_rc
+}
+
 # --- all of them -------------------------------------------------------------
 
-# teardown: stop the servers, detach and remove the devices, unload the
-# modules loaded here, and remove WORK.
+# teardown: unmount what dev_mount mounted, stop the servers, detach and
+# remove the devices, unload the modules loaded here, and remove WORK.
 teardown() {
+	for _td_m in $MOUNTED; do
+		umount "${_td_m#*=}" 2>/dev/null
+	done
+	MOUNTED=
 	stop_ublk_pid "$UBLK1_PID"
 	stop_ublk_pid "$UBLK2_PID"
 	stop_ublk_pid "$UBLK3_PID"
@@ -371,6 +503,7 @@ teardown() {
 	fi
 	[ -n "$NBD_LOADED" ] && rmmod nbd 2>/dev/null
 	NBD_DEV='' NBDKIT_PID='' NBD_LOADED=''
+	zram_teardown
 	[ -n "$WORK" ] && rm -rf "$WORK"
 	WORK=
 }
@@ -386,6 +519,7 @@ dev_path() {
 	null_blk | null_blk-zoned) echo "$NULLB_DEV" ;;
 	loop) echo "$LOOP_DEV" ;;
 	nbdkit) echo "$NBD_DEV" ;;
+	zram) echo "$ZRAM_DEV" ;;
 	esac
 }
 dev_pid() {

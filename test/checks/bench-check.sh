@@ -11,7 +11,15 @@
 # (ublk-mem's, and nbdkit's when it ran); ratio.svg is an SVG with bars;
 # summary.md has the table. A zoned run (meta.txt: matrix=zoned, from
 # bench.sh --zoned) has its own jobs, the devices ublk-mem and
-# null_blk-zoned (and ublk-mem-b), and its ratios to null_blk-zoned.
+# null_blk-zoned (and ublk-mem-b), and its ratios to null_blk-zoned. A
+# compressed run (matrix=compress, from bench.sh --compress) has its own
+# jobs, the devices ublk-mem and zram (and ublk-mem-b), its ratios to zram,
+# and compress.csv: a row per data set (ext4, fio50), device and round with
+# the device's statistics, and their table in summary.md. codec.txt, when
+# there (bench.sh --codec), has lz4.c's line and the reference's for each
+# block size, with speeds and lz4.c's over the reference's; a directory of
+# the codec benchmark alone (matrix=codec) has codec.txt, meta.txt and
+# summary.md only.
 # On a host run (bench.sh --host) devices listed as skipped in meta.txt may
 # be missing; in the VM nothing may be skipped.
 #
@@ -21,6 +29,7 @@ set -u
 
 RAW_HEADER="device,job,round,iops,mib_s,p50_us,p99_us,ios,write_bytes,cpu_us_per_io"
 MEM_HEADER="device,size_bytes,bytes_written,vmrss_kib,vmhwm_kib"
+COMP_HEADER="device,data,round,orig_bytes,compr_bytes,mem_used_bytes,same_pages,huge_pages"
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
 	echo "usage: test/checks/bench-check.sh RESULTS_DIR (a directory bench.sh wrote)" >&2
@@ -39,7 +48,62 @@ meta() {
 	sed -n "s/^$1=//p" "$DIR/meta.txt" | head -n 1
 }
 
-for f in summary.csv raw.csv memory.csv meta.txt summary.md ratio.svg; do
+# codec_ok: codec.txt has, for each block size, lz4.c's line with its
+# speeds over the reference's and the reference's line, with numbers.
+codec_ok() {
+	awk '
+	function num(x) { return x ~ /^[0-9]+(\.[0-9]+)?$/ }
+	function bad(msg) { print "bench-check: codec.txt line " FNR ": " msg > "/dev/stderr"; errs++ }
+	/^#/ || NF == 0 { next }
+	{
+		delete v
+		for (i = 1; i <= NF; i++) {
+			p = index($i, "=")
+			if (p < 2) { bad("not KEY=VALUE: " $i); next }
+			v[substr($i, 1, p - 1)] = substr($i, p + 1)
+		}
+		who = v["codec"] == "lz4.c" ? "ours" : v["codec"] ~ /^lz4-/ ? "ref" : ""
+		if (who == "") { bad("unknown codec \"" v["codec"] "\""); next }
+		seen[who, v["mode"]] = 1
+		for (k in v)
+			if (k != "codec" && k != "mode" && !num(v[k]))
+				bad(k " is \"" v[k] "\", not a number")
+		if (!(v["compress_MBps"] > 0) || !(v["decompress_MBps"] > 0) || !(v["ratio"] > 0))
+			bad("no speed or ratio")
+		if (who == "ours" && !("compress_vs_ref" in v && "decompress_vs_ref" in v))
+			bad("lz4.c without its speed over the reference'"'"'s")
+	}
+	END {
+		n = split("page4k block64k", M, " ")
+		for (i = 1; i <= n; i++)
+			if (!(("ours", M[i]) in seen) || !(("ref", M[i]) in seen)) {
+				print "bench-check: codec.txt: no line of lz4.c and of the reference for " M[i] > "/dev/stderr"
+				errs++
+			}
+		exit errs > 0
+	}' "$DIR/codec.txt"
+}
+
+# The codec benchmark alone: its lines, and nothing of a matrix.
+if [ "$(meta matrix)" = codec ]; then
+	for f in codec.txt meta.txt summary.md; do
+		[ -s "$DIR/$f" ] || bad "$f is missing or empty"
+	done
+	if [ "$PROBLEMS" = 0 ]; then
+		codec_ok || bad "codec.txt is incomplete or malformed"
+		grep -q '^| codec | mode |' "$DIR/summary.md" || bad "summary.md has no codec table"
+	fi
+	if [ "$PROBLEMS" -gt 0 ]; then
+		echo "bench-check: $DIR: FAIL ($PROBLEMS problems)" >&2
+		exit 1
+	fi
+	echo "bench-check: $DIR: OK (the codec benchmark: $(grep -c '^codec=' "$DIR/codec.txt") lines)"
+	exit 0
+fi
+
+FILES="summary.csv raw.csv memory.csv meta.txt summary.md ratio.svg"
+[ "$(meta matrix)" = compress ] && FILES="$FILES compress.csv"
+for f in $FILES; do
 	[ -s "$DIR/$f" ] || bad "$f is missing or empty"
 done
 if [ "$PROBLEMS" -gt 0 ]; then
@@ -49,7 +113,13 @@ fi
 
 # The matrix the run was (bench.sh's use_matrix): its jobs, devices, the
 # job that also ran on ublk-mem-q2, and the device the ratios are to.
-if [ "$(meta matrix)" = zoned ]; then
+if [ "$(meta matrix)" = compress ]; then
+	JOBS="ext4-read-128k-qd8 randread-4k-qd32 randrw70-4k-qd16 randwrite-4k-qd1 randread-4k-qd1"
+	JOBS="$JOBS seqread-128k-qd8"
+	DEVICES="ublk-mem zram"
+	SCALING_JOB=
+	REF=zram
+elif [ "$(meta matrix)" = zoned ]; then
 	JOBS="seqwrite-4k-qd1 seqwrite-128k-qd4 randwrite-4k-qd1 randread-4k-qd1 randread-4k-qd32"
 	JOBS="$JOBS seqread-128k-qd8"
 	DEVICES="ublk-mem null_blk-zoned"
@@ -205,6 +275,45 @@ fi
 grep -q '^| Job | Device | IOPS' "$DIR/summary.md" || bad "summary.md has no table"
 if [ "$(meta matrix)" = zoned ] && ! grep -q '^## zoned: ' "$DIR/summary.md"; then
 	bad "summary.md does not title the run zoned"
+fi
+
+# compress.csv: a row per data set, device and round, with the device's
+# statistics (data held, compressed, memory used: numbers, not nothing);
+# and their table in summary.md.
+if [ "$(meta matrix)" = compress ]; then
+	[ "$(head -n 1 "$DIR/compress.csv")" = "$COMP_HEADER" ] || bad "compress.csv: unexpected header"
+	COMP_EXPECTED=$(for s in ext4 fio50; do
+		for d in $DEVICES; do
+			case "; $SKIPPED" in *"; $d: "*) continue ;; esac
+			echo "$s $d"
+		done
+	done)
+	awk -F, -v file=compress.csv -v expected="$COMP_EXPECTED" -v rounds="$ROUNDS" \
+		"$CSV_CHECK_START"'
+	{
+		k = $2 " " $1
+		if (NF != 8) { bad("has " NF " fields, not 8"); next }
+		if (!(k in want)) bad("unexpected row " k)
+		if (seen[k, $3]++) bad("second row for " k " in round " $3)
+		count[k]++
+		for (c = 3; c <= 8; c++)
+			if ($c !~ /^[0-9]+$/) bad(k ": column " c " is \"" $c "\", not a whole number")
+		if ($4 <= 0 || $5 <= 0 || $6 <= 0) bad(k ": nothing held, compressed or used")
+	}
+	END {
+		for (k in want)
+			if (count[k] != rounds) {
+				print "bench-check: compress.csv: " count[k] + 0 " rows for " k ", not " rounds > "/dev/stderr"
+				errs++
+			}
+		exit errs > 0
+	}' "$DIR/compress.csv" || bad "compress.csv is incomplete or malformed"
+	grep -q '^## compressed: ' "$DIR/summary.md" || bad "summary.md does not title the run compressed"
+	grep -q '^| Data | Device |' "$DIR/summary.md" || bad "summary.md has no table of compression"
+fi
+
+if [ -e "$DIR/codec.txt" ]; then
+	codec_ok || bad "codec.txt is incomplete or malformed"
 fi
 
 if [ "$PROBLEMS" -gt 0 ]; then
