@@ -7,9 +7,9 @@
  * machine page if larger), each holding objects of one size class.  An
  * object is a slot of its class's size:
  *
- *   compressed page   [owner word, 8 bytes][LZ4 block]  classes 0..96,
- *                     32 to 3104 bytes, every 32 bytes
- *   raw page          [4096 bytes]                       class 97: 16 a slab
+ *   compressed page   [owner word, 8 bytes][LZ4 block]  classes 0..112,
+ *                     32 to 3616 bytes, every 32 bytes
+ *   raw page          [4096 bytes]                       class 113: 16 a slab
  *
  * The owner word names the device page whose index entry points at the
  * object (page << 1 | 1); compaction uses it to find the entry to switch.
@@ -46,7 +46,12 @@
 #define ZPAGE		4096u			/* a device page */
 #define ZOBJ_HDR	8u			/* owner word of a compressed object */
 #define ZCLASS_STEP	32u			/* class sizes: multiples of this */
-#define ZRAW_LIMIT	(ZPAGE / 4 * 3)		/* longer LZ4 blocks: stored raw */
+/*
+ * Longer LZ4 blocks are stored raw: 7/8 of a page, close to zram's
+ * threshold (zsmalloc's huge class, 3632 bytes with 4 KiB pages and its
+ * default chains of up to 8 pages), so the two store the same pages raw.
+ */
+#define ZRAW_LIMIT	(ZPAGE / 8 * 7)
 #define ZSLAB		65536u			/* slab bytes, at least */
 #define ZRAW_CLASS	((ZRAW_LIMIT + ZOBJ_HDR - 1) / ZCLASS_STEP + 1)
 #define ZNR_CLASSES	(ZRAW_CLASS + 1)

@@ -49,8 +49,8 @@
  * two entries naming one object) fails the open with EUCLEAN rather than
  * serve garbage.
  *
- * The allocator (zalloc.c): 97 size classes of compressed objects, 32 to
- * 3104 bytes, and one of raw pages, each with its own mutex and 64 KiB
+ * The allocator (zalloc.c): 113 size classes of compressed objects, 32 to
+ * 3616 bytes, and one of raw pages, each with its own mutex and 64 KiB
  * slabs; an emptied slab goes back to the machine at once.  An object's
  * owner word names its page, so compaction can find the entry to switch;
  * it moves an object only with that page's lock taken and the entry seen

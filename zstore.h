@@ -5,7 +5,7 @@
  * A store holds a device of `size` bytes in 4 KiB pages.  A page of one
  * repeated 64-bit word (zeros among them) costs no memory beyond its index
  * entry; any other page is compressed with LZ4, or kept raw when that
- * does not get it under 3/4 of a page.  Memory grows as pages are
+ * does not get it under 7/8 of a page.  Memory grows as pages are
  * written and is given back as they are zeroed or compacted.
  *
  * Given a tmpfs file, the store lives in it, whole: a process killed at
