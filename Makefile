@@ -25,10 +25,10 @@ CC      := $(CROSS)gcc
 endif
 endif
 
-SRCS    := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk.c fault.c pinned.c \
+SRCS    := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk_config.c ublk.c fault.c pinned.c \
 	   memory.c mem_backend.c lz4.c zalloc.c zstore.c compress_backend.c zone.c store.c record.c holders.c control.c process.c service.c serve.c \
 	   options.c owner.c admin.c recover.c main.c
-HDRS    := log.h backend.h uring.h ublk_cmd.h ublk_io.h ublk.h ublk_ctrl.h ublk_queue.h fault.h pinned.h \
+HDRS    := log.h backend.h uring.h ublk_cmd.h ublk_io.h ublk.h ublk_ctrl.h ublk_config.h ublk_queue.h fault.h pinned.h \
 	   memory.h mem_backend.h lz4.h zalloc.h zstore.h compress_backend.h zone.h store.h record.h holders.h control.h process.h service.h serve.h \
 	   options.h owner.h verbs.h
 UNIT    := test/unit
@@ -54,7 +54,7 @@ asan: ublk-mem-asan
 
 # Host unit tests, with sanitizers.  Each links what it tests and what
 # that depends on, no more: the store's test links no protocol.
-PROTO   := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk.c fault.c
+PROTO   := log.c uring.c ublk_ctrl.c ublk_io.c ublk_batch.c ublk_config.c ublk.c fault.c
 
 $(UNIT)/uring_test: $(UNIT)/uring_test.c $(UNIT)/check.h uring.c uring.h
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ $(UNIT)/uring_test.c uring.c $(LDLIBS)
@@ -71,7 +71,7 @@ $(UNIT)/batch_test: $(UNIT)/batch_test.c $(UNIT)/check.h $(PROTO) $(HDRS)
 # The kernel-facing rules: ublk_test.c includes ublk.c and ublk_io.c.
 $(UNIT)/ublk_test: $(UNIT)/ublk_test.c $(UNIT)/check.h $(PROTO) $(HDRS)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -I. -o $@ $(UNIT)/ublk_test.c log.c uring.c ublk_ctrl.c \
-		ublk_batch.c fault.c $(LDLIBS)
+		ublk_batch.c ublk_config.c fault.c $(LDLIBS)
 
 # The compressed store: its codec (and the reference tool decoding what it
 # writes, lz4_interop.sh), its page store and allocator; the zone model.

@@ -40,6 +40,7 @@
 #include "fault.h"
 #include "log.h"
 #include "ublk.h"
+#include "ublk_config.h"
 #include "ublk_ctrl.h"
 #include "ublk_queue.h"
 
@@ -67,15 +68,9 @@
 #define STOP_CLOSE_MS		1000		/* see stop_give_up() */
 /* Bounce mode allocates every tag's buffer at start: at most this much. */
 #define BOUNCE_BYTES_PER_QUEUE	(32U << 20)
-/* --io-path auto: see choose_io_path() and docs/performance.md. */
-#define BATCH_BY_DEFAULT	false
-#define BATCH_COPY_MODE		UBLK_COPY_BOUNCE
 /* How long an unprivileged device's node may stay root's: see wait_node_ours(). */
 #define NODE_WAIT_MS		10000
 #define UBLKS_MAX_PARAM		"/sys/module/ublk_drv/parameters/ublks_max"
-
-
-
 
 /* Per-thread setup: memory-reclaim safety, CPU placement, own ring. */
 static int queue_setup(struct ublk_queue *q)
@@ -419,124 +414,6 @@ static void dev_fill_params(struct ublk_dev *dev, const struct ublk_config *cfg)
 }
 
 /*
- * Flags ublk-mem asks for wherever the driver offers them: no partition
- * scan at START_DEV (a fresh RAM disk has no partition table, and the
- * scan's reads race the start), live resizing, and quiescing a
- * recoverable device for a planned restart.
- */
-static uint64_t optional_flags(const struct ublk_config *cfg, uint64_t features)
-{
-	uint64_t f = UBLK_F_NO_AUTO_PART_SCAN | UBLK_F_UPDATE_SIZE;
-
-	if (cfg->recoverable)
-		f |= UBLK_F_QUIESCE;
-	return f & features;
-}
-
-/* The UBLK_F_* flags a configuration needs. */
-static uint64_t config_flags(const struct ublk_config *cfg)
-{
-	uint64_t f = UBLK_F_CMD_IOCTL_ENCODE;
-
-	if (cfg->copy_mode == UBLK_COPY_GET_DATA)
-		f |= UBLK_F_NEED_GET_DATA;
-	if (cfg->copy_mode == UBLK_COPY_USER)
-		f |= UBLK_F_USER_COPY;
-	if (cfg->copy_mode == UBLK_COPY_ZERO)
-		f |= UBLK_F_AUTO_BUF_REG;
-	if (cfg->recoverable)
-		f |= UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE;
-	if (cfg->io_path == UBLK_IO_PATH_BATCH)
-		f |= UBLK_F_BATCH_IO;
-	if (cfg->queue_threads > 1)
-		f |= UBLK_F_PER_IO_DAEMON;
-	if (cfg->zone_size)
-		f |= UBLK_F_ZONED;
-	if (cfg->unprivileged)
-		f |= UBLK_F_UNPRIVILEGED_DEV;
-	return f;
-}
-
-/*
- * Settle the data path of a new device and, where the user did not pick
- * one, its copy mode.  "auto" takes the batched path where the driver
- * offers it, if BATCH_BY_DEFAULT; an explicit "batch" the driver lacks
- * is refused by check_features().  The batched path has no NEED_GET_DATA:
- * it copies in BATCH_COPY_MODE unless told otherwise.  Nor does it take
- * queue depth 1: the driver's batch queue (a kfifo) needs two slots.
- */
-static void choose_io_path(uint64_t features, struct ublk_config *cfg)
-{
-	/* These need the per-request commands (the driver has no PER_IO_DAEMON with batches). */
-	bool per_request = (cfg->copy_mode_set && (cfg->copy_mode == UBLK_COPY_GET_DATA ||
-						   cfg->copy_mode == UBLK_COPY_ZERO)) ||
-			   cfg->queue_threads > 1;
-
-	if (cfg->io_path == UBLK_IO_PATH_AUTO)
-		cfg->io_path = BATCH_BY_DEFAULT && (features & UBLK_F_BATCH_IO) &&
-			       !per_request && cfg->depth >= 2 ?
-			       UBLK_IO_PATH_BATCH : UBLK_IO_PATH_PER_REQUEST;
-	if (cfg->io_path == UBLK_IO_PATH_BATCH && !cfg->copy_mode_set)
-		cfg->copy_mode = BATCH_COPY_MODE;
-	/* A zoned device's copy mode, unless told: the one the driver takes. */
-	if (cfg->zone_size && !cfg->copy_mode_set)
-		cfg->copy_mode = UBLK_COPY_USER;
-}
-
-/* The UBLK_F_* flags @cfg needs that @features lacks, the lowest first. */
-static uint64_t missing_flag(uint64_t features, uint64_t want)
-{
-	uint64_t missing = want & ~features;
-
-	return missing & -missing;
-}
-
-enum ublk_conflict ublk_config_check(const struct ublk_config *given, uint64_t features,
-				     uint64_t *missing)
-{
-	struct ublk_config cfg = *given;
-	bool batch;
-
-	choose_io_path(features, &cfg);
-	batch = cfg.io_path == UBLK_IO_PATH_BATCH;
-	/*
-	 * An ordinary user's device may not be recovered (the driver drops
-	 * USER_RECOVERY: a server that never comes back would hold its I/O
-	 * for ever), nor have the server touch a request's pages (USER_COPY,
-	 * AUTO_BUF_REG and SUPPORT_ZERO_COPY are refused: a server that did
-	 * not fill a READ's pages could read kernel memory).
-	 */
-	if (cfg.unprivileged && cfg.zone_size)
-		return UBLK_UNPRIV_NO_ZONED;
-	if (cfg.unprivileged && cfg.recoverable)
-		return UBLK_UNPRIV_NO_RECOVERY;
-	if (cfg.unprivileged && cfg.copy_mode == UBLK_COPY_USER)
-		return UBLK_UNPRIV_NO_USER_COPY;
-	if (cfg.unprivileged && cfg.copy_mode == UBLK_COPY_ZERO)
-		return UBLK_UNPRIV_NO_ZERO_COPY;
-	if (batch && cfg.copy_mode == UBLK_COPY_GET_DATA)
-		return UBLK_BATCH_NO_GET_DATA;
-	if (batch && cfg.copy_mode == UBLK_COPY_ZERO)
-		return UBLK_BATCH_NO_ZERO_COPY;
-	if (batch && cfg.queue_threads > 1)
-		return UBLK_BATCH_NO_THREADS;
-	if (batch && cfg.depth < 2)
-		return UBLK_BATCH_DEPTH_1;
-	if (cfg.queue_threads > cfg.depth)
-		return UBLK_THREADS_OVER_DEPTH;
-	/*
-	 * The driver returns a zone append's sector in the COMMIT's addr,
-	 * which only USER_COPY leaves free (a device of 6.12 to 7.3).
-	 */
-	if (cfg.zone_size && cfg.copy_mode != UBLK_COPY_USER)
-		return UBLK_ZONED_NEEDS_USER_COPY;
-	if (cfg.zone_size && batch)
-		return UBLK_ZONED_NO_BATCH;
-	*missing = missing_flag(features, config_flags(&cfg));
-	return *missing ? UBLK_LACKS_FLAG : UBLK_CONFIG_OK;
-}
-
-/*
  * The per-tag buffer size, which is also the largest request.  Bounce
  * mode allocates all of them at start, so a deep queue gets smaller ones.
  */
@@ -666,7 +543,7 @@ int ublk_add(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 	/* The caller has said why (ublk_config_check()); just refuse. */
 	if (ublk_config_check(cfg, ctrl->features, &missing) != UBLK_CONFIG_OK)
 		return missing ? -EOPNOTSUPP : -EINVAL;
-	choose_io_path(ctrl->features, &chosen);
+	config_choose_io_path(ctrl->features, &chosen);
 	cfg = &chosen;
 	dev = dev_new(ctrl, cfg, ops);
 	if (!dev)
@@ -676,7 +553,7 @@ int ublk_add(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 	dev->info.queue_depth = (uint16_t)cfg->depth;
 	dev->info.max_io_buf_bytes = dev->buf_bytes;
 	dev->info.dev_id = cfg->dev_id < 0 ? UINT32_MAX : (uint32_t)cfg->dev_id;
-	dev->info.flags = config_flags(cfg) | optional_flags(cfg, ctrl->features);
+	dev->info.flags = config_flags(cfg) | config_optional_flags(cfg, ctrl->features);
 	ret = ctrl_cmd(ctrl, UBLK_U_CMD_ADD_DEV, dev->info.dev_id, &dev->info,
 		       sizeof(dev->info), 0);
 	if (ret < 0) {
@@ -695,7 +572,7 @@ int ublk_add(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 	 * The driver drops flags it does not know instead of failing, and
 	 * UNPRIVILEGED_DEV when root asks for it after all.
 	 */
-	missing = missing_flag(dev->info.flags, config_flags(cfg) & ~UBLK_F_UNPRIVILEGED_DEV);
+	missing = config_missing_flag(dev->info.flags, config_flags(cfg) & ~UBLK_F_UNPRIVILEGED_DEV);
 	if (missing) {
 		log_err("ADD_DEV for /dev/ublkb%d: the driver dropped UBLK_F_%s", dev->id,
 			ublk_feature_name((unsigned)__builtin_ctzll(missing)));

@@ -161,19 +161,19 @@ static void test_optional_flags(void)
 	const struct ublk_config plain = { .copy_mode = UBLK_COPY_GET_DATA };
 	const struct ublk_config rec = { .copy_mode = UBLK_COPY_GET_DATA, .recoverable = true };
 
-	CHECK(optional_flags(&plain, FEATURES_6_12) == 0 &&
-	      optional_flags(&rec, FEATURES_6_12) == 0,
+	CHECK(config_optional_flags(&plain, FEATURES_6_12) == 0 &&
+	      config_optional_flags(&rec, FEATURES_6_12) == 0,
 	      "6.12: no optional flag is asked for", "plain %#llx, recoverable %#llx",
-	      (unsigned long long)optional_flags(&plain, FEATURES_6_12),
-	      (unsigned long long)optional_flags(&rec, FEATURES_6_12));
-	CHECK(optional_flags(&plain, FEATURES_7_3) ==
+	      (unsigned long long)config_optional_flags(&plain, FEATURES_6_12),
+	      (unsigned long long)config_optional_flags(&rec, FEATURES_6_12));
+	CHECK(config_optional_flags(&plain, FEATURES_7_3) ==
 	      (UBLK_F_NO_AUTO_PART_SCAN | UBLK_F_UPDATE_SIZE),
 	      "7.3: NO_AUTO_PART_SCAN and UPDATE_SIZE for a plain device", "%#llx",
-	      (unsigned long long)optional_flags(&plain, FEATURES_7_3));
-	CHECK(optional_flags(&rec, FEATURES_7_3) ==
+	      (unsigned long long)config_optional_flags(&plain, FEATURES_7_3));
+	CHECK(config_optional_flags(&rec, FEATURES_7_3) ==
 	      (UBLK_F_NO_AUTO_PART_SCAN | UBLK_F_UPDATE_SIZE | UBLK_F_QUIESCE),
 	      "7.3: and QUIESCE for a recoverable one", "%#llx",
-	      (unsigned long long)optional_flags(&rec, FEATURES_7_3));
+	      (unsigned long long)config_optional_flags(&rec, FEATURES_7_3));
 }
 
 /* Every known flag has a name and a release; unknown bits have neither. */
