@@ -119,7 +119,7 @@ for t in $tests; do
 	echo "== $name"
 	start=$(date +%s)
 	# "# suite: timeout N" in a test gives it N seconds instead.
-	limit=$(sed -n 's/^# suite: timeout \([0-9][0-9]*\)$/\1/p' "$t")
+	limit=$(sed -n 's/^# suite: timeout \([0-9][0-9]*\).*/\1/p' "$t")
 	limit=${limit:-$TEST_TIMEOUT}
 	# setsid: the test and all it starts share a session, killed as one.
 	# shellcheck disable=SC2016 # $$ is the test's shell

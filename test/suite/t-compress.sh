@@ -5,6 +5,7 @@
 # random data as huge pages, text compressed); discard and write-zeroes
 # give the memory back, to the empty store's size; what cannot work with
 # --compress is refused in one line.
+# suite: timeout 600 (about 90 s on an idle machine under TCG: many devices)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 need_ublk
