@@ -46,6 +46,9 @@
 #                       options, on every job next to the first (device
 #                       ublk-mem-b), e.g. "--io-path batch": two settings
 #                       compared in the same boot
+#   --ublk-user2 UID    ublk-mem-b is run by user UID, without root: an
+#                       unprivileged device (Linux 6.3) next to root's;
+#                       without --ublk-args2 it gets "-q 1", the default
 #   --ublk-bin2 PATH    ublk-mem-b runs this program instead (an earlier
 #                       build, say: the same options, two builds compared
 #                       in the same boot); without --ublk-args2 it gets
@@ -103,6 +106,7 @@ RUNTIME=5
 UBLK_ARGS=
 UBLK_ARGS2=
 UBLK_BIN2=
+UBLK_USER2=
 JOBS_ASKED=
 OUT=
 OUT_MADE=
@@ -697,6 +701,7 @@ run_matrix() {
 		echo "runtime=$RUNTIME"
 		echo "ublk_args=$UBLK_ARGS"
 		echo "ublk_args2=$UBLK_ARGS2"
+		[ -n "$UBLK_USER2" ] && echo "user2=$UBLK_USER2"
 		[ -n "$UBLK_BIN2" ] &&
 			echo "server2=$("$UBLK_BIN2" -V 2>/dev/null | head -n 1), sha256 $(sha256sum <"$UBLK_BIN2" | cut -c1-12)"
 		echo "jobs=$JOBS"
@@ -776,16 +781,25 @@ where_line() {
 	), $(meta cpus) CPUs, $(meta mem_mib) MiB"
 }
 
+# b_label: ublk-mem-b's options as its rows show them, with who ran it
+# (--ublk-user2) or that it was another build (--ublk-bin2).
+b_label() {
+	_bl=$(meta ublk_args2)
+	[ -n "$(meta user2)" ] && _bl="$_bl, as uid $(meta user2)"
+	[ -n "$(meta server2)" ] && _bl="$_bl, build B"
+	echo "$_bl"
+}
+
 # summary_table: the Markdown table of $OUT/summary.csv.
 summary_table() {
 	bench_awk table -v ref="$REF" -v labels="$(job_labels)" -v args1="$(meta ublk_args)" \
-		-v args2="$(meta ublk_args2)" "$OUT/summary.csv"
+		-v args2="$(b_label)" "$OUT/summary.csv"
 }
 
 # summary_lines: the list under the table: the servers' memory and, when a
 # second setting was measured, how B did against A job by job.
 summary_lines() {
-	awk -F, -v size="$(meta size_mb)" -v args1="$(meta ublk_args)" -v args2="$(meta ublk_args2)" \
+	awk -F, -v size="$(meta size_mb)" -v args1="$(meta ublk_args)" -v args2="$(b_label)" \
 		-f "$AWK_DIR/memory-lines.awk" "$OUT/memory.csv"
 	[ -z "$(meta ublk_args2)" ] ||
 		bench_awk paired-b -F, -v jobs="$JOBS" -v labels="$(job_labels)" "$OUT/raw.csv"
@@ -929,6 +943,7 @@ report() {
 			"1/$(meta clk_tck) s ticks) divided by the I/Os; coarse for short runs."
 		[ -n "$(meta server)" ] && echo "- Server build: $(meta server); $(meta source)."
 		[ -n "$(meta server2)" ] && echo "- ublk-mem-b's build: $(meta server2)."
+		[ -n "$(meta user2)" ] && echo "- ublk-mem-b was run by uid $(meta user2), without root: an unprivileged device."
 		[ -n "$(meta host)" ] && echo "- Host: $(meta host)."
 		[ -n "$(meta skipped)" ] && echo "- Skipped: $(meta skipped)"
 		[ "$(meta failures)" != 0 ] && echo "- Failed runs: $(meta failures) (see the log)"
@@ -970,7 +985,10 @@ VM (or, with `--host`, on a machine whose kernel has ublk):
 
 - **ublk-mem**: `ublk-mem @SIZE@M` with the run's options (`--ublk-args`). With `--ublk-args2`
   a second server, ublk-mem-b, runs every job right after the first: two settings compared in
-  the same boot (A is the first, B the second, in the tables and the chart).
+  the same boot (A is the first, B the second, in the tables and the chart). `--ublk-bin2 PATH`
+  makes B another build (an earlier one: old and new paired round by round), and
+  `--ublk-user2 UID` has B run by an ordinary user, without root: an unprivileged device, its
+  nodes handed over by `ublk-mem chown` as the udev rule does.
 - **ublk-mem -q 2**: a second server with two queues, for the two-job run only, to show queue
   scaling.
 - **brd**: `modprobe brd rd_nr=1 rd_size=@RD_SIZE@`.
@@ -1222,6 +1240,7 @@ doc_command() {
 	[ -n "$(meta ublk_args)" ] && _dc="$_dc --ublk-args \"$(meta ublk_args)\""
 	[ -n "$(meta ublk_args2)" ] && _dc="$_dc --ublk-args2 \"$(meta ublk_args2)\""
 	[ -n "$(meta server2)" ] && _dc="$_dc --ublk-bin2 PATH"
+	[ -n "$(meta user2)" ] && _dc="$_dc --ublk-user2 $(meta user2)"
 	echo "\`$_dc\` (equivalent; this run did not record its command)"
 }
 
@@ -1256,6 +1275,7 @@ doc_run() {
 	fi
 	[ -n "$(meta server)" ] && echo "- Server build: $(meta server); $(meta source)."
 	[ -n "$(meta server2)" ] && echo "- ublk-mem-b's build: $(meta server2)."
+	[ -n "$(meta user2)" ] && echo "- ublk-mem-b was run by uid $(meta user2), without root: an unprivileged device."
 	_dr_tools="$(meta fio), $(meta nbdkit)"
 	[ "$MATRIX" = standard ] || _dr_tools=$(meta fio)
 	echo "- $_dr_tools; $(meta rounds) round(s) of $(meta runtime) s per timed job."
@@ -1456,6 +1476,7 @@ main_vm() {
 		export UBLK_MEM_EXTRA
 		_mv_args="$_mv_args --ublk-bin2=/usr/local/bin/ublk-mem-b"
 	fi
+	[ -n "$UBLK_USER2" ] && _mv_args="$_mv_args --ublk-user2=$UBLK_USER2"
 	# Allow the VM the run's length, twice over, and at least vm.sh's default.
 	# Under TCG each fio run costs about 2 s besides its runtime.
 	_mv_runs=0
@@ -1685,8 +1706,8 @@ while [ $# -gt 0 ]; do
 		_val=${_opt#*=}
 		_opt=${_opt%%=*}
 		;;
-	--rounds | --runtime | --jobs | --ublk-args | --ublk-args2 | --ublk-bin2 | --out | --report | \
-		--doc | --kernel | --codec-file)
+	--rounds | --runtime | --jobs | --ublk-args | --ublk-args2 | --ublk-bin2 | --ublk-user2 | \
+		--out | --report | --doc | --kernel | --codec-file)
 		need_value "$1" "${2:-}"
 		_val=$2
 		shift
@@ -1707,6 +1728,7 @@ while [ $# -gt 0 ]; do
 	--ublk-args) UBLK_ARGS=$_val ;;
 	--ublk-args2) UBLK_ARGS2=$_val ;;
 	--ublk-bin2) UBLK_BIN2=$_val ;;
+	--ublk-user2) UBLK_USER2=$_val ;;
 	--kernel) KVER=$_val KERNEL_ASKED=1 ;;
 	--out) OUT=$_val ;;
 	--report)
@@ -1734,6 +1756,11 @@ fi
 # The servers' options, one word each: commas and white space separate them.
 UBLK_ARGS=$(printf '%s\n' "$UBLK_ARGS" | tr ',' ' ')
 UBLK_ARGS2=$(printf '%s\n' "$UBLK_ARGS2" | tr ',' ' ')
+if [ -n "$UBLK_USER2" ]; then
+	{ is_uint "$UBLK_USER2" && [ "$UBLK_USER2" -gt 0 ]; } || die "--ublk-user2 takes a uid other than 0, not '$UBLK_USER2'"
+	[ "$MODE" = report ] && die "--ublk-user2 is for a run; --report finds it in meta.txt"
+	[ -n "$UBLK_ARGS2" ] || UBLK_ARGS2="-q 1"
+fi
 if [ -n "$UBLK_BIN2" ]; then
 	{ [ -f "$UBLK_BIN2" ] && [ -x "$UBLK_BIN2" ]; } || die "--ublk-bin2: $UBLK_BIN2 is no program"
 	[ "$MODE" = report ] && die "--ublk-bin2 is for a run; --report finds it in meta.txt"

@@ -92,10 +92,13 @@ has_bytes() {
 start_ublk_slot() {
 	_su_slot=$1
 	shift
-	_su_bin=$UBLK_MEM
-	# ublk-mem-b (slot 3) may be another build (bench.sh --ublk-bin2).
+	_su_bin=$UBLK_MEM _su_as=
+	# ublk-mem-b (slot 3) may be another build (bench.sh --ublk-bin2), or
+	# run by an ordinary user (--ublk-user2).
 	[ "$_su_slot" = 3 ] && [ -n "${UBLK_BIN2:-}" ] && _su_bin=$UBLK_BIN2
-	"$_su_bin" "${SIZE_MB}M" "$@" >"$WORK/ublk$_su_slot.out" 2>"$WORK/ublk$_su_slot.err" &
+	[ "$_su_slot" = 3 ] && [ -n "${UBLK_USER2:-}" ] && _su_as=$(bench_user_words "$UBLK_USER2")
+	# shellcheck disable=SC2086 # _su_as: command words, or none
+	$_su_as "$_su_bin" "${SIZE_MB}M" "$@" >"$WORK/ublk$_su_slot.out" 2>"$WORK/ublk$_su_slot.err" &
 	_su_pid=$!
 	_su_i=0
 	while :; do
@@ -107,6 +110,8 @@ start_ublk_slot() {
 			sed 's/^/    /' "$WORK/ublk$_su_slot.err" >&2
 			return 1
 		fi
+		# A user's device: hand its nodes over, as the udev rule would.
+		[ -n "$_su_as" ] && give_user_nodes
 		if [ $_su_i -ge 300 ]; then
 			warn "ublk-mem ${SIZE_MB}M $* printed no device within 30 s"
 			kill -TERM "$_su_pid"
@@ -120,6 +125,36 @@ start_ublk_slot() {
 		return 1
 	}
 	eval "UBLK${_su_slot}_PID=\$_su_pid UBLK${_su_slot}_DEV=\$_su_dev"
+}
+
+# bench_user_words UID: the command words that run a server as user UID,
+# without capabilities, in the group that may open /dev/ublk-control
+# (opened to it for the run, as dist/ublk-mem.rules does).
+bench_user_words() {
+	# shellcheck disable=SC2153 # UBLK_GID: lib.sh's group ublk
+	echo "$SETPRIV --reuid=$1 --regid=$1 --groups=$UBLK_GID --inh-caps=-all --" \
+		"env HOME=/ XDG_RUNTIME_DIR=$WORK/run-$1"
+}
+
+# user_setup UID: what a server of user UID needs that an administrator
+# sets up once: /dev/ublk-control open to the group ublk, a runtime
+# directory. teardown puts the node back.
+user_setup() {
+	[ -n "$SETPRIV" ] || die "--ublk-user2 needs util-linux's setpriv"
+	{ mkdir -p "$WORK/run-$1" && chown "$1:$1" "$WORK/run-$1" && chmod 700 "$WORK/run-$1" &&
+		chmod 711 "$WORK"; } || die "cannot make a runtime directory for uid $1"
+	{ chgrp "$UBLK_GID" /dev/ublk-control && chmod 660 /dev/ublk-control; } ||
+		die "cannot open /dev/ublk-control to the group ublk"
+	CONTROL_OPENED=1
+}
+
+# give_user_nodes: every ublk device's nodes to its owner (ublk-mem chown,
+# which leaves root's devices alone).
+give_user_nodes() {
+	for _gn in /dev/ublkc*; do
+		[ -e "$_gn" ] && "$UBLK_MEM" chown "${_gn#/dev/ublkc}" >/dev/null 2>&1
+	done
+	return 0
 }
 
 # stop_ublk_pid PID: SIGTERM, then up to 30 s for the server to exit, and
@@ -147,6 +182,7 @@ setup_ublk() {
 	start_ublk_slot 1 $UBLK_ARGS || return 1
 	ACTIVE="$ACTIVE ublk-mem"
 	if [ -n "$UBLK_ARGS2" ]; then
+		[ -n "${UBLK_USER2:-}" ] && user_setup "$UBLK_USER2"
 		# shellcheck disable=SC2086 # the second setting's options
 		start_ublk_slot 3 $UBLK_ARGS2 || return 1
 		ACTIVE="$ACTIVE ublk-mem-b"
@@ -485,6 +521,10 @@ teardown() {
 	stop_ublk_pid "$UBLK2_PID"
 	stop_ublk_pid "$UBLK3_PID"
 	UBLK1_PID='' UBLK2_PID='' UBLK3_PID=''
+	if [ -n "${CONTROL_OPENED:-}" ]; then
+		chgrp 0 /dev/ublk-control && chmod 600 /dev/ublk-control
+		CONTROL_OPENED=
+	fi
 	[ -n "$LOOP_DEV" ] && losetup -d "$LOOP_DEV" 2>/dev/null
 	[ -n "$LOOP_MNT" ] && umount "$LOOP_MNT" 2>/dev/null
 	LOOP_DEV='' LOOP_MNT=''
