@@ -119,10 +119,10 @@ for t in $tests; do
 	echo "== $name"
 	start=$(date +%s)
 	# setsid: the test and all it starts share a session, killed as one.
-	# shellcheck disable=SC2016 # $$ is the test's shell
 	# "# suite: timeout N" in a test gives it N seconds instead.
 	limit=$(sed -n 's/^# suite: timeout \([0-9][0-9]*\)$/\1/p' "$t")
 	limit=${limit:-$TEST_TIMEOUT}
+	# shellcheck disable=SC2016 # $$ is the test's shell
 	T_OUT=$OUT timeout -s TERM -k 10 "$limit" \
 		setsid sh -c 'echo $$ >"$1/sid"; exec sh "$2"' sh "$OUT" "$t" \
 		>"$OUT/log" 2>&1 </dev/null
