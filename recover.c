@@ -228,8 +228,10 @@ int cmd_recover(int argc, char **argv)
 		store_close(&st.store);
 		goto out;
 	}
-	if (scfg.compress)
+	if (scfg.compress) {
 		lock_memory();
+		ro.cfg.resident_bufs = true;
+	}
 	if (!exists) {
 		ret = rebuild(ctrl, &ro.cfg, &scfg, &st);
 		goto out;

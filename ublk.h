@@ -65,6 +65,14 @@ struct ublk_config {
 	 * a recoverable device that fails to start is kept, not deleted.
 	 */
 	bool holds_data;
+	/*
+	 * The server locked its memory to be swapped to (lock_memory()):
+	 * the request buffers are allocated at start, as in bounce mode,
+	 * since a queue thread may not wait for I/O (PR_SET_IO_FLUSHER) and
+	 * a buffer first touched under the pressure that makes the kernel
+	 * swap could wait for a free page for ever.
+	 */
+	bool resident_bufs;
 	bool trace;		/* print every command and request */
 };
 
