@@ -27,9 +27,6 @@
 #ifndef MADV_DONTNEED_LOCKED
 #define MADV_DONTNEED_LOCKED	24	/* Linux 5.18 */
 #endif
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE	23	/* Linux 5.14 */
-#endif
 #define NO_SLOT		0xffffu
 #define OWNED		1ULL	/* bit 0 of an owner word: an allocated slot */
 
@@ -139,9 +136,11 @@ int zalloc_prefault(struct zalloc *a, uint64_t off, uint64_t len)
 	/* As in zalloc_grow(): a hole of a full tmpfs would be a SIGBUS. */
 	if (a->fd >= 0 && fallocate(a->fd, 0, (off_t)off, (off_t)len) < 0)
 		return errno == ENOSPC || errno == EFBIG ? -ENOSPC : -errno;
-	/* One call faults the range in as writes would, writing nothing. */
-	if (madvise(a->base + off, len, MADV_POPULATE_WRITE) == 0)
-		return 0;
+	/*
+	 * Page by page, not MADV_POPULATE_WRITE: that holds the process's
+	 * mmap lock through the reclaim a fault may wait in, and a queue
+	 * thread's mmap() would then wait for it, and the kernel for them.
+	 */
 	for (uint64_t at = off; at < off + len; at += a->gran)
 		atomic_fetch_add_explicit((_Atomic uint64_t *)(void *)(a->base + at), 0,
 					  memory_order_relaxed);

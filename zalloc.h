@@ -168,9 +168,8 @@ void zalloc_uncount(struct zalloc *a, uint64_t len);
 
 /*
  * Make [@off, @off + @len) resident without counting it: on a file,
- * allocate its blocks, then fault every machine page in for writing
- * (MADV_POPULATE_WRITE; before Linux 5.14 an atomic add of 0), which
- * changes no byte even of memory in use.  0 or -errno.
+ * allocate its blocks, then touch every machine page with an atomic add
+ * of 0, which changes no byte even of memory in use.  0 or -errno.
  */
 int zalloc_prefault(struct zalloc *a, uint64_t off, uint64_t len);
 
