@@ -52,6 +52,7 @@ static int cmd_serve(int argc, char **argv)
 	 */
 	if (o.store.compress && !o.cfg.unprivileged) {
 		lock_memory();
+		o.store.locked = true;
 		o.cfg.resident_bufs = true;
 	}
 	ret = refuse_config(&o.cfg, ublk_features(ctrl));
