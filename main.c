@@ -53,7 +53,7 @@ static int cmd_serve(int argc, char **argv)
 	if (o.store.compress && !o.cfg.unprivileged) {
 		lock_memory();
 		o.store.locked = true;
-		o.cfg.resident_bufs = true;
+		o.cfg.as_swap = true;
 	}
 	ret = refuse_config(&o.cfg, ublk_features(ctrl));
 	/* The kernel picks the id; a recoverable store is named after it. */

@@ -231,7 +231,7 @@ int cmd_recover(int argc, char **argv)
 	}
 	if (scfg.compress) {
 		lock_memory();
-		ro.cfg.resident_bufs = true;
+		ro.cfg.as_swap = true;
 	}
 	if (!exists) {
 		ret = rebuild(ctrl, &ro.cfg, &scfg, &st);

@@ -223,7 +223,7 @@ static int queue_prepare(struct ublk_dev *dev, unsigned i)
 	q->descs = p;
 	/* A buffer for each tag this thread owns (see tag_buf()). */
 	q->bufs_len = (size_t)((q->depth + dev->lanes - 1) / dev->lanes) * dev->buf_bytes;
-	if (dev->copy_mode == UBLK_COPY_BOUNCE || dev->resident_bufs) {
+	if (dev->copy_mode == UBLK_COPY_BOUNCE || dev->as_swap) {
 		p = map_resident(q->bufs_len);
 	} else {
 		p = mmap(NULL, q->bufs_len, PROT_READ | PROT_WRITE,
@@ -568,7 +568,7 @@ static struct ublk_dev *dev_new(struct ublk_ctrl *ctrl, const struct ublk_config
 	dev->ctrl = ctrl;
 	dev->ops = ops;
 	dev->copy_mode = cfg->copy_mode;
-	dev->resident_bufs = cfg->resident_bufs;
+	dev->as_swap = cfg->as_swap;
 	dev->batch = cfg->io_path == UBLK_IO_PATH_BATCH;
 	dev->poll_us = cfg->poll_us;
 	dev->lanes = cfg->queue_threads ? cfg->queue_threads : 1;
@@ -673,7 +673,7 @@ int ublk_add(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 	dev = dev_new(ctrl, cfg, ops);
 	if (!dev)
 		return -ENOMEM;
-	dev->buf_bytes = buffer_bytes(cfg->copy_mode, cfg->resident_bufs, cfg->depth);
+	dev->buf_bytes = buffer_bytes(cfg->copy_mode, cfg->as_swap, cfg->depth);
 	dev->info.nr_hw_queues = (uint16_t)cfg->nr_queues;
 	dev->info.queue_depth = (uint16_t)cfg->depth;
 	dev->info.max_io_buf_bytes = dev->buf_bytes;

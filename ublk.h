@@ -66,13 +66,16 @@ struct ublk_config {
 	 */
 	bool holds_data;
 	/*
-	 * The server locked its memory to be swapped to (lock_memory()):
-	 * the request buffers are allocated at start, as in bounce mode,
-	 * since a queue thread may not wait for I/O (PR_SET_IO_FLUSHER) and
-	 * a buffer first touched under the pressure that makes the kernel
-	 * swap could wait for a free page for ever.
+	 * The device may serve as swap (the server locked its memory,
+	 * lock_memory()).  A queue thread may not wait for I/O
+	 * (PR_SET_IO_FLUSHER), and under the pressure that makes the kernel
+	 * swap, a page first touched could wait for a free page for ever,
+	 * and a write to a log on tmpfs for a page swapped out to this very
+	 * device: so the request buffers are allocated at start, as in
+	 * bounce mode, and queue threads say nothing of failed requests
+	 * (counted in the stats all the same).
 	 */
-	bool resident_bufs;
+	bool as_swap;
 	bool trace;		/* print every command and request */
 };
 
