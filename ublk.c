@@ -67,6 +67,11 @@
 #define STOP_CLOSE_MS		1000		/* see stop_give_up() */
 /* Bounce mode allocates every tag's buffer at start: at most this much. */
 #define BOUNCE_BYTES_PER_QUEUE	(32U << 20)
+/*
+ * So does a device that may be swapped to, within less: its buffers are
+ * locked memory taken from a machine short of it when it swaps.
+ */
+#define SWAP_BYTES_PER_QUEUE	(8U << 20)
 /* --io-path auto: see choose_io_path() and docs/performance.md. */
 #define BATCH_BY_DEFAULT	false
 #define BATCH_COPY_MODE		UBLK_COPY_BOUNCE
@@ -538,16 +543,18 @@ enum ublk_conflict ublk_config_check(const struct ublk_config *given, uint64_t f
 
 /*
  * The per-tag buffer size, which is also the largest request.  Bounce
- * mode, and a server that may be swapped to, allocate all of them at
+ * mode, and a device that may be swapped to, allocate all of them at
  * start, so a deep queue gets smaller ones.
  */
-static unsigned buffer_bytes(enum ublk_copy_mode mode, bool resident, unsigned depth)
+static unsigned buffer_bytes(enum ublk_copy_mode mode, bool as_swap, unsigned depth)
 {
 	unsigned page = (unsigned)sysconf(_SC_PAGESIZE);
 	unsigned b = UBLK_MAX_IO_BYTES;
+	unsigned most = as_swap ? SWAP_BYTES_PER_QUEUE :
+			mode == UBLK_COPY_BOUNCE ? BOUNCE_BYTES_PER_QUEUE : 0;
 
-	if ((mode == UBLK_COPY_BOUNCE || resident) && depth * b > BOUNCE_BYTES_PER_QUEUE)
-		b = BOUNCE_BYTES_PER_QUEUE / depth / page * page;
+	if (most && depth * b > most)
+		b = most / depth / page * page;
 	return b < page ? page : b;
 }
 

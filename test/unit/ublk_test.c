@@ -217,11 +217,10 @@ static void test_buffer_bytes(void)
 	CHECK(buffer_bytes(UBLK_COPY_BOUNCE, false, 4096) % page == 0 &&
 	      buffer_bytes(UBLK_COPY_BOUNCE, false, 4096) >= page,
 	      "bounce buffers are at least a page", "%u", buffer_bytes(UBLK_COPY_BOUNCE, false, 4096));
-	CHECK(buffer_bytes(UBLK_COPY_GET_DATA, true, 128) == 256 * 1024 &&
-	      buffer_bytes(UBLK_COPY_USER, true, 64) == UBLK_MAX_IO_BYTES,
-	      "resident buffers (a server swapped to): 32 MiB a queue, as bounce",
-	      "128: %u, 64: %u", buffer_bytes(UBLK_COPY_GET_DATA, true, 128),
-	      buffer_bytes(UBLK_COPY_USER, true, 64));
+	CHECK(buffer_bytes(UBLK_COPY_GET_DATA, true, 128) == 64 * 1024 &&
+	      buffer_bytes(UBLK_COPY_USER, true, 16) == UBLK_MAX_IO_BYTES,
+	      "a device that may be swapped to: 8 MiB a queue", "128: %u, 16: %u",
+	      buffer_bytes(UBLK_COPY_GET_DATA, true, 128), buffer_bytes(UBLK_COPY_USER, true, 16));
 }
 
 /* user_data and the USER_COPY file offset keep their fields apart. */
