@@ -42,10 +42,10 @@
  */
 #define COMPACT_SLACK	(4 * MiB)
 /*
- * The reserve: 16 MiB, room for some 48 MiB of swapped pages compressed
+ * The reserve: 32 MiB, room for some 100 MiB of swapped pages compressed
  * 3x while the compactor tops it up.  Not counted in mem_used_total.
  */
-#define RESERVE_SLABS	256
+#define RESERVE_SLABS	512
 
 /* ---- memory ---- */
 
