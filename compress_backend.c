@@ -4,6 +4,24 @@
  * same rules (ask before allocating, fail one write with ENOSPC rather
  * than take the machine's last memory, give memory back on discard), with
  * zstore.c doing the compressing and zalloc.c the allocating.
+ *
+ * Used as swap.  The kernel swaps to the device when memory is short, and
+ * waits for those writes to free memory; the queue threads serving them
+ * may not wait for I/O themselves (PR_SET_IO_FLUSHER), so a write that
+ * touched memory never touched before could wait for a free page for
+ * ever (zalloc.h says why).  A store that may be swapped to (the server
+ * locked its memory) therefore keeps the whole index resident when it is
+ * small (zstore_prefault_index()) and a reserve of RESERVE_SLABS slabs
+ * resident and free (zalloc_reserve_*), which the compactor thread, free
+ * to wait for memory, tops up as writes use it.  Its budget counts
+ * MemAvailable only, since its memory is locked and cannot spill to
+ * swap: when that is short the store grows only from the reserve; when
+ * the reserve runs dry too, a write needing a new slab fails with ENOSPC
+ * at once (said once on stderr, by the compactor: a queue thread writing
+ * to a log on tmpfs would need fresh memory too) and the kernel keeps the
+ * page to try again later.  The reserve is topped up while MemAvailable
+ * and SwapFree together exceed the machine's reserve: swapping to this
+ * store is what frees memory, so free swap counts there.
  */
 #define _GNU_SOURCE
 #include "compress_backend.h"
@@ -23,6 +41,11 @@
  * the rounding to size classes) by more than this.
  */
 #define COMPACT_SLACK	(4 * MiB)
+/*
+ * The reserve: 32 MiB, room for some 100 MiB of swapped pages compressed
+ * 3x while the compactor tops it up.  Not counted in mem_used_total.
+ */
+#define RESERVE_SLABS	512
 
 /* ---- memory ---- */
 
@@ -55,6 +78,34 @@ static void write_refused(struct compress_store *c)
 	mem_budget_refused(&c->budget, why);
 }
 
+/* ---- the reserve for swap-out writes ---- */
+
+/* Fill the reserve up, unless that takes the machine's reserve. */
+static void top_up(struct compress_store *c)
+{
+	uint64_t need = (uint64_t)RESERVE_SLABS * c->z.a.slab_size;
+
+	if (zalloc_reserve_short(&c->z.a) &&
+	    mem_beyond_reserve(mem_spare_now(), c->budget.reserve) >= need)
+		zalloc_reserve_fill(&c->z.a);
+}
+
+/*
+ * Get ready to be swapped to: the index resident if it is no larger than
+ * the default reserve (1/32 of RAM: 16 bytes of it per 4 KiB of device),
+ * and the reserve filled, before the first request.
+ */
+static void prepare_for_swap(struct compress_store *c)
+{
+	uint64_t index = c->z.a.arena - c->z.index_off;
+
+	if (index <= mem_default_reserve() && zstore_prefault_index(&c->z) < 0)
+		log_err("warning: compressed store: cannot make its %llu MiB index resident; used as swap, the device could wait for itself",
+			(unsigned long long)(index >> 20));
+	zalloc_reserve_set(&c->z.a, RESERVE_SLABS);
+	top_up(c);
+}
+
 /* ---- compaction ---- */
 
 /* Does the store hold much more memory than its pages need? */
@@ -78,9 +129,10 @@ static void compactor_poke(struct compress_store *c)
 }
 
 /*
- * The compactor: when poked, and the store's memory is fragmented, move
- * objects out of the emptiest slabs until it is not (zstore_compact()).
- * Beside the queue threads, so that no request waits for it.
+ * The compactor: when poked, top the reserve up, and, if the store's
+ * memory is fragmented, move objects out of the emptiest slabs until it
+ * is not (zstore_compact()).  Beside the queue threads, so that no
+ * request waits for it, and free to wait for memory, which they are not.
  */
 static void *compactor(void *arg)
 {
@@ -94,6 +146,8 @@ static void *compactor(void *arg)
 		}
 		c->wanted = false;
 		pthread_mutex_unlock(&c->lock);
+		mem_budget_say(&c->budget);
+		top_up(c);
 		while (fragmented(c) && zstore_compact(&c->z) > 0)
 			mem_budget_returned(&c->budget);
 		pthread_mutex_lock(&c->lock);
@@ -140,9 +194,13 @@ static int compress_write(void *data, const void *buf, uint64_t off, uint32_t le
 		write_refused(c);
 	else if (ret == 0)
 		mem_budget_resumed(&c->budget);
-	/* Overwrites leave holes in slabs: now and then, have a look. */
+	/*
+	 * Overwrites leave holes in slabs: now and then, have a look.  The
+	 * reserve is topped up as soon as a write took from it, and what the
+	 * budget has to say is said from the compactor's thread.
+	 */
 	if (atomic_fetch_add_explicit(&c->writes, 1, memory_order_relaxed) % COMPACT_EVERY ==
-	    COMPACT_EVERY - 1)
+	    COMPACT_EVERY - 1 || zalloc_reserve_short(&c->z.a) || atomic_load(&c->budget.noted))
 		compactor_poke(c);
 	return ret;
 }
@@ -156,7 +214,7 @@ static int compress_zero(void *data, uint64_t off, uint64_t len)
 	if (ret == -ENOSPC)
 		write_refused(c);
 	mem_budget_returned(&c->budget);
-	compactor_poke(c);
+	compactor_poke(c);	/* and says what write_refused() may have noted */
 	return ret;
 }
 
@@ -201,7 +259,7 @@ int compress_store_open(struct compress_store *c, const struct compress_store_co
 	c->dir.dir_fd = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->wake, NULL);
-	mem_budget_init(&c->budget, cfg->reserve, cfg->path != NULL);
+	mem_budget_init(&c->budget, cfg->reserve, cfg->path != NULL, cfg->locked);
 	if (cfg->path)
 		ret = open_file(c, cfg);
 	if (ret == 0) {
@@ -209,6 +267,8 @@ int compress_store_open(struct compress_store *c, const struct compress_store_co
 		ret = zstore_open(&c->z, &zc);
 		if (ret < 0 && cfg->path)
 			log_err("%s: cannot use it as the compressed store", cfg->path);
+		if (ret == 0 && cfg->locked)
+			prepare_for_swap(c);
 	}
 	if (ret == 0) {
 		ret = -pthread_create(&c->compactor, NULL, compactor, c);

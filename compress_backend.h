@@ -6,7 +6,9 @@
  * compress as it is.  This file makes that store a backend (backend.h):
  * it asks the machine's memory budget (memory.h) before the store grows,
  * keeps an optional limit of its own (--mem-limit), compacts the store's
- * memory in a thread of its own when fragmentation grows, and, given a
+ * memory in a thread of its own when fragmentation grows, keeps a
+ * reserve of resident memory for swap-out writes when it may be swapped
+ * to (see compress_backend.c), and, given a
  * path, keeps the whole store in a tmpfs file that outlives the server
  * (--recoverable).
  *
@@ -37,6 +39,12 @@ struct compress_store_config {
 	ino_t expect_ino;
 	uint64_t reserve;	/* memory the machine keeps (memory.h) */
 	uint64_t mem_limit;	/* the store's memory at most (0: no limit) */
+	/*
+	 * The server locks its memory (lock_memory()): the device may be
+	 * swapped to.  The store then keeps a reserve for swap-out writes
+	 * (compress_backend.c) and only MemAvailable is its budget.
+	 */
+	bool locked;
 };
 
 struct compress_store {
@@ -48,7 +56,10 @@ struct compress_store {
 	dev_t st_dev;			/* the file's identity */
 	ino_t st_ino;
 
-	/* The compactor: woken when memory may have come loose. */
+	/*
+	 * The compactor, which also tops the reserve up: woken when memory
+	 * may have come loose, or the reserve ran short.
+	 */
 	pthread_t compactor;
 	bool compactor_started;
 	pthread_mutex_t lock;

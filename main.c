@@ -50,8 +50,11 @@ static int cmd_serve(int argc, char **argv)
 	 * Only root can swap to a device, and a user's locked memory is
 	 * capped by RLIMIT_MEMLOCK: a user's server locks nothing.
 	 */
-	if (o.store.compress && !o.cfg.unprivileged)
+	if (o.store.compress && !o.cfg.unprivileged) {
 		lock_memory();
+		o.store.locked = true;
+		o.cfg.as_swap = true;
+	}
 	ret = refuse_config(&o.cfg, ublk_features(ctrl));
 	/* The kernel picks the id; a recoverable store is named after it. */
 	if (ret == 0)

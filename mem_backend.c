@@ -561,7 +561,7 @@ int mem_store_open(struct mem_store *s, const struct mem_store_config *cfg)
 	s->io_fd = -1;
 	s->dir.dir_fd = -1;
 	s->page = (unsigned)sysconf(_SC_PAGESIZE);
-	mem_budget_init(&s->budget, cfg->reserve, cfg->path != NULL);
+	mem_budget_init(&s->budget, cfg->reserve, cfg->path != NULL, false);
 	/* A tmpfs store's page size is its tmpfs's: pages, here. */
 	hpage = cfg->path || cfg->file_io || cfg->small_pages ? 0 : mem_huge_page_size();
 	mem_store_geometry(s->size, s->max_size, s->page, hpage, &g);

@@ -80,6 +80,20 @@ uint64_t mem_available_now(void)
 	return meminfo_now("MemAvailable:");
 }
 
+uint64_t mem_spare_now(void)
+{
+	char buf[4096];
+	uint64_t v = 0;
+	int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (read_meminfo(fd, buf, sizeof(buf)) == 0)
+		v = meminfo_field(buf, "MemAvailable:") + meminfo_field(buf, "SwapFree:");
+	close(fd);
+	return v;
+}
+
 /* A small sysfs file's first line, or "" when it cannot be read. */
 static void read_line(const char *path, char *buf, size_t len)
 {
@@ -116,13 +130,15 @@ static int64_t now_ns(void)
 	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-void mem_budget_init(struct mem_budget *b, uint64_t reserve, bool file)
+void mem_budget_init(struct mem_budget *b, uint64_t reserve, bool file, bool locked)
 {
 	memset(b, 0, sizeof(*b));
 	b->reserve = reserve;
 	b->file = file;
+	b->locked = locked;
 	pthread_mutex_init(&b->lock, NULL);
 	atomic_init(&b->starved, false);
+	atomic_init(&b->noted, false);
 	b->meminfo_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
 }
 
@@ -135,7 +151,8 @@ void mem_budget_close(struct mem_budget *b)
 
 /*
  * Memory a new allocation may use: MemAvailable (free memory plus what
- * the kernel can reclaim) and free swap, which a RAM disk may spill to.
+ * the kernel can reclaim) and free swap, which a RAM disk may spill to,
+ * unless it is locked.
  */
 static int read_available(struct mem_budget *b, uint64_t *avail)
 {
@@ -144,8 +161,36 @@ static int read_available(struct mem_budget *b, uint64_t *avail)
 
 	if (ret < 0)
 		return ret;
-	*avail = meminfo_field(buf, "MemAvailable:") + meminfo_field(buf, "SwapFree:");
+	*avail = meminfo_field(buf, "MemAvailable:");
+	if (!b->locked)
+		*avail += meminfo_field(buf, "SwapFree:");
 	return 0;
+}
+
+/* Say @text now, or, for a locked store, keep it for mem_budget_say(). */
+static void tell(struct mem_budget *b, const char *text)
+{
+	if (!b->locked) {
+		log_err("%s", text);
+		return;
+	}
+	pthread_mutex_lock(&b->lock);
+	snprintf(b->note, sizeof(b->note), "%s", text);
+	atomic_store(&b->noted, true);
+	pthread_mutex_unlock(&b->lock);
+}
+
+void mem_budget_say(struct mem_budget *b)
+{
+	char text[sizeof(b->note)];
+
+	if (!atomic_load(&b->noted))
+		return;
+	pthread_mutex_lock(&b->lock);
+	snprintf(text, sizeof(text), "%s", b->note);
+	atomic_store(&b->noted, false);
+	pthread_mutex_unlock(&b->lock);
+	log_err("%s", text);
 }
 
 /*
@@ -154,17 +199,22 @@ static int read_available(struct mem_budget *b, uint64_t *avail)
  */
 void mem_budget_refused(struct mem_budget *b, const char *why)
 {
-	if (!atomic_exchange(&b->starved, true))
-		log_err("%s; writes to parts of the device not yet allocated fail with ENOSPC until %s",
+	char text[sizeof(b->note)];
+
+	if (!atomic_exchange(&b->starved, true)) {
+		snprintf(text, sizeof(text),
+			 "%s; writes to parts of the device not yet allocated fail with ENOSPC until %s",
 			 why, b->file ? "memory or room on its file system is freed" :
 			 "memory is freed");
+		tell(b, text);
+	}
 }
 
 void mem_budget_resumed(struct mem_budget *b)
 {
 	if (atomic_load_explicit(&b->starved, memory_order_relaxed) &&
 	    atomic_exchange(&b->starved, false))
-		log_err("memory for new writes is available again: writes succeed again");
+		tell(b, "memory for new writes is available again: writes succeed again");
 }
 
 /*

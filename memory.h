@@ -31,6 +31,9 @@ uint64_t mem_huge_page_size(void);
 /* What a new allocation may use now: MemAvailable (0 if unknown). */
 uint64_t mem_available_now(void);
 
+/* MemAvailable and SwapFree together, now (0 if unknown). */
+uint64_t mem_spare_now(void);
+
 /*
  * The memory a store may still take: the machine's available memory, as
  * last read, less what the store took since.
@@ -43,10 +46,22 @@ struct mem_budget {
 	int64_t avail_ns;	/* when avail was read (CLOCK_MONOTONIC) */
 	atomic_bool starved;	/* the last allocation was refused */
 	bool file;		/* the store is a file: its file system may fill too */
+	bool locked;		/* the store is locked in RAM: swap is no room for it */
+	/*
+	 * With @locked, the budget is asked from queue threads that must not
+	 * wait for memory, which writing a message to a log on tmpfs can:
+	 * its messages wait here for mem_budget_say(), from another thread.
+	 */
+	char note[256];
+	atomic_bool noted;
 };
 
-/* A budget keeping @reserve bytes; @file: for a store in a file. */
-void mem_budget_init(struct mem_budget *b, uint64_t reserve, bool file);
+/*
+ * A budget keeping @reserve bytes; @file: for a store in a file;
+ * @locked: for a store whose memory is locked, which free swap cannot
+ * make room for: only MemAvailable counts then, not SwapFree.
+ */
+void mem_budget_init(struct mem_budget *b, uint64_t reserve, bool file, bool locked);
 void mem_budget_close(struct mem_budget *b);
 
 /*
@@ -66,6 +81,12 @@ void mem_budget_refused(struct mem_budget *b, const char *why);
 
 /* An allocation succeeded: if the last one was refused, say it is over. */
 void mem_budget_resumed(struct mem_budget *b);
+
+/*
+ * A locked budget's message waiting to be said, if any: say it now (the
+ * latest one: a refusal and its end both said later say only the end).
+ */
+void mem_budget_say(struct mem_budget *b);
 
 /* What may be allocated from @avail while keeping @reserve. */
 static inline uint64_t mem_beyond_reserve(uint64_t avail, uint64_t reserve)

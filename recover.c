@@ -190,6 +190,7 @@ static int open_recorded_store(const struct options *ro, bool recorded,
 		log_err("--prealloc does not apply to a compressed store");
 		return -1;
 	}
+	scfg->locked = geo->compress;	/* cmd_recover() locks its memory */
 	z->zone_size = geo->zone_size;
 	z->zone_capacity = geo->zone_capacity;
 	z->conventional = geo->conventional;
@@ -228,8 +229,10 @@ int cmd_recover(int argc, char **argv)
 		store_close(&st.store);
 		goto out;
 	}
-	if (scfg.compress)
+	if (scfg.compress) {
 		lock_memory();
+		ro.cfg.as_swap = true;
+	}
 	if (!exists) {
 		ret = rebuild(ctrl, &ro.cfg, &scfg, &st);
 		goto out;

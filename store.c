@@ -86,7 +86,7 @@ static int open_data(struct store *s, const struct store_config *cfg)
 		.size = m->size, .max_size = m->max_size, .path = m->path,
 		.create = m->create, .expect_dev = m->expect_dev,
 		.expect_ino = m->expect_ino, .reserve = m->reserve,
-		.mem_limit = cfg->mem_limit,
+		.mem_limit = cfg->mem_limit, .locked = cfg->locked,
 	});
 	s->compressed = ret == 0;
 	s->data_open = ret == 0;

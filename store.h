@@ -27,6 +27,7 @@ struct store_config {
 	 */
 	struct mem_store_config mem;
 	bool compress;		/* --compress */
+	bool locked;		/* the server locks its memory: it may be swapped to */
 	uint64_t mem_limit;	/* --mem-limit (compressed: 0, none) */
 	/* A zoned device (zone_size 0: not zoned), and its zone state file. */
 	struct zone_config zones;

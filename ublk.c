@@ -68,6 +68,11 @@
 #define STOP_CLOSE_MS		1000		/* see stop_give_up() */
 /* Bounce mode allocates every tag's buffer at start: at most this much. */
 #define BOUNCE_BYTES_PER_QUEUE	(32U << 20)
+/*
+ * So does a device that may be swapped to, within less: its buffers are
+ * locked memory taken from a machine short of it when it swaps.
+ */
+#define SWAP_BYTES_PER_QUEUE	(8U << 20)
 /* How long an unprivileged device's node may stay root's: see wait_node_ours(). */
 #define NODE_WAIT_MS		10000
 #define UBLKS_MAX_PARAM		"/sys/module/ublk_drv/parameters/ublks_max"
@@ -218,7 +223,7 @@ static int queue_prepare(struct ublk_dev *dev, unsigned i)
 	q->descs = p;
 	/* A buffer for each tag this thread owns (see tag_buf()). */
 	q->bufs_len = (size_t)((q->depth + dev->lanes - 1) / dev->lanes) * dev->buf_bytes;
-	if (dev->copy_mode == UBLK_COPY_BOUNCE) {
+	if (dev->copy_mode == UBLK_COPY_BOUNCE || dev->as_swap) {
 		p = map_resident(q->bufs_len);
 	} else {
 		p = mmap(NULL, q->bufs_len, PROT_READ | PROT_WRITE,
@@ -415,15 +420,18 @@ static void dev_fill_params(struct ublk_dev *dev, const struct ublk_config *cfg)
 
 /*
  * The per-tag buffer size, which is also the largest request.  Bounce
- * mode allocates all of them at start, so a deep queue gets smaller ones.
+ * mode, and a device that may be swapped to, allocate all of them at
+ * start, so a deep queue gets smaller ones.
  */
-static unsigned buffer_bytes(enum ublk_copy_mode mode, unsigned depth)
+static unsigned buffer_bytes(enum ublk_copy_mode mode, bool as_swap, unsigned depth)
 {
 	unsigned page = (unsigned)sysconf(_SC_PAGESIZE);
 	unsigned b = UBLK_MAX_IO_BYTES;
+	unsigned most = as_swap ? SWAP_BYTES_PER_QUEUE :
+			mode == UBLK_COPY_BOUNCE ? BOUNCE_BYTES_PER_QUEUE : 0;
 
-	if (mode == UBLK_COPY_BOUNCE && depth * b > BOUNCE_BYTES_PER_QUEUE)
-		b = BOUNCE_BYTES_PER_QUEUE / depth / page * page;
+	if (most && depth * b > most)
+		b = most / depth / page * page;
 	return b < page ? page : b;
 }
 
@@ -444,6 +452,7 @@ static struct ublk_dev *dev_new(struct ublk_ctrl *ctrl, const struct ublk_config
 	dev->ctrl = ctrl;
 	dev->ops = ops;
 	dev->copy_mode = cfg->copy_mode;
+	dev->as_swap = cfg->as_swap;
 	dev->batch = cfg->io_path == UBLK_IO_PATH_BATCH;
 	dev->poll_us = cfg->poll_us;
 	dev->lanes = cfg->queue_threads ? cfg->queue_threads : 1;
@@ -548,7 +557,7 @@ int ublk_add(struct ublk_ctrl *ctrl, const struct ublk_config *cfg,
 	dev = dev_new(ctrl, cfg, ops);
 	if (!dev)
 		return -ENOMEM;
-	dev->buf_bytes = buffer_bytes(cfg->copy_mode, cfg->depth);
+	dev->buf_bytes = buffer_bytes(cfg->copy_mode, cfg->as_swap, cfg->depth);
 	dev->info.nr_hw_queues = (uint16_t)cfg->nr_queues;
 	dev->info.queue_depth = (uint16_t)cfg->depth;
 	dev->info.max_io_buf_bytes = dev->buf_bytes;

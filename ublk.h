@@ -65,6 +65,17 @@ struct ublk_config {
 	 * a recoverable device that fails to start is kept, not deleted.
 	 */
 	bool holds_data;
+	/*
+	 * The device may serve as swap (the server locked its memory,
+	 * lock_memory()).  A queue thread may not wait for I/O
+	 * (PR_SET_IO_FLUSHER), and under the pressure that makes the kernel
+	 * swap, a page first touched could wait for a free page for ever,
+	 * and a write to a log on tmpfs for a page swapped out to this very
+	 * device: so the request buffers are allocated at start, as in
+	 * bounce mode, and queue threads say nothing of failed requests
+	 * (counted in the stats all the same).
+	 */
+	bool as_swap;
 	bool trace;		/* print every command and request */
 };
 

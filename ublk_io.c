@@ -284,11 +284,14 @@ const char *queue_label(const struct ublk_queue *q, char buf[16])
 	return buf;
 }
 
-/* Say why a request failed; a queue thread reports its first few failures only. */
+/*
+ * Say why a request failed; a queue thread reports its first few failures
+ * only, and none on a device that may be swapped to (see as_swap).
+ */
 static void queue_report_error(struct ublk_queue *q, unsigned tag, unsigned op,
 			       uint64_t off, uint64_t len, int res)
 {
-	if (q->errors_reported >= ERRORS_SHOWN)
+	if (q->errors_reported >= ERRORS_SHOWN || q->dev->as_swap)
 		return;
 	log_err("/dev/ublkb%d queue %u tag %u: %s of %llu bytes at %llu failed: %s%s",
 		 q->dev->id, q->q_id, tag, io_op_name(op), (unsigned long long)len,

@@ -98,6 +98,7 @@ struct ublk_dev {
 	struct ublksrv_ctrl_dev_info info;
 	struct ublk_params params;
 	enum ublk_copy_mode copy_mode;
+	bool as_swap;	/* ublk_config's */
 	bool batch;			/* UBLK_F_BATCH_IO: ublk_batch.c serves */
 	unsigned buf_bytes;		/* per-tag buffer, the largest request */
 	unsigned poll_us;

@@ -45,11 +45,12 @@ static void note_max(struct zalloc *a, uint64_t used)
 }
 
 /*
- * Count @bytes more if the limit allows it and the caller agrees.  The
- * compare-exchange keeps concurrent growers from passing the limit
- * together; may_grow() is asked after, and refused bytes are uncounted.
+ * Count @bytes more if the limit allows it and, if @ask, the caller
+ * agrees.  The compare-exchange keeps concurrent growers from passing the
+ * limit together; may_grow() is asked after, and refused bytes are
+ * uncounted.
  */
-static bool charge(struct zalloc *a, uint64_t bytes)
+static bool charge(struct zalloc *a, uint64_t bytes, bool ask)
 {
 	uint64_t used = atomic_load_explicit(&a->used, memory_order_relaxed);
 
@@ -59,7 +60,7 @@ static bool charge(struct zalloc *a, uint64_t bytes)
 	} while (!atomic_compare_exchange_weak_explicit(&a->used, &used, used + bytes,
 							memory_order_relaxed,
 							memory_order_relaxed));
-	if (a->may_grow && !a->may_grow(a->ctx, bytes)) {
+	if (ask && a->may_grow && !a->may_grow(a->ctx, bytes)) {
 		atomic_fetch_sub_explicit(&a->used, bytes, memory_order_relaxed);
 		return false;
 	}
@@ -72,9 +73,19 @@ void zalloc_count(struct zalloc *a, uint64_t bytes)
 	note_max(a, atomic_fetch_add_explicit(&a->used, bytes, memory_order_relaxed) + bytes);
 }
 
+int zalloc_charge(struct zalloc *a, uint64_t len)
+{
+	return charge(a, len, false) ? 0 : -ENOSPC;
+}
+
+void zalloc_uncount(struct zalloc *a, uint64_t len)
+{
+	atomic_fetch_sub_explicit(&a->used, len, memory_order_relaxed);
+}
+
 int zalloc_grow(struct zalloc *a, uint64_t off, uint64_t len)
 {
-	if (!charge(a, len))
+	if (!charge(a, len, true))
 		return -ENOSPC;
 	/*
 	 * tmpfs allocates the blocks now, or says ENOSPC; touching a hole
@@ -117,7 +128,23 @@ void zalloc_shrink(struct zalloc *a, uint64_t off, uint64_t len)
 	if (ret < 0 && !atomic_exchange(&a->punch_failed, true))
 		log_err("compressed store: cannot give %llu bytes back to the machine: %s",
 			(unsigned long long)len, strerror(errno));
-	atomic_fetch_sub_explicit(&a->used, len, memory_order_relaxed);
+	zalloc_uncount(a, len);
+}
+
+int zalloc_prefault(struct zalloc *a, uint64_t off, uint64_t len)
+{
+	/* As in zalloc_grow(): a hole of a full tmpfs would be a SIGBUS. */
+	if (a->fd >= 0 && fallocate(a->fd, 0, (off_t)off, (off_t)len) < 0)
+		return errno == ENOSPC || errno == EFBIG ? -ENOSPC : -errno;
+	/*
+	 * Page by page, not MADV_POPULATE_WRITE: that holds the process's
+	 * mmap lock through the reclaim a fault may wait in, and a queue
+	 * thread's mmap() would then wait for it, and the kernel for them.
+	 */
+	for (uint64_t at = off; at < off + len; at += a->gran)
+		atomic_fetch_add_explicit((_Atomic uint64_t *)(void *)(a->base + at), 0,
+					  memory_order_relaxed);
+	return 0;
 }
 
 /* ---- slabs ---- */
@@ -133,9 +160,28 @@ static inline uint32_t slab_of(const struct zalloc *a, uint64_t off)
 	return (uint32_t)((off - a->arena) / a->slab_size);
 }
 
+/* Take slab @n off the reserve's list, or put it on (under the slab lock). */
+static uint32_t warm_pop(struct zalloc *a)
+{
+	uint32_t n = a->warm;
+
+	a->warm = a->slab[n].next;
+	atomic_fetch_sub_explicit(&a->nr_warm, 1, memory_order_relaxed);
+	return n;
+}
+
+static void warm_push(struct zalloc *a, uint32_t n)
+{
+	a->slab[n].next = a->warm;
+	a->warm = n;
+	atomic_fetch_add_explicit(&a->nr_warm, 1, memory_order_relaxed);
+}
+
 /*
- * A slab of memory for some class: a released one if any, else the next
- * after the highest used.  Its memory is asked for first; 0 or -ENOSPC.
+ * A slab of memory for some class: one of the reserve's if it holds any
+ * (resident already: only the limit is asked), else a released one, else
+ * the next after the highest used, whose memory is asked for first (and
+ * touched only as the class fills it).  0 or -ENOSPC.
  */
 static int slab_get(struct zalloc *a, uint32_t *n)
 {
@@ -143,6 +189,13 @@ static int slab_get(struct zalloc *a, uint32_t *n)
 	int ret = -ENOSPC;
 
 	pthread_mutex_lock(&a->slab_lock);
+	if (a->warm != NO_SLAB) {
+		ret = zalloc_charge(a, a->slab_size);
+		if (ret == 0)
+			*n = warm_pop(a);
+		pthread_mutex_unlock(&a->slab_lock);
+		return ret;
+	}
 	s = a->free_slabs != NO_SLAB ? a->free_slabs : a->nr_slabs;
 	if (s < a->max_slabs)
 		ret = zalloc_grow(a, slab_off(a, s), a->slab_size);
@@ -157,14 +210,89 @@ static int slab_get(struct zalloc *a, uint32_t *n)
 	return ret;
 }
 
-/* Give an empty slab's memory back and keep its place for reuse. */
+/*
+ * An empty slab: into the reserve, resident, if it is short; else its
+ * memory goes back and its place is kept for reuse.
+ */
 static void slab_put(struct zalloc *a, uint32_t n)
 {
+	pthread_mutex_lock(&a->slab_lock);
+	if (atomic_load_explicit(&a->nr_warm, memory_order_relaxed) < a->warm_target) {
+		warm_push(a, n);
+		pthread_mutex_unlock(&a->slab_lock);
+		zalloc_uncount(a, a->slab_size);
+		return;
+	}
+	pthread_mutex_unlock(&a->slab_lock);
 	zalloc_shrink(a, slab_off(a, n), a->slab_size);
 	pthread_mutex_lock(&a->slab_lock);
 	a->slab[n].next = a->free_slabs;
 	a->free_slabs = n;
 	pthread_mutex_unlock(&a->slab_lock);
+}
+
+/* ---- the reserve ---- */
+
+void zalloc_reserve_set(struct zalloc *a, uint32_t slabs)
+{
+	pthread_mutex_lock(&a->slab_lock);
+	a->warm_target = slabs;
+	pthread_mutex_unlock(&a->slab_lock);
+}
+
+bool zalloc_reserve_short(const struct zalloc *a)
+{
+	return atomic_load_explicit(&a->nr_warm, memory_order_relaxed) < a->warm_target;
+}
+
+/*
+ * Make slab @n resident: its memory and, in private memory, its
+ * metadata and raw owner words, which a class starting on it writes.
+ * Nobody else uses the slab meanwhile.
+ */
+static int warm_up(struct zalloc *a, uint32_t n)
+{
+	unsigned raw = a->slab_size / ZPAGE;
+	int ret = zalloc_prefault(a, slab_off(a, n), a->slab_size);
+
+	if (ret < 0)
+		return ret;
+	memset(&a->raw_owner[(uint64_t)n * raw], 0, raw * sizeof(*a->raw_owner));
+	a->slab[n].in_use = false;
+	return 0;
+}
+
+int zalloc_reserve_fill(struct zalloc *a)
+{
+	int added = 0, ret = 0;
+
+	while (ret == 0 && zalloc_reserve_short(a)) {
+		uint32_t n = NO_SLAB;
+
+		/* A place in the arena, taken under the lock... */
+		pthread_mutex_lock(&a->slab_lock);
+		if (a->free_slabs != NO_SLAB) {
+			n = a->free_slabs;
+			a->free_slabs = a->slab[n].next;
+		} else if (a->nr_slabs < a->max_slabs) {
+			n = a->nr_slabs++;
+		}
+		pthread_mutex_unlock(&a->slab_lock);
+		if (n == NO_SLAB)
+			return added ? added : -ENOSPC;
+		/* ...its memory touched without it, then into the reserve. */
+		ret = warm_up(a, n);
+		pthread_mutex_lock(&a->slab_lock);
+		if (ret == 0) {
+			warm_push(a, n);
+			added++;
+		} else {
+			a->slab[n].next = a->free_slabs;
+			a->free_slabs = n;
+		}
+		pthread_mutex_unlock(&a->slab_lock);
+	}
+	return ret < 0 && !added ? ret : added;
 }
 
 /* ---- a class's slabs, by fullness ---- */
@@ -549,6 +677,7 @@ int zalloc_init(struct zalloc *a, const struct zalloc_config *cfg)
 	a->slab_size = cfg->slab_size;
 	a->max_slabs = cfg->max_slabs;
 	a->free_slabs = NO_SLAB;
+	a->warm = NO_SLAB;
 	a->limit = cfg->limit;
 	a->may_grow = cfg->may_grow;
 	a->ctx = cfg->ctx;

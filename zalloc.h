@@ -30,6 +30,22 @@
  * allocates the file's blocks (fallocate) before anything touches them,
  * so that a full tmpfs is an ENOSPC rather than a SIGBUS.
  *
+ * The reserve.  A server used as swap serves the kernel's swap-out
+ * writes from queue threads that may not wait for I/O (PR_SET_IO_FLUSHER):
+ * when such a thread touches memory never touched before, the kernel must
+ * find a free page without swapping, and under the very pressure that
+ * makes it swap there is none; it never OOM-kills for such a fault
+ * either, so the thread waits for ever, and the kernel with it, for the
+ * write it is serving.  zram allocates from the kernel's own reserves
+ * there; a userspace server needs one of its own.  So a backend may ask
+ * for a reserve (zalloc_reserve_set()): free slabs whose memory is
+ * already resident (touched, hence locked under mlockall; on a file,
+ * allocated too), which a new slab is taken from first; a thread that
+ * may wait fills it (zalloc_reserve_fill()), holding no lock while it
+ * touches memory; an emptied slab goes back to it rather than to the
+ * machine while it is short.  Its slabs are not in the store's memory
+ * (mem_used_total) until taken: they count as the private metadata does.
+ *
  * Locks: a mutex per class; a slab lock under it, held only to take or
  * return a slab.  Callers take a class lock while holding nothing of
  * this file's.
@@ -96,6 +112,9 @@ struct zalloc {
 	uint32_t max_slabs;	/* the arena reserved */
 	uint32_t nr_slabs;	/* slabs ever used: the file holds this many */
 	uint32_t free_slabs;	/* released slabs below nr_slabs, a list */
+	uint32_t warm;		/* the reserve: resident free slabs, a list */
+	_Atomic uint32_t nr_warm;
+	uint32_t warm_target;	/* slabs the reserve should hold; 0: none */
 	pthread_mutex_t slab_lock;
 	struct zslab *slab;	/* max_slabs of them */
 	uint64_t *raw_owner;	/* owner words of raw slots, by arena page */
@@ -144,6 +163,34 @@ void zalloc_shrink(struct zalloc *a, uint64_t off, uint64_t len);
 /* Count @bytes already there (the header; a store reopened). */
 void zalloc_count(struct zalloc *a, uint64_t bytes);
 
+/*
+ * For memory made resident beforehand (zalloc_prefault()): count @len
+ * bytes more if the limit allows, asking nothing else; 0 or -ENOSPC.
+ * zalloc_uncount() stops counting them and leaves them resident.
+ */
+int zalloc_charge(struct zalloc *a, uint64_t len);
+void zalloc_uncount(struct zalloc *a, uint64_t len);
+
+/*
+ * Make [@off, @off + @len) resident without counting it: on a file,
+ * allocate its blocks, then touch every machine page with an atomic add
+ * of 0, which changes no byte even of memory in use.  0 or -errno.
+ */
+int zalloc_prefault(struct zalloc *a, uint64_t off, uint64_t len);
+
+/* ---- the reserve (see the top) ---- */
+
+/* Keep @slabs slabs in the reserve from now on (0: none). */
+void zalloc_reserve_set(struct zalloc *a, uint32_t slabs);
+/* Does the reserve hold fewer slabs than it should? */
+bool zalloc_reserve_short(const struct zalloc *a);
+/*
+ * Top the reserve up, touching the slabs' memory with no lock held: the
+ * slabs added (0: it was full), or -ENOSPC (the arena reserved is full,
+ * or the file system).  From a thread that may wait for memory.
+ */
+int zalloc_reserve_fill(struct zalloc *a);
+
 /* The class of an object holding @len bytes of page (ZPAGE: raw). */
 unsigned zalloc_class(uint32_t len);
 
@@ -155,8 +202,10 @@ static inline char *zalloc_data(const struct zalloc *a, uint64_t off, unsigned c
 
 /*
  * Allocate an object of class @cls owned by device page @owner: its
- * offset in *@off.  0, or -ENOSPC when a new slab is needed and refused
- * (or the arena reserved is full).
+ * offset in *@off.  A new slab comes from the reserve if it holds one
+ * (only the limit is asked then), else from zalloc_grow().  0, or
+ * -ENOSPC when a new slab is needed and refused (or the arena reserved
+ * is full).
  */
 int zalloc_alloc(struct zalloc *a, unsigned cls, uint64_t owner, uint64_t *off);
 /* Free the object at @off; an emptied slab goes back to the machine. */

@@ -220,6 +220,26 @@ static inline uint64_t ipage_off(const struct zstore *z, uint64_t region, uint64
 }
 
 /*
+ * Count the index or fill page at @off as the store's memory, or stop.
+ * Normally it is allocated then, and given back after; once the whole
+ * index was made resident (zstore_prefault_index()) it stays resident,
+ * and only the count changes: then a write needs no fresh memory for it.
+ */
+static int ipage_grow(struct zstore *z, uint64_t off)
+{
+	return z->index_resident ? zalloc_charge(&z->a, z->a.gran) :
+				   zalloc_grow(&z->a, off, z->a.gran);
+}
+
+static void ipage_shrink(struct zstore *z, uint64_t off)
+{
+	if (z->index_resident)
+		zalloc_uncount(&z->a, z->a.gran);
+	else
+		zalloc_shrink(&z->a, off, z->a.gran);
+}
+
+/*
  * Take a reference on the index page of page @p, which keeps it from
  * being given back.  1; 0 if it is absent (every entry in it EMPTY) and
  * @grow is false; with @grow an absent one is allocated first, or
@@ -240,7 +260,7 @@ static int ipage_get(struct zstore *z, uint64_t p, bool grow)
 	pthread_mutex_lock(&z->ilock);
 	v = atomic_load(st);
 	if (!(v & IP_PRESENT))
-		ret = zalloc_grow(&z->a, ipage_off(z, z->index_off, p / z->per_ipage), z->a.gran);
+		ret = ipage_grow(z, ipage_off(z, z->index_off, p / z->per_ipage));
 	if (ret == 0)
 		atomic_fetch_add(st, v & IP_PRESENT ? 1 : IP_PRESENT | 1);
 	pthread_mutex_unlock(&z->ilock);
@@ -257,9 +277,9 @@ static void ipage_release(struct zstore *z, uint64_t ip)
 	v = atomic_load(st);
 	/* A get that won the race keeps it: the exchange then fails. */
 	if ((v & IP_PRESENT) && !(v & IP_COUNT) && atomic_compare_exchange_strong(st, &v, 0)) {
-		zalloc_shrink(&z->a, ipage_off(z, z->index_off, ip), z->a.gran);
+		ipage_shrink(z, ipage_off(z, z->index_off, ip));
 		if (v & IP_FILL)
-			zalloc_shrink(&z->a, ipage_off(z, z->fill_off, ip), z->a.gran);
+			ipage_shrink(z, ipage_off(z, z->fill_off, ip));
 	}
 	pthread_mutex_unlock(&z->ilock);
 }
@@ -281,7 +301,7 @@ static int fill_get(struct zstore *z, uint64_t p)
 		return 0;
 	pthread_mutex_lock(&z->ilock);
 	if (!(atomic_load(st) & IP_FILL)) {
-		ret = zalloc_grow(&z->a, ipage_off(z, z->fill_off, p / z->per_ipage), z->a.gran);
+		ret = ipage_grow(z, ipage_off(z, z->fill_off, p / z->per_ipage));
 		if (ret == 0)
 			atomic_fetch_or(st, IP_FILL);
 	}
@@ -675,6 +695,20 @@ static int compact_class(struct zstore *z, unsigned cls)
 	}
 	zalloc_compact_end(&z->a, cls);
 	return moved;
+}
+
+/*
+ * The index and fill words together, at most some MiB for a device of
+ * some GiB: made resident now, they stay so (ipage_grow()).  Their pages
+ * not in use are not counted.
+ */
+int zstore_prefault_index(struct zstore *z)
+{
+	int ret = zalloc_prefault(&z->a, z->index_off, z->a.arena - z->index_off);
+
+	if (ret == 0)
+		z->index_resident = true;
+	return ret;
 }
 
 /* Every class in turn: a class's lock is held only for its own pass. */

@@ -95,6 +95,7 @@ struct zstore {
 	_Atomic uint32_t *ipage;
 	uint64_t nr_ipages;
 	pthread_mutex_t ilock;		/* makes index pages present or absent */
+	bool index_resident;		/* zstore_prefault_index() was called */
 	pthread_mutex_t resize_lock;
 	/* What zstore_stats() says (rebuilt on reopen). */
 	_Atomic uint64_t stored_pages, compr_bytes, same_pages, huge_pages, huge_since;
@@ -154,6 +155,16 @@ int zstore_resize(struct zstore *z, uint64_t new_size);
  * for the future: it cannot fail today.
  */
 int zstore_compact(struct zstore *z);
+
+/*
+ * Make the whole index (and the fill words beside it) resident, and keep
+ * it so, counting only the pages in use as before: a write then never
+ * needs fresh memory for the index (a store used as swap must not: see
+ * the reserve in zalloc.h).  It costs 16 bytes of memory for each 4 KiB
+ * of max_size, for good.  Call it before any I/O.  0 or -errno (-ENOSPC:
+ * the file system is full); on failure nothing is kept resident.
+ */
+int zstore_prefault_index(struct zstore *z);
 
 /*
  * Does the file @fd begin as a store laid out by zstore_open() does?  (For

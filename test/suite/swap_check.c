@@ -2,7 +2,7 @@
  * swap_check.c - fill more anonymous memory than the machine has with
  * pages of known contents, then read every page back, for the swap test.
  *
- *   swap_check [--wait] MIB
+ *   swap_check [--wait] [--one-pass] MIB
  *
  * Maps MIB MiB of private anonymous memory and writes every 4 KiB page
  * of it: its first half is a line naming the page's index followed by
@@ -13,7 +13,8 @@
  * pages than RAM, the kernel has to swap most of them out.
  *
  * Then every page is read back and compared with what was written, twice:
- * in order, then in a strided order that visits all pages far apart. It
+ * in order, then in a strided order that visits all pages far apart
+ * (--one-pass: in order only). It
  * prints a line per 128 MiB dirtied and per pass ("dirtied N MiB",
  * "verified N pages"). With --wait it stops once every page is dirtied,
  * says "waiting", and goes on when a line (or end of file) arrives on
@@ -149,20 +150,28 @@ static void wait_for_go(void)
 
 int main(int argc, char **argv)
 {
-	int wait = argc > 1 && strcmp(argv[1], "--wait") == 0;
+	int wait = 0, one_pass = 0, a = 1;
 	uint64_t mib, pages, i, k, stride;
 	unsigned char *mem;
 	char *end;
 	double t0;
 
-	if (argc != 2 + wait) {
-		fprintf(stderr, "usage: swap_check [--wait] MIB\n");
+	for (; a < argc && argv[a][0] == '-'; a++) {
+		if (strcmp(argv[a], "--wait") == 0)
+			wait = 1;
+		else if (strcmp(argv[a], "--one-pass") == 0)
+			one_pass = 1;
+		else
+			break;
+	}
+	if (argc != a + 1) {
+		fprintf(stderr, "usage: swap_check [--wait] [--one-pass] MIB\n");
 		return 2;
 	}
 	errno = 0;
-	mib = strtoull(argv[1 + wait], &end, 10);
+	mib = strtoull(argv[a], &end, 10);
 	if (errno || *end || mib == 0 || mib > (SIZE_MAX >> 21)) {
-		fprintf(stderr, "swap_check: bad size '%s' (MiB)\n", argv[1 + wait]);
+		fprintf(stderr, "swap_check: bad size '%s' (MiB)\n", argv[a]);
 		return 2;
 	}
 	pages = mib * (1024 * 1024 / PAGE);
@@ -192,6 +201,8 @@ int main(int argc, char **argv)
 			return 1;
 	printf("verified %" PRIu64 " pages in order in %.1f s\n", pages, now() - t0);
 	fflush(stdout);
+	if (one_pass)
+		return 0;
 
 	t0 = now();
 	stride = stride_for(pages);

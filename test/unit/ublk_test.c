@@ -204,19 +204,23 @@ static void test_buffer_bytes(void)
 {
 	unsigned page = (unsigned)sysconf(_SC_PAGESIZE);
 
-	CHECK(buffer_bytes(UBLK_COPY_GET_DATA, 4096) == UBLK_MAX_IO_BYTES &&
-	      buffer_bytes(UBLK_COPY_USER, 128) == UBLK_MAX_IO_BYTES,
+	CHECK(buffer_bytes(UBLK_COPY_GET_DATA, false, 4096) == UBLK_MAX_IO_BYTES &&
+	      buffer_bytes(UBLK_COPY_USER, false, 128) == UBLK_MAX_IO_BYTES,
 	      "get_data and user_copy keep 512 KiB requests", "%u, %u",
-	      buffer_bytes(UBLK_COPY_GET_DATA, 4096), buffer_bytes(UBLK_COPY_USER, 128));
-	CHECK(buffer_bytes(UBLK_COPY_BOUNCE, 64) == UBLK_MAX_IO_BYTES &&
-	      buffer_bytes(UBLK_COPY_BOUNCE, 128) == 256 * 1024 &&
-	      buffer_bytes(UBLK_COPY_BOUNCE, 4096) == 8192,
+	      buffer_bytes(UBLK_COPY_GET_DATA, false, 4096), buffer_bytes(UBLK_COPY_USER, false, 128));
+	CHECK(buffer_bytes(UBLK_COPY_BOUNCE, false, 64) == UBLK_MAX_IO_BYTES &&
+	      buffer_bytes(UBLK_COPY_BOUNCE, false, 128) == 256 * 1024 &&
+	      buffer_bytes(UBLK_COPY_BOUNCE, false, 4096) == 8192,
 	      "bounce: 32 MiB a queue, in whole pages", "64: %u, 128: %u, 4096: %u",
-	      buffer_bytes(UBLK_COPY_BOUNCE, 64), buffer_bytes(UBLK_COPY_BOUNCE, 128),
-	      buffer_bytes(UBLK_COPY_BOUNCE, 4096));
-	CHECK(buffer_bytes(UBLK_COPY_BOUNCE, 4096) % page == 0 &&
-	      buffer_bytes(UBLK_COPY_BOUNCE, 4096) >= page,
-	      "bounce buffers are at least a page", "%u", buffer_bytes(UBLK_COPY_BOUNCE, 4096));
+	      buffer_bytes(UBLK_COPY_BOUNCE, false, 64), buffer_bytes(UBLK_COPY_BOUNCE, false, 128),
+	      buffer_bytes(UBLK_COPY_BOUNCE, false, 4096));
+	CHECK(buffer_bytes(UBLK_COPY_BOUNCE, false, 4096) % page == 0 &&
+	      buffer_bytes(UBLK_COPY_BOUNCE, false, 4096) >= page,
+	      "bounce buffers are at least a page", "%u", buffer_bytes(UBLK_COPY_BOUNCE, false, 4096));
+	CHECK(buffer_bytes(UBLK_COPY_GET_DATA, true, 128) == 64 * 1024 &&
+	      buffer_bytes(UBLK_COPY_USER, true, 16) == UBLK_MAX_IO_BYTES,
+	      "a device that may be swapped to: 8 MiB a queue", "128: %u, 16: %u",
+	      buffer_bytes(UBLK_COPY_GET_DATA, true, 128), buffer_bytes(UBLK_COPY_USER, true, 16));
 }
 
 /* user_data and the USER_COPY file offset keep their fields apart. */

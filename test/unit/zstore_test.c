@@ -13,6 +13,10 @@
  *     process's RSS (anonymous) or the file's blocks (tmpfs);
  *   - mem_limit and may_grow: writes past them fail with ENOSPC, change
  *     nothing, and the store goes on working;
+ *   - the reserve (a store used as swap): with the index resident and
+ *     4 slabs in reserve, writes go on while may_grow() refuses, until
+ *     the reserve runs dry (ENOSPC); neither is counted; zeroed, the
+ *     slabs go back to the reserve, and a file store reopens whole;
  *   - compaction: half the pages zeroed, compacted, memory drops, the
  *     data stays;
  *   - resize; a 1 TiB store with three pages written costs three index
@@ -733,6 +737,86 @@ static void test_mem_limit(void)
 	tstore_free(&t);
 }
 
+/* ---- the reserve ---- */
+
+/* A may_grow() that says yes until told no. */
+static bool grow_until(void *ctx, uint64_t bytes)
+{
+	(void)bytes;
+	return !*(bool *)ctx;
+}
+
+/* Write random (raw) pages from @p on until one fails; how many did not. */
+static uint64_t write_until_refused(struct zstore *z, u8 *shadow, uint64_t p, uint64_t n,
+				    int *ret)
+{
+	u8 page[PG];
+	uint64_t ok = 0;
+
+	for (*ret = 0; p + ok < n; ok++) {
+		fill_random(page, PG);
+		*ret = twrite(z, shadow, page, (p + ok) * PG, PG);
+		if (*ret)
+			break;
+	}
+	return ok;
+}
+
+static void test_reserve(bool file)
+{
+	const uint64_t size = 16 * MiB, n = size / PG, raw = ZSLAB / PG;
+	const char *kind = file ? "file" : "anon";
+	u8 *shadow = xcalloc(size);
+	struct first_error e = { 0 };
+	bool refuse = false;
+	struct tstore t;
+	uint64_t used0, ok;
+	int ret;
+
+	if (!CHECK_RES(tstore_new(&t, file, &(struct topts){ .size = size,
+			.may_grow = grow_until, .ctx = &refuse }), 0, "reserve: open"))
+		goto out;
+	used0 = stats(&t.z).mem_used_total;
+	CHECK_RES(zstore_prefault_index(&t.z), 0, "reserve: the index made resident");
+	zalloc_reserve_set(&t.z.a, 4);
+	ret = zalloc_reserve_fill(&t.z.a);
+	CHECK(ret == 4 && stats(&t.z).mem_used_total == used0 &&
+	      resident_bytes(&t.z) >= used0 + 4 * ZSLAB + (t.z.a.arena - t.z.index_off),
+	      "reserve: 4 slabs and the index resident, not counted",
+	      "%s: filled %d, used %llu (was %llu), resident %llu", kind, ret,
+	      (unsigned long long)stats(&t.z).mem_used_total, (unsigned long long)used0,
+	      (unsigned long long)resident_bytes(&t.z));
+
+	/* Memory refused: raw pages fill the reserve's 4 slabs, then ENOSPC. */
+	refuse = true;
+	ok = write_until_refused(&t.z, shadow, 0, n, &ret);
+	CHECK(ret == -ENOSPC && ok == 4 * raw && zalloc_reserve_short(&t.z.a),
+	      "reserve: writes go on from it while memory is refused, then fail",
+	      "%s: %s after %llu pages", kind, res_name(ret), (unsigned long long)ok);
+	verify_all(&t.z, shadow, size, &e);
+	CHECK_NO_ERROR(e, "reserve: what was written from it reads back");
+
+	/* Zeroed, the slabs go back to the reserve, and the count to the start. */
+	zstore_zero(&t.z, 0, size);
+	memset(shadow, 0, size);
+	CHECK(stats(&t.z).mem_used_total == used0 && !zalloc_reserve_short(&t.z.a),
+	      "reserve: zeroed, its slabs come back to it, uncounted",
+	      "%s: used %llu (was %llu), short %d", kind,
+	      (unsigned long long)stats(&t.z).mem_used_total, (unsigned long long)used0,
+	      zalloc_reserve_short(&t.z.a));
+	ok = write_until_refused(&t.z, shadow, 8, n, &ret);
+	CHECK(ret == -ENOSPC && ok == 4 * raw, "reserve: and serve writes again",
+	      "%s: %s after %llu pages", kind, res_name(ret), (unsigned long long)ok);
+	if (file) {
+		CHECK_RES(tstore_reopen(&t), 0, "reserve: the file store reopens");
+		verify_all(&t.z, shadow, size, &e);
+		CHECK_NO_ERROR(e, "reserve: and reads back what was written from it");
+	}
+out:
+	tstore_free(&t);
+	free(shadow);
+}
+
 /* ---- compaction ---- */
 
 static void test_compaction(bool file)
@@ -1400,6 +1484,8 @@ int main(int argc, char **argv)
 			test_round_trip(file);
 		if (wanted(argc, argv, "memory"))
 			test_memory_returns(file);
+		if (wanted(argc, argv, "reserve"))
+			test_reserve(file);
 		if (wanted(argc, argv, "compaction"))
 			test_compaction(file);
 		if (wanted(argc, argv, "resize"))
