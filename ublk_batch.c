@@ -223,6 +223,8 @@ static int batch_arm_fetch(struct ublk_queue *q, unsigned slot)
 				 batch_user_data(B_FETCH, slot));
 	b->armed[slot] = true;
 	b->rearm[slot] = false;
+	if (__builtin_expect(q->dev->trace, 0))
+		log_err("q%u FETCH_IO_CMDS %u armed", q->q_id, slot);
 	return 0;
 }
 
@@ -395,6 +397,9 @@ static int batch_fetched(struct ublk_queue *q, const struct io_uring_cqe *cqe)
 		b->retired = true;	/* the device is going away */
 	} else if (cqe->res == -ENOBUFS || cqe->res >= 0) {
 		b->rearm[slot] = true;
+		if (__builtin_expect(q->dev->trace, 0))
+			log_err("q%u FETCH_IO_CMDS %u ended: %s", q->q_id, slot,
+				 cqe->res < 0 ? "no buffer left" : "done");
 	} else {
 		log_err("/dev/ublkb%d queue %u: FETCH_IO_CMDS failed: %s",
 			 q->dev->id, q->q_id, strerror(-cqe->res));
