@@ -47,7 +47,8 @@ static int read_meminfo(int fd, char *buf, size_t len)
 	return 0;
 }
 
-static uint64_t meminfo_now(const char *name)
+/* Field @name of /proc/meminfo now, plus field @also if given; 0 if unknown. */
+static uint64_t meminfo_now(const char *name, const char *also)
 {
 	char buf[4096];
 	uint64_t v = 0;
@@ -56,42 +57,33 @@ static uint64_t meminfo_now(const char *name)
 	if (fd < 0)
 		return 0;
 	if (read_meminfo(fd, buf, sizeof(buf)) == 0)
-		v = meminfo_field(buf, name);
+		v = meminfo_field(buf, name) + (also ? meminfo_field(buf, also) : 0);
 	close(fd);
 	return v;
 }
 
 uint64_t mem_total_bytes(void)
 {
-	uint64_t total = meminfo_now("MemTotal:") + meminfo_now("SwapTotal:");
+	uint64_t total = meminfo_now("MemTotal:", "SwapTotal:");
 
 	return total ? total : UINT64_MAX;	/* unknown: do not refuse */
 }
 
 uint64_t mem_default_reserve(void)
 {
-	uint64_t r = meminfo_now("MemTotal:") / 32;
+	uint64_t r = meminfo_now("MemTotal:", NULL) / 32;
 
 	return r < 64 * MiB ? 64 * MiB : r > 1024 * MiB ? 1024 * MiB : r;
 }
 
 uint64_t mem_available_now(void)
 {
-	return meminfo_now("MemAvailable:");
+	return meminfo_now("MemAvailable:", NULL);
 }
 
 uint64_t mem_spare_now(void)
 {
-	char buf[4096];
-	uint64_t v = 0;
-	int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return 0;
-	if (read_meminfo(fd, buf, sizeof(buf)) == 0)
-		v = meminfo_field(buf, "MemAvailable:") + meminfo_field(buf, "SwapFree:");
-	close(fd);
-	return v;
+	return meminfo_now("MemAvailable:", "SwapFree:");
 }
 
 /* A small sysfs file's first line, or "" when it cannot be read. */
