@@ -173,6 +173,14 @@ case "; $SKIPPED" in *"; $REF: "*) REF_SKIPPED=1 ;; esac
 CSV_CHECK_START='
 function num(x) { return x ~ /^[0-9]+(\.[0-9]+)?$/ }
 function bad(msg) { print "bench-check: " file " line " FNR ": " msg > "/dev/stderr"; errs++ }
+# Every expected key (count[KEY] rows seen) has one row per round.
+function rows_per_round(  k) {
+	for (k in want)
+		if (count[k] != rounds) {
+			print "bench-check: " file ": " count[k] + 0 " rows for " k ", not " rounds > "/dev/stderr"
+			errs++
+		}
+}
 BEGIN {
 	n = split(expected, E, "\n")
 	for (i = 1; i <= n; i++)
@@ -225,11 +233,7 @@ awk -F, -v file=raw.csv -v expected="$EXPECTED" -v rounds="$ROUNDS" \
 	if ($1 ~ /^(ublk-mem|nbdkit)/ && !num($10)) bad(k ": server CPU per I/O is \"" $10 "\"")
 }
 END {
-	for (k in want)
-		if (count[k] != rounds) {
-			print "bench-check: raw.csv: " count[k] + 0 " rows for " k ", not " rounds > "/dev/stderr"
-			errs++
-		}
+	rows_per_round()
 	exit errs > 0
 }' "$DIR/raw.csv" || bad "raw.csv is incomplete or malformed"
 
@@ -301,11 +305,7 @@ if [ "$(meta matrix)" = compress ]; then
 		if ($4 <= 0 || $5 <= 0 || $6 <= 0) bad(k ": nothing held, compressed or used")
 	}
 	END {
-		for (k in want)
-			if (count[k] != rounds) {
-				print "bench-check: compress.csv: " count[k] + 0 " rows for " k ", not " rounds > "/dev/stderr"
-				errs++
-			}
+		rows_per_round()
 		exit errs > 0
 	}' "$DIR/compress.csv" || bad "compress.csv is incomplete or malformed"
 	grep -q '^## compressed: ' "$DIR/summary.md" || bad "summary.md does not title the run compressed"
