@@ -320,9 +320,12 @@ static u8 *compress_sequences(uint16_t *table, const u8 *base, size_t len,
 
 /*
  * One block (see lz4.h): a cleared table, the sequences, the last
- * literals.  The table is cleared every time (16 KiB, about 1% of the
- * time a page takes): positions left by a longer input could point past
- * the end of this one, and the reference starts from zeros too.
+ * literals.  The table is cleared every time: positions left by a longer
+ * input could point past the end of this one, and the reference starts
+ * from zeros too.  On hardware that is about 1% of the time a page takes.
+ * It is cleared 1 KiB at a time: one memset() of 16 KiB is a `rep stosb`
+ * in glibc on x86, which emulators run a byte at a time (under qemu's TCG
+ * it took longer than compressing the page; memory.h, MEM_PIECE).
  */
 size_t lz4_compress(struct lz4_table *t, const void *src, size_t len,
 		    void *dst, size_t cap)
@@ -333,7 +336,8 @@ size_t lz4_compress(struct lz4_table *t, const void *src, size_t len,
 	if (len > LZ4_MAX_INPUT)
 		return 0;
 	if (len >= MIN_INPUT) {
-		memset(t->pos, 0, sizeof(t->pos));
+		for (size_t i = 0; i < sizeof(t->pos); i += 1024)
+			memset((char *)t->pos + i, 0, 1024);
 		op = compress_sequences(t->pos, base, len, op, oend, &anchor);
 		if (!op)
 			return 0;

@@ -634,7 +634,7 @@ static int clear_range(struct mem_store *s, uint64_t from, uint64_t to)
 			return -errno;
 		return 0;
 	}
-	memset(s->base + from, 0, (start < to ? start : to) - from);
+	mem_zero(s->base + from, (start < to ? start : to) - from);
 	if (start >= end)
 		return 0;
 	if (s->locked)
@@ -746,7 +746,7 @@ int mem_store_read(void *data, void *buf, uint64_t off, uint32_t len)
 
 		return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
 	}
-	memcpy(buf, s->base + off, len);
+	mem_copy(buf, s->base + off, len);
 	return 0;
 }
 
@@ -757,7 +757,7 @@ int mem_store_write(void *data, const void *buf, uint64_t off, uint32_t len)
 
 	if (ret < 0)
 		return ret;
-	memcpy(s->base + off, buf, len);
+	mem_copy(s->base + off, buf, len);
 	return 0;
 }
 
@@ -786,7 +786,7 @@ static int zero_in_page(struct mem_store *s, uint64_t off, uint64_t len)
 	    madvise(s->base + page, s->page, MADV_POPULATE_WRITE) < 0 &&
 	    errno != EINVAL)
 		return -ENOSPC;
-	memset(s->base + off, 0, len);
+	mem_zero(s->base + off, len);
 	return 0;
 }
 
@@ -834,7 +834,7 @@ int mem_store_zero(void *data, uint64_t off, uint64_t len)
 		return 0;
 	if (s->locked) {
 		/* Locked memory stays allocated: just clear it. */
-		memset(s->base + off, 0, len);
+		mem_zero(s->base + off, len);
 		return 0;
 	}
 	if (s->fd >= 0) {

@@ -33,6 +33,7 @@
 #define _GNU_SOURCE
 #include "zone.h"
 #include "log.h"
+#include "memory.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -427,7 +428,7 @@ static int zoned_read(void *data, void *buf, uint64_t off, uint32_t len)
 			if (ret)
 				return ret;
 		}
-		memset(p + valid, 0, n - valid);
+		mem_zero(p + valid, n - valid);
 		p += n;
 		off += n;
 		len -= n;

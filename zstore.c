@@ -64,6 +64,7 @@
 #include "zstore.h"
 #include "log.h"
 #include "lz4.h"
+#include "memory.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -388,7 +389,7 @@ static int load_page(struct zstore *z, uint64_t e, uint64_t p, unsigned char *ds
 			return corrupt_page(z, p);
 		return 0;
 	default:
-		memset(dst, 0, ZPAGE);
+		mem_zero(dst, ZPAGE);
 		return 0;
 	}
 }
@@ -542,7 +543,7 @@ static int read_page(struct zstore *z, unsigned char *tmp, uint64_t p, unsigned 
 	int ret = ipage_get(z, p, false);
 
 	if (ret == 0) {
-		memset(dst, 0, len);
+		mem_zero(dst, len);
 		return 0;
 	}
 	e = entry_lock(z, p);
