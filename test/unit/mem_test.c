@@ -568,6 +568,36 @@ static void test_unwritten_reads_zero(void)
  * the whole store matches a model that got the same writes, so no write
  * spilled into its neighbours.
  */
+/*
+ * mem_copy() and mem_zero() (memory.h) work in pieces: every length
+ * around a piece's edge copies or clears exactly its bytes, not one
+ * byte more, from any alignment.
+ */
+static void test_copy_in_pieces(void)
+{
+	static const size_t lens[] = { 0, 1, MEM_PIECE - 1, MEM_PIECE, MEM_PIECE + 1,
+				       3 * MEM_PIECE + 7, 128 * 1024 + 3 };
+	static unsigned char src[128 * 1024 + 64], dst[128 * 1024 + 64];
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (unsigned char)(i * 131 + 7);
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+		for (size_t at = 0; at < 3; at++) {
+			size_t n = lens[l];
+
+			memset(dst, 0xa5, sizeof(dst));
+			mem_copy(dst + at, src + 5, n);
+			for (size_t i = 0; i < sizeof(dst); i++)
+				bad += dst[i] != (i >= at && i < at + n ? src[5 + i - at] : 0xa5);
+			mem_zero(dst + at, n);
+			for (size_t i = 0; i < sizeof(dst); i++)
+				bad += dst[i] != (i >= at && i < at + n ? 0 : 0xa5);
+		}
+	}
+	CHECK(bad == 0, "mem_copy/mem_zero: exactly the bytes asked for", "%d bytes wrong", bad);
+}
+
 static void test_write_read_back(void)
 {
 	const uint64_t size = 16 * MiB;
@@ -2329,6 +2359,7 @@ int main(void)
 	test_open_anonymous();
 	test_huge_pages();
 	test_unwritten_reads_zero();
+	test_copy_in_pieces();
 	test_write_read_back();
 	test_zero_ranges();
 	test_zero_gives_memory_back();
