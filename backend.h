@@ -44,6 +44,14 @@ struct backend_ops {
 	/* Optional: make a range read as zeros (required if discard is). */
 	int (*write_zeroes)(void *data, uint64_t off, uint64_t len);
 	/*
+	 * Optional: a range that will be written before it is read again (a
+	 * zone's RESET: nothing beyond a write pointer is read).  Its memory
+	 * goes back as by discard, but may go back lazily, for the kernel to
+	 * take when it needs it, so that a rewrite soon after finds it in
+	 * place.  Without it, discard.
+	 */
+	int (*forget)(void *data, uint64_t off, uint64_t len);
+	/*
 	 * Optional: make sure a WRITE of [@off, @off + @len) can land without
 	 * allocating anything, before any byte of it is copied.  Called for
 	 * every WRITE before `direct` or `write`; -ENOSPC (or another error)

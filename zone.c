@@ -158,6 +158,14 @@ static int inner_discard(struct zoned *z, uint64_t off, uint64_t len)
 	return z->inner->discard(z->inner_data, off, len);
 }
 
+/* The same for a zone reset: it will be written before it is read. */
+static int inner_forget(struct zoned *z, uint64_t off, uint64_t len)
+{
+	if (z->inner->forget && len)
+		return z->inner->forget(z->inner_data, off, len);
+	return inner_discard(z, off, len);
+}
+
 /* ---- zone resources (res_lock held), as null_blk's ---- */
 
 /*
@@ -379,7 +387,9 @@ out:
 }
 
 /*
- * RESET: the zone becomes EMPTY and its memory is given back.  With
+ * RESET: the zone becomes EMPTY and its memory is given back (lazily,
+ * where the store can: mem_store_forget(); nothing beyond the write
+ * pointer is ever read, so what it held does not matter).  With
  * @skip_empty (RESET_ALL), an EMPTY zone is left as it is.  A failed
  * discard is not the reset's failure: the zone reads as zeros below its
  * write pointer of 0 whatever the store still holds.
@@ -394,7 +404,7 @@ static void zone_reset(struct zoned *z, unsigned zno, bool skip_empty)
 	wp_set(z, zno, 0);
 	set_cond(z, zno, BLK_ZONE_COND_EMPTY);
 	pthread_mutex_unlock(&z->res_lock);
-	(void)inner_discard(z, zone_start(z, zno), z->zone_size);
+	(void)inner_forget(z, zone_start(z, zno), z->zone_size);
 }
 
 /* ---- the backend operations ---- */
