@@ -728,6 +728,32 @@ mount_dev() {
 	echo "$2" >>"$T_TMP/mounts"
 }
 
+# zone_field ZONE FIELD: a field of zone ZONE (counted from 0) of $DEV in
+# blkzone's report ($BLKZONE; zones of $ZONE_SECTORS sectors): start, len, cap, wptr (sectors, from hex; wptr from the zone start)
+# or zcond (its short name).
+zone_field() {
+	"$BLKZONE" report -o $(($1 * ZONE_SECTORS)) -c 1 "$DEV" | awk -v f="$2" '{
+		if (f == "zcond") {
+			if (match($0, /zcond: *[0-9]+\([a-z]+\)/)) {
+				v = substr($0, RSTART, RLENGTH)
+				sub(/.*\(/, "", v)
+				sub(/\)/, "", v)
+				print v
+			}
+			exit
+		}
+		for (i = 1; i <= NF; i++) {
+			k = $i
+			sub(/:$/, "", k)
+			if (k == f) {
+				v = $(i + 1)
+				sub(/,$/, "", v)
+				printf "%d\n", v
+			}
+		}
+	}'
+}
+
 # --- fio -------------------------------------------------------------------
 
 # fio_run NAME [FIO OPTIONS...]: run one fio job against $DEV with libaio and

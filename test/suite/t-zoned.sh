@@ -17,32 +17,6 @@ case " ${UBLK_MEM_ARGS:-} " in *" --copy-mode "*) skip "--zoned chooses its own 
 
 MB=$((1024 * 1024 / 512))	# sectors in a MiB
 
-# zone_field ZONE FIELD: a field of zone ZONE (counted from 0) in blkzone's
-# report: start, len, cap, wptr (sectors, from hex; wptr from the zone start)
-# or zcond (its short name).
-zone_field() {
-	"$BLKZONE" report -o $(($1 * ZONE_SECTORS)) -c 1 "$DEV" | awk -v f="$2" '{
-		if (f == "zcond") {
-			if (match($0, /zcond: *[0-9]+\([a-z]+\)/)) {
-				v = substr($0, RSTART, RLENGTH)
-				sub(/.*\(/, "", v)
-				sub(/\)/, "", v)
-				print v
-			}
-			exit
-		}
-		for (i = 1; i <= NF; i++) {
-			k = $i
-			sub(/:$/, "", k)
-			if (k == f) {
-				v = $(i + 1)
-				sub(/,$/, "", v)
-				printf "%d\n", v
-			}
-		}
-	}'
-}
-
 # zwrite ZONE OFFSET_MIB MIB: write MIB MiB at OFFSET_MIB into zone ZONE, the
 # same MiB of the data file; status of dd.
 zwrite() {

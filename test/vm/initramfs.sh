@@ -64,15 +64,17 @@ ROOT=
 # The packages of a foreign userland; util-linux has blkdiscard and blockdev.
 USERLAND_PKGS="busybox-static fio e2fsprogs util-linux jq dmsetup fdisk btrfs-progs lz4 xfsprogs"
 
-# fetch_userland DIR: unpack USERLAND_PKGS and their dependencies, for
-# DEB_ARCH, into DIR/root (once; DIR/packages lists the .deb files).
-fetch_userland() {
-	local dir=$1 tmp deb suite=$USERLAND_SUITE
-	[ -f "$dir/.done" ] && [ "$(cat "$dir/.done")" = "$USERLAND_PKGS" ] && return 0
-	private_apt "$CACHE/apt/$DEB_ARCH-$suite" "$suite"
+# fetch_packages DIR APT_DIR SUITES PKGS: unpack the packages PKGS and
+# their dependencies, for DEB_ARCH, from the Debian SUITES (space
+# separated; our own apt configuration in APT_DIR, see private_apt), into
+# DIR/root (once; DIR/packages lists the .deb files).
+fetch_packages() {
+	local dir=$1 suites=$3 pkgs=$4 tmp deb
+	[ -f "$dir/.done" ] && [ "$(cat "$dir/.done")" = "$pkgs" ] && return 0
+	private_apt "$2" "$suites"
 	# shellcheck disable=SC2119 # lists no older than a day will do
-	private_index || die "no package lists for $suite ($DEB_ARCH)"
-	log "fetching the $DEB_ARCH userland ($USERLAND_PKGS, from $suite) into $dir"
+	private_index || die "no package lists for $suites ($DEB_ARCH)"
+	log "fetching $DEB_ARCH packages ($pkgs, from $suites) into $dir"
 	mkdir -p "$(dirname "$dir")"
 	tmp=$(mktemp -d "$dir.XXXXXX")
 	chmod 755 "$tmp"
@@ -82,16 +84,17 @@ fetch_userland() {
 	# Our dpkg status is empty: apt fetches the whole dependency closure.
 	# shellcheck disable=SC2086 # one package a word
 	if ! DEBIAN_FRONTEND=noninteractive apt-get "${PAPT[@]}" -o "Dir::Cache::archives=$tmp/debs/" \
-		install --download-only -y -q --no-install-recommends $USERLAND_PKGS >&2; then
+		install --download-only -y -q --no-install-recommends $pkgs >&2; then
 		rm -rf "$tmp"
-		die "cannot fetch the $DEB_ARCH packages $USERLAND_PKGS from $suite"
+		log "cannot fetch the $DEB_ARCH packages $pkgs from $suites"
+		return 1
 	fi
 	for deb in "$tmp"/debs/*.deb; do
 		dpkg-deb -x "$deb" "$tmp/root"
 	done
 	(cd "$tmp/debs" && ls -- *.deb) >"$tmp/packages"
 	rm -rf "$tmp/debs"
-	echo "$USERLAND_PKGS" >"$tmp/.done"
+	echo "$pkgs" >"$tmp/.done"
 	rm -rf "$dir"
 	mv "$tmp" "$dir"
 }
@@ -127,7 +130,9 @@ else
 	USERLAND_SUITE=${UBLK_MEM_USERLAND_SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-}")}
 	[ -n "$USERLAND_SUITE" ] || die "no VERSION_CODENAME in /etc/os-release: set UBLK_MEM_USERLAND_SUITE"
 	USERLAND=$CACHE/userland/$DEB_ARCH-$USERLAND_SUITE
-	(exec 9>"$CACHE/.lock-userland-$DEB_ARCH" && flock 9 && fetch_userland "$USERLAND") ||
+	(exec 9>"$CACHE/.lock-userland-$DEB_ARCH" && flock 9 &&
+		fetch_packages "$USERLAND" "$CACHE/apt/$DEB_ARCH-$USERLAND_SUITE" "$USERLAND_SUITE" \
+			"$USERLAND_PKGS") ||
 		die "no $DEB_ARCH userland"
 	ROOT=$USERLAND/root
 	TOOLS="/bin/busybox /usr/bin/fio /usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck
@@ -136,6 +141,39 @@ else
 	       /usr/bin/lz4 /usr/sbin/mkfs.xfs /usr/sbin/xfs_repair /usr/bin/setpriv"
 fi
 CONFIGS="/etc/mke2fs.conf"
+
+# mkzonefs (zonefs-tools, for t-zoned-zonefs) is in no Debian release
+# before 14: it comes from the suites the kernels come from (kernel.sh),
+# with the C library it was built against, into /opt/zonefs of the base,
+# where /usr/sbin/mkzonefs runs it with that library's own loader. This
+# machine's architecture only; without it the test says it cannot run.
+ZONEFS=
+if [ "$FOREIGN" = 0 ]; then
+	ZONEFS=$CACHE/userland/$DEB_ARCH-zonefs
+	(exec 9>"$CACHE/.lock-zonefs-$DEB_ARCH" && flock 9 &&
+		fetch_packages "$ZONEFS" "$CACHE/apt/$DEB_ARCH" "${UBLK_MEM_SUITES:-sid trixie-backports}" \
+			zonefs-tools) || { log "warning: no zonefs-tools: t-zoned-zonefs cannot run"; ZONEFS=; }
+fi
+
+# put_zonefs STAGE: mkzonefs, its libraries and their loader in
+# /opt/zonefs/lib, and the /usr/sbin/mkzonefs that runs them.
+put_zonefs() {
+	local stage=$1 lib f loader=
+	[ -n "$ZONEFS" ] || return 0
+	mkdir -p "$stage/opt/zonefs/lib"
+	cp -L "$ZONEFS/root/usr/sbin/mkzonefs" "$stage/opt/zonefs/mkzonefs"
+	for lib in $(ROOT=$ZONEFS/root libs_of "$ZONEFS/root/usr/sbin/mkzonefs"); do
+		# A merged-/usr tree: /lib64/ld-linux... is in /usr/lib64.
+		f=$(ROOT=$ZONEFS/root in_root "$lib") || f=$(ROOT=$ZONEFS/root in_root "/usr$lib") ||
+			die "mkzonefs needs $lib, which zonefs-tools' packages lack"
+		cp -L "$f" "$stage/opt/zonefs/lib/${lib##*/}"
+		case $lib in */ld-linux*) loader=/opt/zonefs/lib/${lib##*/} ;; esac
+	done
+	[ -n "$loader" ] || die "mkzonefs names no program interpreter"
+	printf '#!/bin/sh\n# mkzonefs of zonefs-tools, with its own C library (initramfs.sh)\nexec %s --library-path /opt/zonefs/lib /opt/zonefs/mkzonefs "$@"\n' \
+		"$loader" >"$stage/usr/sbin/mkzonefs"
+	chmod 755 "$stage/usr/sbin/mkzonefs"
+}
 
 # elf_machine FILE: the e_machine number of an ELF file ("" for any other).
 elf_machine() {
@@ -253,6 +291,7 @@ build_base() {
 	make_skeleton "$stage"
 	for t in $TOOLS; do put_root_bin "$stage" "$t"; done
 	for t in $CONFIGS; do in_root "$t" >/dev/null && put_root "$stage" "$t"; done
+	put_zonefs "$stage"
 	if [ "$FOREIGN" = 1 ]; then
 		# busybox cannot run here to list its applets: init has it make
 		# their links at boot, and needs /bin/sh for that.
@@ -282,6 +321,7 @@ base_inputs() {
 		t=$(in_root "$t") && stat -L -c '%n %s %Y' "$t"
 	done
 	[ -z "$ROOT" ] || cat "$USERLAND/packages"
+	[ -z "$ZONEFS" ] || cat "$ZONEFS/packages"
 }
 
 # Bases are base-KEY.cpio.gz for this machine's architecture, as they

@@ -47,9 +47,10 @@ set -euo pipefail
 # Modules the VM needs, by name (drivers/block/..., fs/configfs), plus nbd
 # for the benchmark's nbdkit device, dm_mod for device-mapper targets
 # stacked on a ublk device, zram (the compressed RAM disk ublk-mem is
-# measured against), btrfs (a file system for zoned devices) and xfs.
-# Their dependencies come along.
-WANTED="ublk_drv brd loop null_blk configfs nbd dm_mod zram btrfs xfs"
+# measured against), btrfs and zonefs (file systems for zoned devices) and
+# xfs. Their dependencies come along; a kernel without one of them runs
+# without it (the tests needing it say so).
+WANTED="ublk_drv brd loop null_blk configfs nbd dm_mod zram btrfs zonefs xfs"
 # Debian's cloud kernels have ext4 built in, its arm64 and arm64-16k
 # flavours as a module.
 case $KFLAVOUR in cloud-*) ;; *) WANTED="$WANTED ext4" ;; esac
