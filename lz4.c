@@ -44,6 +44,7 @@
  * unaligned move, without the undefined behaviour of a cast pointer.
  */
 #include "lz4.h"
+#include "memory.h"	/* mem_zero(): inline, libc only */
 
 #include <limits.h>
 #include <stdbool.h>
@@ -323,9 +324,9 @@ static u8 *compress_sequences(uint16_t *table, const u8 *base, size_t len,
  * literals.  The table is cleared every time: positions left by a longer
  * input could point past the end of this one, and the reference starts
  * from zeros too.  On hardware that is about 1% of the time a page takes.
- * It is cleared 1 KiB at a time: one memset() of 16 KiB is a `rep stosb`
- * in glibc on x86, which emulators run a byte at a time (under qemu's TCG
- * it took longer than compressing the page; memory.h, MEM_PIECE).
+ * It is cleared with mem_zero(), in pieces: one memset() of 16 KiB is a
+ * `rep stosb` in glibc on x86, which emulators run a byte at a time
+ * (under qemu's TCG it took longer than compressing the page; memory.h).
  */
 size_t lz4_compress(struct lz4_table *t, const void *src, size_t len,
 		    void *dst, size_t cap)
@@ -336,8 +337,7 @@ size_t lz4_compress(struct lz4_table *t, const void *src, size_t len,
 	if (len > LZ4_MAX_INPUT)
 		return 0;
 	if (len >= MIN_INPUT) {
-		for (size_t i = 0; i < sizeof(t->pos); i += 1024)
-			memset((char *)t->pos + i, 0, 1024);
+		mem_zero(t->pos, sizeof(t->pos));
 		op = compress_sequences(t->pos, base, len, op, oend, &anchor);
 		if (!op)
 			return 0;
