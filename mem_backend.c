@@ -869,10 +869,12 @@ static int mem_store_forget(void *data, uint64_t off, uint64_t len)
 	struct mem_store *s = data;
 	uint64_t first = (off + s->unit - 1) / s->unit * s->unit;
 	uint64_t last = (off + len) / s->unit * s->unit;
+	uint64_t size = size_now(s);
 	int ret;
 
-	if (s->fd >= 0 || s->locked || first >= last || off > size_now(s) ||
-	    len > size_now(s) - off)
+	if (off > size || len > size - off)
+		return -EIO;
+	if (s->fd >= 0 || s->locked || first >= last)
 		return mem_store_zero(s, off, len);
 	ret = mem_store_zero(s, off, first - off);
 	if (ret == 0)
