@@ -8,6 +8,10 @@
 #   --kernel KVER       the VM's kernel: lts (default; Debian 12's 6.12),
 #                       newest, a series (7.3) or a version (7.3.4); see
 #                       test/vm/kernel.sh. KVER in the environment works too
+#   --cpu MODEL         the VM's CPU, qemu's -cpu (default: the tests' max);
+#                       max,erms=off,fsrm=off copies as hardware does, in
+#                       proportion (see "Reading the figures" in
+#                       docs/performance.md). VM_CPU in the environment too
 #   --quick             a smoke run: 1 round of 1 s per job
 #   --zoned             the zoned matrix: ublk-mem 256M --zoned --zone-size
 #                       16M (with --ublk-args) against the kernel's zoned
@@ -112,6 +116,7 @@ OUT=
 OUT_MADE=
 MODE=vm
 KERNEL_ASKED=
+CPU_ASKED=
 REPORT_DIRS=
 DOC=
 ZONED=
@@ -407,6 +412,18 @@ queue_attr() {
 	cat "/sys/class/block/${_qa_dev##*/}/queue/$2" 2>/dev/null
 }
 
+# string_ops: the x86 fast string copy flags (erms, fsrm) the CPU offers, or
+# "none"; the kernel copies with rep movsb when they are there.
+string_ops() {
+	awk '/^flags/ {
+		for (i = 3; i <= NF; i++)
+			if ($i == "erms" || $i == "fsrm")
+				s = s (s == "" ? "" : " ") $i
+		exit
+	}
+	END { print (s == "" ? "none" : s) }' /proc/cpuinfo 2>/dev/null
+}
+
 # schedulers: "NAME:SCHEDULER ..." for the active devices (the one in use).
 schedulers() {
 	_sch_all=
@@ -692,6 +709,7 @@ run_matrix() {
 		echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "kernel=$(uname -r)"
 		echo "cpus=$(nproc 2>/dev/null || echo '?')"
+		echo "string_ops=$(string_ops)"
 		echo "mem_mib=$(($(mem_kb MemTotal) / 1024))"
 		echo "fio=$("$FIO" --version 2>/dev/null)"
 		echo "nbdkit=$("${NBDKIT:-nbdkit}" --version 2>/dev/null | head -n 1)"
@@ -778,7 +796,9 @@ bench_awk() {
 where_line() {
 	echo "$(meta machine), kernel $(meta kernel)$(
 		[ -n "$(meta kver)" ] && echo " (KVER=$(meta kver))"
-	), $(meta cpus) CPUs, $(meta mem_mib) MiB"
+	), $(meta cpus) CPUs, $(meta mem_mib) MiB$(
+		[ -n "$(meta string_ops)" ] && echo "; fast string copies the CPU offers: $(meta string_ops)"
+	)"
 }
 
 # b_label: ublk-mem-b's options as its rows show them, with who ran it
@@ -1058,6 +1078,15 @@ tmpfs file it does not map, which VmRSS leaves out.
   the absolute figures are not hardware figures. What carries over is the ratios between devices
   measured in one boot. Compare figures within one run only, never across runs, boots or
   kernels: the same job on the same device may differ by tens of percent from boot to boot.
+- The VM's CPU is qemu's `max` model unless a run says otherwise (`--cpu`, on its Machine line,
+  with the fast string copy flags its kernel saw). That model offers ERMS and FSRM, so the kernel
+  copies data with `rep movsb`, which TCG runs one byte per step where hardware moves a cache line:
+  every copy between user memory and the page cache costs far more than on hardware. A ublk
+  server pays it on every request (the request's data is copied in or out of the server's
+  buffer); brd pays it once; zram only for pages it stores uncompressed, since it decompresses
+  into the request's page with its own loop. `--cpu max,erms=off,fsrm=off` takes the two flags
+  away, and the kernel copies eight bytes a step instead, nearer hardware's proportions; a run
+  made so says it on its Machine line. Compare such runs only with each other.
 - Read a ratio with its range: where the min-max of the rounds holds 1.0, the devices are level
   within what this machine can tell. Under emulation brd's own QD32 speed varies widely from
   round to round and boot to boot, and so does any ratio to it at that depth.
@@ -1497,6 +1526,7 @@ main_vm() {
 	[ -n "${VM_SILENCE:-}" ] && export VM_SILENCE
 	KVER=${KVER:-lts}
 	export KVER
+	[ -n "${VM_CPU:-}" ] && export VM_CPU
 	progress "booting the test VM (KVER=$KVER) for $_mv_runs runs (about $(((_mv_estimate + 59) / 60)) min under TCG)"
 	progress "results: $OUT"
 	host_busy
@@ -1520,7 +1550,7 @@ main_vm() {
 	fi
 	_mv_qemu=$(qemu-system-x86_64 --version 2>/dev/null | head -n 1 | sed 's/.*version \([^ ]*\).*/\1/')
 	{
-		echo "machine=VM (qemu ${_mv_qemu:-?} TCG)"
+		echo "machine=VM (qemu ${_mv_qemu:-?} TCG, -cpu ${VM_CPU:-max})"
 		echo "kver=$KVER"
 		host_lines
 	} >>"$OUT/meta.txt"
@@ -1707,7 +1737,7 @@ while [ $# -gt 0 ]; do
 		_opt=${_opt%%=*}
 		;;
 	--rounds | --runtime | --jobs | --ublk-args | --ublk-args2 | --ublk-bin2 | --ublk-user2 | \
-		--out | --report | --doc | --kernel | --codec-file)
+		--out | --report | --doc | --kernel | --cpu | --codec-file)
 		need_value "$1" "${2:-}"
 		_val=$2
 		shift
@@ -1730,6 +1760,7 @@ while [ $# -gt 0 ]; do
 	--ublk-bin2) UBLK_BIN2=$_val ;;
 	--ublk-user2) UBLK_USER2=$_val ;;
 	--kernel) KVER=$_val KERNEL_ASKED=1 ;;
+	--cpu) VM_CPU=$_val CPU_ASKED=1 ;;
 	--out) OUT=$_val ;;
 	--report)
 		REPORT_DIRS="${REPORT_DIRS:+$REPORT_DIRS
@@ -1795,6 +1826,9 @@ if [ "$MODE" = codec ] && [ -n "$JOBS_ASKED$UBLK_ARGS$UBLK_ARGS2$KERNEL_ASKED" ]
 fi
 if [ -n "$KERNEL_ASKED" ] && [ "$MODE" != vm ]; then
 	die "--kernel picks the test VM's kernel; with --host the benchmark runs on this machine's"
+fi
+if [ -n "$CPU_ASKED" ] && [ "$MODE" != vm ]; then
+	die "--cpu picks the test VM's CPU; with --host the benchmark runs on this machine's"
 fi
 if [ -n "$DOC" ] && [ "$MODE" != report ]; then
 	die "--doc writes the document from earlier runs: give them with --report DIR"

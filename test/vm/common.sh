@@ -26,7 +26,7 @@ x86_64 | amd64 | x86)
 	TRIPLET=x86_64-linux-gnu
 	QEMU_SYSTEM=qemu-system-x86_64
 	QEMU_PKG=qemu-system-x86
-	QEMU_MACHINE=(-cpu max)
+	QEMU_MACHINE=(-cpu "${VM_CPU:-max}")
 	CONSOLE=ttyS0
 	ELF_MACHINE=62
 	DEFAULT_KFLAVOUR=cloud-amd64
@@ -43,7 +43,7 @@ arm64 | aarch64)
 	# pauth-impdef: pointer authentication with the CPU's own cheap
 	# algorithm instead of QARMA, which costs TCG much of its speed.
 	# shellcheck disable=SC2054 # commas belong to qemu options
-	QEMU_MACHINE=(-M virt -cpu max,pauth-impdef=on)
+	QEMU_MACHINE=(-M virt -cpu "${VM_CPU:-max,pauth-impdef=on}")
 	CONSOLE=ttyAMA0
 	ELF_MACHINE=183
 	DEFAULT_KFLAVOUR=arm64

@@ -23,6 +23,7 @@
 #                   killed as hung (default 420; arm64 600)
 #   VM_MEM, VM_SMP  guest memory in MiB (2048) and CPUs (2)
 #   VM_APPEND       more kernel parameters
+#   VM_CPU          qemu's -cpu (default max; on arm64 max,pauth-impdef=on)
 #   UBLK_MEM_GUEST  name of the server binary in the guest's /usr/local/bin
 #                   (default ublk-mem; see UBLK_MEM_EXTRA in initramfs.sh)
 #   UBLK_MEM_ARGS   options the tests add to every server they start
