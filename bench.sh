@@ -1079,14 +1079,14 @@ tmpfs file it does not map, which VmRSS leaves out.
   measured in one boot. Compare figures within one run only, never across runs, boots or
   kernels: the same job on the same device may differ by tens of percent from boot to boot.
 - The VM's CPU is qemu's `max` model unless a run says otherwise (`--cpu`, on its Machine line,
-  with the fast string copy flags its kernel saw). That model offers ERMS and FSRM, so the kernel
-  copies data with `rep movsb`, which TCG runs one byte per step where hardware moves a cache line:
-  every copy between user memory and the page cache costs far more than on hardware. A ublk
-  server pays it on every request (the request's data is copied in or out of the server's
-  buffer); brd pays it once; zram only for pages it stores uncompressed, since it decompresses
-  into the request's page with its own loop. `--cpu max,erms=off,fsrm=off` takes the two flags
-  away, and the kernel copies eight bytes a step instead, nearer hardware's proportions; a run
-  made so says it on its Machine line. Compare such runs only with each other.
+  with the fast string copy flags its kernel saw). That model offers ERMS, so the guest kernel
+  copies with `rep movsb` in places, and TCG runs that one byte per step where hardware moves a
+  cache line at a time. How much a run pays depends on the kernel paths its devices take. On
+  7.3.4 at 4 KiB random reads QD32, taking the flags away (`--cpu max,erms=off,fsrm=off`, or
+  only the kernel's with `clearcpuid=erms,fsrm`) raised ublk-mem `--compress` by about 40% and
+  cut its server's CPU per read from 18-20 to 12-14 µs, while plain ublk-mem did not move and
+  brd's and zram's changes (-6% to +22%) stayed within their spread from boot to boot: a kernel
+  path the compressed server takes and the plain one does not pays it. Runs on either model are shown; compare runs only with runs on the same model.
 - Read a ratio with its range: where the min-max of the rounds holds 1.0, the devices are level
   within what this machine can tell. Under emulation brd's own QD32 speed varies widely from
   round to round and boot to boot, and so does any ratio to it at that depth.
