@@ -378,16 +378,18 @@ static inline const u8 *get_length(const u8 *ip, const u8 *iend, size_t *len,
 }
 
 /*
- * Copy lit literals from ip to op.  With 16 bytes to spare past them in
- * both buffers, copy 16 at a time (what is written past op + lit is
- * overwritten by the next sequence); else exactly.
+ * Copy lit literals from ip to op.  A short run, with 16 bytes to spare
+ * past it in both buffers, is copied 16 at a time (what is written past
+ * op + lit is overwritten by the next sequence); a long run (64 bytes or
+ * more), or one without room past it, exactly, by memcpy(), whose wide
+ * loop costs fewer steps for a long run.
  */
 static inline void copy_literals(u8 *op, const u8 *ip, size_t lit,
 				 size_t in_room, size_t out_room)
 {
 	u8 *end = op + lit;
 
-	if (in_room < lit + 16 || out_room < lit + 16) {
+	if (lit >= 64 || in_room < lit + 16 || out_room < lit + 16) {
 		memcpy(op, ip, lit);
 		return;
 	}
@@ -400,7 +402,9 @@ static inline void copy_literals(u8 *op, const u8 *ip, size_t lit,
 
 /*
  * Copy a match of ml bytes from off bytes back, with room for 16 bytes
- * past its end.  Each chunk reads only bytes written before it: with off
+ * past its end.  A long match (64 bytes or more) that does not overlap
+ * what it copies (off >= ml) is one memcpy(), as a long literal run is.
+ * Else each chunk reads only bytes written before it: with off
  * >= 16 in 16 byte chunks, with off >= 8 in 8 byte chunks.  A shorter
  * offset repeats a pattern of off bytes; after its first 8 bytes are
  * copied one at a time, any multiple of off that is >= 8 is a distance
@@ -413,6 +417,10 @@ static inline void copy_match_wild(u8 *op, size_t off, size_t ml)
 	const u8 *m = op - off;
 	u8 *end = op + ml;
 
+	if (off >= ml && ml >= 64) {
+		memcpy(op, m, ml);
+		return;
+	}
 	if (off >= 16) {
 		do {
 			memcpy(op, m, 16);
