@@ -212,9 +212,14 @@ test/suite/swap_check: test/suite/swap_check.c
 
 test test-host: $(TEST_HELPERS)
 
+# What a 4 KiB copy costs the VM's CPU with each kernel copy instruction:
+# bench.sh runs it in its VM and prints the result next to its figures.
+bench/copy_cost: bench/copy_cost.c .build-id
+	$(CC) $(CFLAGS) -static -o $@ bench/copy_cost.c
+
 clean: clean-helpers
 clean-helpers:
-	rm -f $(TEST_HELPERS)
+	rm -f $(TEST_HELPERS) bench/copy_cost
 
 # ---- arm64 ----
 # .build-id: what the last build of ublk-mem used; rewritten, and so

@@ -19,7 +19,8 @@
 # there (bench.sh --codec), has lz4.c's line and the reference's for each
 # block size, with speeds and lz4.c's over the reference's; a directory of
 # the codec benchmark alone (matrix=codec) has codec.txt, meta.txt and
-# summary.md only.
+# summary.md only. A VM run's meta.txt names the CPU model, and on x86 what
+# a 4 KiB copy took with rep movsb and with rep movsq.
 # On a host run (bench.sh --host) devices listed as skipped in meta.txt may
 # be missing; in the VM nothing may be skipped.
 #
@@ -148,6 +149,17 @@ SKIPPED=$(meta skipped)
 case $(meta machine) in
 VM*) [ -z "$SKIPPED" ] || bad "devices were skipped in the VM: $SKIPPED" ;;
 '') bad "meta.txt: no machine line" ;;
+esac
+# A VM run names the CPU model it booted; an x86 one (its kernel's CPU has
+# string_ops) measured what a 4 KiB copy costs it (bench/copy_cost).
+case $(meta machine) in
+VM*)
+	case $(meta machine) in *"-cpu "*) ;; *) bad "meta.txt: the machine line names no CPU model" ;; esac
+	if [ -n "$(meta string_ops)" ] &&
+		! meta copy_4k | grep -Eq '^rep_movsb_us=[0-9]+\.[0-9]+ rep_movsq_us=[0-9]+\.[0-9]+$'; then
+		bad "meta.txt: copy_4k is '$(meta copy_4k)', not bench/copy_cost's two copy times"
+	fi
+	;;
 esac
 
 # A second setting compared (bench.sh --ublk-args2) adds ublk-mem-b.

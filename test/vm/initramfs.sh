@@ -368,10 +368,14 @@ if [ -d "$helpers" ]; then
 fi
 [ -f "$REPO/bench.sh" ] && cp "$REPO/bench.sh" "$stage/bench.sh"
 # bench.sh's awk programs and device set-up, found next to it (not the
-# codec benchmark's source or binary).
+# codec benchmark's source or binary), and copy_cost when it was built for
+# the guest.
 if [ -d "$REPO/bench" ]; then
 	mkdir -p "$stage/bench"
 	find "$REPO/bench" -maxdepth 1 -type f \( -name '*.awk' -o -name '*.sh' \) -exec cp {} "$stage/bench/" \;
+	if [ -f "$REPO/bench/copy_cost" ] && [ "$(elf_machine "$REPO/bench/copy_cost")" = "$ELF_MACHINE" ]; then
+		put_bin "$stage" "$REPO/bench/copy_cost" /bench/copy_cost
+	fi
 fi
 [ -f "$REPO/README.md" ] && cp "$REPO/README.md" "$stage/README.md"
 [ -d "$REPO/dist" ] && cp -a "$REPO/dist" "$stage/dist"

@@ -120,6 +120,8 @@ uptime_s() {
 boot() {
 	log "console log: $LOG"
 	log "booting $KVERSION: $APPEND"
+	# The machine, for bench.sh's reports: "vm.sh: machine: qemu 7.2.22 TCG, -cpu max".
+	log "machine: qemu $("$QEMU_SYSTEM" --version | sed -n '1s/.*version \([^ ]*\).*/\1/p') TCG, ${QEMU_MACHINE[*]}"
 	: >"$LOG"
 	"${QEMU[@]}" -monitor none -serial "file:$LOG" </dev/null &
 	QEMU_PID=$!
