@@ -1104,17 +1104,17 @@ tmpfs file it does not map, which VmRSS leaves out.
   measured in one boot. Compare figures within one run only, never across runs, boots or
   kernels: the same job on the same device may differ by tens of percent from boot to boot.
 - The VM's CPU is qemu's `max` model unless a run says otherwise (`--cpu`, on its Machine line).
-  That model offers ERMS and FSRM, so the guest kernel copies with `rep movsb`, which TCG runs one
-  byte per step. The Machine line gives the flags the guest kernel saw and what a 4 KiB copy took
-  in that VM with `rep movsb` and with `rep movsq` (`bench/copy_cost`; 6.7 and 0.9 µs in a 7.3.4
-  VM here, 0.02 µs each on the host). The kernel copies every ublk request's data once, between
+  That model offers ERMS, so the guest kernel copies with `rep movsb`, which TCG runs one byte
+  per step. The Machine line gives the flags the guest kernel saw and what a 4 KiB copy took in
+  that VM with `rep movsb` and with `rep movsq` (`bench/copy_cost`; 6.6-6.7 and 0.9 µs in the
+  VMs here, 0.02 µs each on the host). The kernel copies every ublk request's data once, between
   the server's memory and the request's pages, in every copy mode; zram decompresses straight
-  into the request's page and copies nothing. Where the server's queue thread is busy all the
+  into the request's page, with no such copy. Where the server's queue thread is busy all the
   time the copy's cost comes off its speed: on 7.3.4 at 4 KiB random reads QD32, taking the flags
   away (`--cpu max,erms=off,fsrm=off`, or only the kernel's with `clearcpuid=erms,fsrm`) raised
-  ublk-mem `--compress`, whose queue thread decodes besides, by about 40% and cut its CPU per read
-  by about 6 µs, what the two copies differ by; plain ublk-mem, whose queue thread is not what
-  limits it at that depth, did not move. Compare runs only with runs on the same model.
+  ublk-mem `--compress`, whose queue thread decodes besides, by 35-65% and cut its CPU per read
+  by 6-8 µs, most of it the 5.8 µs the two copies differ by; plain ublk-mem, whose queue thread
+  is not what limits it at that depth, did not move. Compare runs only with runs on the same model.
 - Read a ratio with its range: where the min-max of the rounds holds 1.0, the devices are level
   within what this machine can tell. Under emulation brd's own QD32 speed varies widely from
   round to round and boot to boot, and so does any ratio to it at that depth.
