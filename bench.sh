@@ -823,7 +823,7 @@ copy_4k_words() {
 		if (("rep_movsb_us" in us) && ("rep_movsq_us" in us))
 			printf "; a 4 KiB copy took %.1f µs with rep movsb, %.1f µs with rep movsq", \
 				us["rep_movsb_us"], us["rep_movsq_us"]
-	}' 
+	}'
 }
 
 # b_label: ublk-mem-b's options as its rows show them, with who ran it

@@ -146,20 +146,19 @@ ROUNDS=$(meta rounds)
 case $ROUNDS in '' | *[!0-9]*) bad "meta.txt: rounds is '$ROUNDS', not a number"; ROUNDS=1 ;; esac
 [ "$(meta failures)" = 0 ] || bad "meta.txt: $(meta failures) runs failed"
 SKIPPED=$(meta skipped)
-case $(meta machine) in
-VM*) [ -z "$SKIPPED" ] || bad "devices were skipped in the VM: $SKIPPED" ;;
-'') bad "meta.txt: no machine line" ;;
-esac
-# A VM run names the CPU model it booted; an x86 one (its kernel's CPU has
-# string_ops) measured what a 4 KiB copy costs it (bench/copy_cost).
+# A VM run skips no device and names the CPU model it booted; an x86 one
+# (its kernel's CPU has string_ops) measured what a 4 KiB copy costs it
+# (bench/copy_cost).
 case $(meta machine) in
 VM*)
+	[ -z "$SKIPPED" ] || bad "devices were skipped in the VM: $SKIPPED"
 	case $(meta machine) in *"-cpu "*) ;; *) bad "meta.txt: the machine line names no CPU model" ;; esac
 	if [ -n "$(meta string_ops)" ] &&
 		! meta copy_4k | grep -Eq '^rep_movsb_us=[0-9]+\.[0-9]+ rep_movsq_us=[0-9]+\.[0-9]+$'; then
 		bad "meta.txt: copy_4k is '$(meta copy_4k)', not bench/copy_cost's two copy times"
 	fi
 	;;
+'') bad "meta.txt: no machine line" ;;
 esac
 
 # A second setting compared (bench.sh --ublk-args2) adds ublk-mem-b.
