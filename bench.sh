@@ -58,6 +58,10 @@
 #                       build, say: the same options, two builds compared
 #                       in the same boot); without --ublk-args2 it gets
 #                       "-q 1", the default
+#   --ublk-plain2       with --compress: ublk-mem-b stores its data
+#                       uncompressed (--ublk-args2 without the --compress
+#                       the matrix adds; "-q 1" without it): what
+#                       compressing costs, in the same boot
 #   --out DIR           results directory (default results/bench-DATE-TIME)
 #   --report DIR        only redo the table and chart of an earlier run; may
 #                       be given for several runs
@@ -112,6 +116,7 @@ UBLK_ARGS=
 UBLK_ARGS2=
 UBLK_BIN2=
 UBLK_USER2=
+UBLK_PLAIN2=
 JOBS_ASKED=
 OUT=
 OUT_MADE=
@@ -522,6 +527,8 @@ jobs_of_set() {
 # comp_row NAME SET ROUND: add device NAME's compression after data set
 # SET to compress.csv, as its statistics tell it.
 comp_row() {
+	# An uncompressed ublk-mem-b (--ublk-plain2) has no compression to tell.
+	[ "$1" = ublk-mem-b ] && [ -n "$UBLK_PLAIN2" ] && return 0
 	# shellcheck disable=SC2046 # five numbers
 	set -- "$1" "$2" "$3" $(comp_stats "$1")
 	if [ $# -ne 8 ]; then
@@ -657,7 +664,7 @@ run_matrix() {
 	# A compressed matrix's servers compress, and the file system fits.
 	if [ "$MATRIX" = compress ]; then
 		UBLK_ARGS="--compress${UBLK_ARGS:+ $UBLK_ARGS}"
-		[ -n "$UBLK_ARGS2" ] && UBLK_ARGS2="--compress $UBLK_ARGS2"
+		[ -n "$UBLK_ARGS2" ] && [ -z "$UBLK_PLAIN2" ] && UBLK_ARGS2="--compress $UBLK_ARGS2"
 		[ -n "$MKFS_EXT4" ] || die "no mkfs.ext4 (e2fsprogs) for the ext4 data set"
 		[ -n "$BLKDISCARD" ] || die "no blkdiscard (util-linux) to empty the devices between data sets"
 		[ -d "$EXT4_DATA" ] || die "EXT4_DATA: $EXT4_DATA is no directory"
@@ -731,6 +738,7 @@ run_matrix() {
 		echo "ublk_args=$UBLK_ARGS"
 		echo "ublk_args2=$UBLK_ARGS2"
 		[ -n "$UBLK_USER2" ] && echo "user2=$UBLK_USER2"
+		[ -n "$UBLK_PLAIN2" ] && echo "plain2=1"
 		[ -n "$UBLK_BIN2" ] &&
 			echo "server2=$("$UBLK_BIN2" -V 2>/dev/null | head -n 1), sha256 $(sha256sum <"$UBLK_BIN2" | cut -c1-12)"
 		echo "jobs=$JOBS"
@@ -827,9 +835,11 @@ copy_4k_words() {
 }
 
 # b_label: ublk-mem-b's options as its rows show them, with who ran it
-# (--ublk-user2) or that it was another build (--ublk-bin2).
+# (--ublk-user2), that it was another build (--ublk-bin2) or that it stored
+# its data uncompressed in the compressed matrix (--ublk-plain2).
 b_label() {
 	_bl=$(meta ublk_args2)
+	[ -n "$(meta plain2)" ] && _bl="$_bl, uncompressed"
 	[ -n "$(meta user2)" ] && _bl="$_bl, as uid $(meta user2)"
 	[ -n "$(meta server2)" ] && _bl="$_bl, build B"
 	echo "$_bl"
@@ -951,7 +961,9 @@ report() {
 	_rep_second=
 	if [ -n "$_rep_args2" ]; then
 		_rep_second="; second server (ublk-mem-b, B in the chart):"
-		_rep_second="$_rep_second \`ublk-mem $(meta size_mb)M $_rep_args2\`, measured right after the first"
+		_rep_second="$_rep_second \`ublk-mem $(meta size_mb)M $_rep_args2\`"
+		[ -n "$(meta plain2)" ] && _rep_second="$_rep_second (uncompressed)"
+		_rep_second="$_rep_second, measured right after the first"
 	fi
 	_rep_what="$(meta size_mb) MiB devices"
 	_rep_fio="libaio O_DIRECT"
@@ -1212,7 +1224,9 @@ Both devices are @SIZE@ MiB and keep each 4 KiB page LZ4-compressed, a page of o
 word as that word:
 
 - **ublk-mem**: `ublk-mem @SIZE@M --compress` with the run's options (`--ublk-args`); with
-  `--ublk-args2`, ublk-mem-b as above.
+  `--ublk-args2`, ublk-mem-b as above. With `--ublk-plain2` ublk-mem-b stores its data as it
+  is, not compressed: what compressing costs the same server in the same boot (it has no
+  compression to report, so no row in the compression table).
 - **@REF@**, the device the ratios are to: the zram module loaded with num_devices=1,
   comp_algorithm lz4 (set before disksize, which fixes it), disksize @SIZE@M, other settings
   default. Each run's section lists the algorithms its kernel offered.
@@ -1298,6 +1312,7 @@ doc_command() {
 	[ -n "$(meta ublk_args2)" ] && _dc="$_dc --ublk-args2 \"$(meta ublk_args2)\""
 	[ -n "$(meta server2)" ] && _dc="$_dc --ublk-bin2 PATH"
 	[ -n "$(meta user2)" ] && _dc="$_dc --ublk-user2 $(meta user2)"
+	[ -n "$(meta plain2)" ] && _dc="$_dc --ublk-plain2"
 	echo "\`$_dc\` (equivalent; this run did not record its command)"
 }
 
@@ -1317,7 +1332,8 @@ doc_run() {
 	[ -n "$(meta host)" ] && echo "- Host: $(meta host)."
 	if [ -n "$_dr_args2" ]; then
 		echo "- Servers: A, \`ublk-mem $(meta size_mb)M${_dr_args:+ $_dr_args}\`, and B (ublk-mem-b)," \
-			"\`ublk-mem $(meta size_mb)M $_dr_args2\`, measured right after A on every job."
+			"\`ublk-mem $(meta size_mb)M $_dr_args2\`$([ -n "$(meta plain2)" ] && echo ', uncompressed')," \
+			"measured right after A on every job."
 	else
 		echo "- Server: \`ublk-mem $(meta size_mb)M${_dr_args:+ $_dr_args}\`."
 	fi
@@ -1534,6 +1550,7 @@ main_vm() {
 		_mv_args="$_mv_args --ublk-bin2=/usr/local/bin/ublk-mem-b"
 	fi
 	[ -n "$UBLK_USER2" ] && _mv_args="$_mv_args --ublk-user2=$UBLK_USER2"
+	[ -n "$UBLK_PLAIN2" ] && _mv_args="$_mv_args --ublk-plain2"
 	# Allow the VM the run's length, twice over, and at least vm.sh's default.
 	# Under TCG each fio run costs about 2 s besides its runtime.
 	_mv_runs=0
@@ -1779,6 +1796,7 @@ while [ $# -gt 0 ]; do
 		;;
 	--zoned) ZONED=1 ;;
 	--compress) COMPRESS=1 ;;
+	--ublk-plain2) UBLK_PLAIN2=1 ;;
 	--codec) CODEC=1 ;;
 	--codec-file) CODEC_FILE=$_val ;;
 	--rounds) ROUNDS=$_val ;;
@@ -1824,6 +1842,11 @@ fi
 if [ -n "$UBLK_BIN2" ]; then
 	{ [ -f "$UBLK_BIN2" ] && [ -x "$UBLK_BIN2" ]; } || die "--ublk-bin2: $UBLK_BIN2 is no program"
 	[ "$MODE" = report ] && die "--ublk-bin2 is for a run; --report finds it in meta.txt"
+	[ -n "$UBLK_ARGS2" ] || UBLK_ARGS2="-q 1"
+fi
+if [ -n "$UBLK_PLAIN2" ]; then
+	[ -n "$COMPRESS" ] || die "--ublk-plain2 is for the compressed matrix (--compress)"
+	[ "$MODE" = report ] && die "--ublk-plain2 is for a run; --report finds it in meta.txt"
 	[ -n "$UBLK_ARGS2" ] || UBLK_ARGS2="-q 1"
 fi
 
