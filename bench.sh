@@ -845,6 +845,12 @@ b_label() {
 	echo "$_bl"
 }
 
+# b_server: ublk-mem-b's command line, as reports name the second server,
+# and that it stored its data uncompressed (--ublk-plain2).
+b_server() {
+	echo "\`ublk-mem $(meta size_mb)M $(meta ublk_args2)\`$([ -n "$(meta plain2)" ] && echo ', uncompressed')"
+}
+
 # summary_table: the Markdown table of $OUT/summary.csv.
 summary_table() {
 	bench_awk table -v ref="$REF" -v labels="$(job_labels)" -v args1="$(meta ublk_args)" \
@@ -960,10 +966,7 @@ report() {
 	_rep_args2=$(meta ublk_args2)
 	_rep_second=
 	if [ -n "$_rep_args2" ]; then
-		_rep_second="; second server (ublk-mem-b, B in the chart):"
-		_rep_second="$_rep_second \`ublk-mem $(meta size_mb)M $_rep_args2\`"
-		[ -n "$(meta plain2)" ] && _rep_second="$_rep_second (uncompressed)"
-		_rep_second="$_rep_second, measured right after the first"
+		_rep_second="; second server (ublk-mem-b, B in the chart): $(b_server), measured right after the first"
 	fi
 	_rep_what="$(meta size_mb) MiB devices"
 	_rep_fio="libaio O_DIRECT"
@@ -1332,8 +1335,7 @@ doc_run() {
 	[ -n "$(meta host)" ] && echo "- Host: $(meta host)."
 	if [ -n "$_dr_args2" ]; then
 		echo "- Servers: A, \`ublk-mem $(meta size_mb)M${_dr_args:+ $_dr_args}\`, and B (ublk-mem-b)," \
-			"\`ublk-mem $(meta size_mb)M $_dr_args2\`$([ -n "$(meta plain2)" ] && echo ', uncompressed')," \
-			"measured right after A on every job."
+			"$(b_server), measured right after A on every job."
 	else
 		echo "- Server: \`ublk-mem $(meta size_mb)M${_dr_args:+ $_dr_args}\`."
 	fi
@@ -1837,17 +1839,19 @@ UBLK_ARGS2=$(printf '%s\n' "$UBLK_ARGS2" | tr ',' ' ')
 if [ -n "$UBLK_USER2" ]; then
 	{ is_uint "$UBLK_USER2" && [ "$UBLK_USER2" -gt 0 ]; } || die "--ublk-user2 takes a uid other than 0, not '$UBLK_USER2'"
 	[ "$MODE" = report ] && die "--ublk-user2 is for a run; --report finds it in meta.txt"
-	[ -n "$UBLK_ARGS2" ] || UBLK_ARGS2="-q 1"
 fi
 if [ -n "$UBLK_BIN2" ]; then
 	{ [ -f "$UBLK_BIN2" ] && [ -x "$UBLK_BIN2" ]; } || die "--ublk-bin2: $UBLK_BIN2 is no program"
 	[ "$MODE" = report ] && die "--ublk-bin2 is for a run; --report finds it in meta.txt"
-	[ -n "$UBLK_ARGS2" ] || UBLK_ARGS2="-q 1"
 fi
 if [ -n "$UBLK_PLAIN2" ]; then
 	[ -n "$COMPRESS" ] || die "--ublk-plain2 is for the compressed matrix (--compress)"
 	[ "$MODE" = report ] && die "--ublk-plain2 is for a run; --report finds it in meta.txt"
-	[ -n "$UBLK_ARGS2" ] || UBLK_ARGS2="-q 1"
+fi
+# A second server asked for by who runs it, what it runs or how it stores
+# data alone has the default options.
+if [ -n "$UBLK_USER2$UBLK_BIN2$UBLK_PLAIN2" ] && [ -z "$UBLK_ARGS2" ]; then
+	UBLK_ARGS2="-q 1"
 fi
 
 [ -n "$ZONED" ] && [ -n "$COMPRESS" ] && die "--zoned and --compress are two matrices: one run each"
